@@ -1,0 +1,113 @@
+//! `culturetune score`: score human survey responses.
+
+use super::format::{cell, dim_header, dim_row};
+use anyhow::{Context, Result};
+use culturetune::dimension::Dimension;
+use culturetune::regions::RegionTable;
+use culturetune::responses::Responses;
+use culturetune::scoring::{indices, Loss};
+use culturetune::survey::Survey;
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Options of `culturetune score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Survey definition: a built-in id (vsm13, vsm13-alt) or a path to a survey TOML file.
+    #[arg(long, default_value = "vsm13", value_name = "ID|FILE")]
+    survey: String,
+    /// Responses CSV: one row per respondent, one column per item id with codes 1..5.
+    #[arg(long, value_name = "CSV")]
+    responses: PathBuf,
+    /// Region (code or name) whose published scores to compare with.
+    #[arg(long, value_name = "CODE")]
+    region: Option<String>,
+    /// Index constants: `zero`, `survey` (the survey file's [constants], else zero), or
+    /// given values such as `PDI=20,IDV=10` (unlisted dimensions are 0).
+    #[arg(long, default_value = "survey", value_name = "POLICY")]
+    constants: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Scores the responses file.
+pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
+    let survey = Survey::from_id_or_path(&args.survey).context("loading the survey")?;
+    let constants = super::constants::parse(&args.constants, &survey)?;
+    let responses = Responses::from_path(&args.responses, &survey)?;
+    let region = args.region.as_deref().map(|q| table.find(q)).transpose()?;
+    let scores = indices(&survey, &responses.item_means, &constants)?;
+    let loss = region.and_then(|r| Loss::between(&scores, &r.scores));
+
+    if args.json {
+        let item_means: serde_json::Map<String, serde_json::Value> = survey
+            .items
+            .iter()
+            .zip(&responses.item_means)
+            .map(|(i, m)| (i.id.clone(), json!(m)))
+            .collect();
+        let report = json!({
+            "survey": survey.id,
+            "responses": args.responses,
+            "respondents": responses.respondents,
+            "item_means": item_means,
+            "constants": constants,
+            "indices": scores,
+            "region": region,
+            "loss": loss,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+
+    writeln!(
+        out,
+        "survey {} ({} items), {} respondents from {}",
+        survey.id,
+        survey.items.len(),
+        responses.respondents,
+        args.responses.display()
+    )?;
+    writeln!(out, "constants: {}", constants.describe())?;
+    writeln!(out)?;
+    writeln!(out, "{:<10}{}", "", dim_header(8))?;
+    writeln!(out, "{:<10}{}", "index", dim_row(&scores, 8))?;
+    if let Some(r) = region {
+        writeln!(out, "{:<10}{}", r.code, dim_row(&r.scores, 8))?;
+        match &loss {
+            Some(l) => {
+                writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, 8))?;
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "loss vs {} ({}): L1 = {} over {} of 6 dimensions (mean {})",
+                    r.code,
+                    r.name,
+                    cell(Some(l.l1)),
+                    l.dims_used,
+                    cell(Some(l.mean))
+                )?;
+            }
+            None => writeln!(
+                out,
+                "{} has no published score on the dimensions this survey defines",
+                r.code
+            )?,
+        }
+    }
+    let undefined: Vec<_> = Dimension::ALL
+        .iter()
+        .filter(|d| scores.get(**d).is_none())
+        .map(|d| d.code())
+        .collect();
+    if !undefined.is_empty() {
+        writeln!(
+            out,
+            "survey defines no formula for: {}",
+            undefined.join(", ")
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! culturetune: align a local LLM with a region's culture.
+//!
+//! The library holds everything that is not GUI: the VSM 2013 survey model and scoring
+//! ([`survey`], [`scoring`], [`responses`]), the published targets ([`regions`]) and the
+//! dimension types ([`dimension`]). See `docs/ARCHITECTURE.md` for the code map and invariants.
+
+pub mod dimension;
+pub mod regions;
+pub mod responses;
+pub mod scoring;
+pub mod survey;

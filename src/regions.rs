@@ -1,0 +1,180 @@
+//! Regions and their published Hofstede scores: loading the targets CSV and looking regions up.
+
+use crate::dimension::{DimScores, Dimension};
+use serde::Serialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The published 6-D table shipped with culturetune (`surveys/hofstede-6d-2015.csv`).
+pub const BUILTIN_TARGETS_CSV: &str = include_str!("../surveys/hofstede-6d-2015.csv");
+
+/// A country or region with its published scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Region {
+    /// Short code, e.g. `USA`.
+    pub code: String,
+    /// Name as published, e.g. `U.S.A.`.
+    pub name: String,
+    /// Published scores; absent where none was published.
+    pub scores: DimScores,
+}
+
+/// Why the targets table could not be loaded or a region not found.
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    /// The targets file could not be read.
+    #[error("cannot read targets file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The targets CSV is malformed.
+    #[error("{origin}: line {line}: {message}")]
+    Format {
+        /// The file.
+        origin: String,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// No region matches the query.
+    #[error("unknown region {query:?}; closest matches: {}", suggestions.join(", "))]
+    Unknown {
+        /// What the user asked for.
+        query: String,
+        /// `CODE (Name)` of the closest regions, best first.
+        suggestions: Vec<String>,
+    },
+}
+
+/// All regions of a targets table, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionTable {
+    regions: Vec<Region>,
+}
+
+const COLUMNS: [&str; 8] = ["country", "code", "pdi", "idv", "mas", "uai", "lto", "ivr"];
+
+impl RegionTable {
+    /// The table shipped inside the binary.
+    pub fn builtin() -> RegionTable {
+        RegionTable::from_reader(
+            BUILTIN_TARGETS_CSV.as_bytes(),
+            "builtin:hofstede-6d-2015.csv",
+        )
+        .expect("the shipped targets table is valid (checked by tests)")
+    }
+
+    /// Loads a targets CSV with columns `country,code,pdi,idv,mas,uai,lto,ivr`.
+    pub fn from_path(path: &Path) -> Result<RegionTable, RegionError> {
+        let f = std::fs::File::open(path).map_err(|source| RegionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        RegionTable::from_reader(f, &path.display().to_string())
+    }
+
+    /// Parses a targets CSV; `origin` names it in error messages.
+    pub fn from_reader(reader: impl Read, origin: &str) -> Result<RegionTable, RegionError> {
+        let fmt = |line: u64, message: String| RegionError::Format {
+            origin: origin.to_string(),
+            line,
+            message,
+        };
+        let mut csv = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let header = csv.headers().map_err(|e| fmt(1, e.to_string()))?.clone();
+        let got: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+        if got != COLUMNS {
+            return Err(fmt(
+                1,
+                format!(
+                    "header is {:?}; expected {}",
+                    header.iter().collect::<Vec<_>>().join(","),
+                    COLUMNS.join(",")
+                ),
+            ));
+        }
+        let mut regions: Vec<Region> = Vec::new();
+        for rec in csv.records() {
+            let rec = rec.map_err(|e| fmt(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+            let line = rec.position().map_or(0, |p| p.line());
+            let name = rec[0].to_string();
+            let code = rec[1].to_ascii_uppercase();
+            if name.is_empty() || code.is_empty() {
+                return Err(fmt(line, "country and code must not be empty".into()));
+            }
+            if let Some(prev) = regions.iter().find(|r| r.code == code) {
+                return Err(fmt(
+                    line,
+                    format!("code {code} is used twice (also by {:?})", prev.name),
+                ));
+            }
+            let mut scores = DimScores::default();
+            for (i, d) in Dimension::ALL.into_iter().enumerate() {
+                let cell = &rec[i + 2];
+                if cell.is_empty() {
+                    continue;
+                }
+                let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                    fmt(
+                        line,
+                        format!("column {}: {cell:?} is not a number (leave the cell empty when no score is published)", COLUMNS[i + 2]),
+                    )
+                })?;
+                scores.set(d, Some(v));
+            }
+            regions.push(Region { code, name, scores });
+        }
+        if regions.is_empty() {
+            return Err(fmt(1, "no regions; expected at least one data row".into()));
+        }
+        Ok(RegionTable { regions })
+    }
+
+    /// All regions, in file order.
+    pub fn all(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Finds a region by code or name, ignoring case and surrounding spaces.
+    /// An unknown query gives [`RegionError::Unknown`] with the closest matches.
+    pub fn find(&self, query: &str) -> Result<&Region, RegionError> {
+        let q = query.trim();
+        self.regions
+            .iter()
+            .find(|r| r.code.eq_ignore_ascii_case(q) || r.name.eq_ignore_ascii_case(q))
+            .ok_or_else(|| RegionError::Unknown {
+                query: query.to_string(),
+                suggestions: self.closest(q, 5),
+            })
+    }
+
+    /// The `n` regions whose code or name is closest to `query`, as `CODE (Name)`.
+    fn closest(&self, query: &str, n: usize) -> Vec<String> {
+        let q = query.to_lowercase();
+        let mut scored: Vec<(f64, &Region)> = self
+            .regions
+            .iter()
+            .map(|r| {
+                let name = r.name.to_lowercase();
+                let mut s = strsim::jaro_winkler(&q, &name)
+                    .max(strsim::jaro_winkler(&q, &r.code.to_lowercase()));
+                if !q.is_empty() && (name.contains(&q) || q.contains(&name)) {
+                    s += 1.0;
+                }
+                (s, r)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored
+            .into_iter()
+            .take(n)
+            .map(|(_, r)| format!("{} ({})", r.code, r.name))
+            .collect()
+    }
+}

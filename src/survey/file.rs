@@ -1,0 +1,312 @@
+//! The TOML survey file format: raw deserialisation and validation into a [`Survey`].
+
+use super::{Formula, Item, Scale, Survey, SurveyError, Term};
+use crate::dimension::{DimScores, Dimension};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSurvey {
+    survey: RawHeader,
+    scales: BTreeMap<String, RawScale>,
+    items: Spanned<Vec<RawItem>>,
+    dimensions: BTreeMap<String, RawDimension>,
+    #[serde(default)]
+    constants: BTreeMap<String, Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    id: Spanned<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    provenance: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScale {
+    labels: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawItem {
+    id: Spanned<String>,
+    #[serde(default)]
+    construct: String,
+    scale: Spanned<String>,
+    text: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDimension {
+    terms: Spanned<Vec<RawTerm>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTerm {
+    coef: Spanned<f64>,
+    plus: Option<Spanned<String>>,
+    minus: Option<Spanned<String>>,
+}
+
+/// Collects the context needed to turn a span into a located error.
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, field: String, message: String) -> SurveyError {
+        SurveyError::Invalid {
+            origin: self.origin.to_string(),
+            line: line_of(self.text, span.start),
+            field,
+            message,
+        }
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
+    let raw: RawSurvey = toml::from_str(text).map_err(|e| SurveyError::Syntax {
+        origin: origin.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let cx = Ctx { text, origin };
+
+    let id = raw.survey.id.get_ref().trim().to_string();
+    if id.is_empty() {
+        return Err(cx.err(
+            raw.survey.id.span(),
+            "survey.id".into(),
+            "must not be empty; expected a short id such as \"vsm13\"".into(),
+        ));
+    }
+
+    // Scales.
+    let mut scales = Vec::new();
+    let mut scale_index = HashMap::new();
+    for (name, scale) in &raw.scales {
+        let field = format!("scales.{name}.labels");
+        let labels = scale.labels.get_ref();
+        if labels.len() != 5 {
+            return Err(cx.err(
+                scale.labels.span(),
+                field,
+                format!(
+                    "has {} labels; expected exactly 5 (for codes 1..5, in code order)",
+                    labels.len()
+                ),
+            ));
+        }
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.get_ref().trim().is_empty())
+        {
+            return Err(cx.err(
+                l.span(),
+                format!("{field}[{i}]"),
+                "label must not be empty".into(),
+            ));
+        }
+        let labels: [String; 5] = std::array::from_fn(|i| labels[i].get_ref().trim().to_string());
+        scale_index.insert(name.clone(), scales.len());
+        scales.push(Scale {
+            name: name.clone(),
+            labels,
+        });
+    }
+    if scales.is_empty() {
+        return Err(SurveyError::Invalid {
+            origin: origin.to_string(),
+            line: 1,
+            field: "scales".into(),
+            message: "no answer scale defined; expected at least one [scales.NAME] table".into(),
+        });
+    }
+
+    // Items.
+    let mut items = Vec::new();
+    let mut item_index: HashMap<String, usize> = HashMap::new();
+    if raw.items.get_ref().is_empty() {
+        return Err(cx.err(
+            raw.items.span(),
+            "items".into(),
+            "no items; expected at least one [[items]] entry".into(),
+        ));
+    }
+    for (n, item) in raw.items.get_ref().iter().enumerate() {
+        let item_id = item.id.get_ref().trim();
+        let valid_id = !item_id.is_empty()
+            && item_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_id {
+            return Err(cx.err(
+                item.id.span(),
+                format!("items[{n}].id"),
+                format!("{item_id:?} is not a valid item id; expected letters, digits, '_' or '-' (it is also a CSV column name)"),
+            ));
+        }
+        if let Some(first) = item_index.get(item_id) {
+            return Err(cx.err(
+                item.id.span(),
+                format!("items[{n}].id"),
+                format!("duplicate item id {item_id:?} (already used by items[{first}]); item ids must be unique"),
+            ));
+        }
+        let Some(&scale) = scale_index.get(item.scale.get_ref()) else {
+            let known: Vec<_> = scales.iter().map(|s| s.name.as_str()).collect();
+            return Err(cx.err(
+                item.scale.span(),
+                format!("items[{n}].scale"),
+                format!(
+                    "unknown scale {:?}; defined scales: {}",
+                    item.scale.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        if item.text.get_ref().trim().is_empty() {
+            return Err(cx.err(
+                item.text.span(),
+                format!("items[{n}].text"),
+                "must not be empty".into(),
+            ));
+        }
+        item_index.insert(item_id.to_string(), items.len());
+        items.push(Item {
+            id: item_id.to_string(),
+            construct: item.construct.trim().to_string(),
+            scale,
+            text: item.text.get_ref().trim().to_string(),
+        });
+    }
+
+    // Formulas.
+    let mut formulas: Vec<Formula> = Vec::new();
+    if raw.dimensions.is_empty() {
+        return Err(SurveyError::Invalid {
+            origin: origin.to_string(),
+            line: 1,
+            field: "dimensions".into(),
+            message: "no formula; expected at least one [dimensions.CODE] table".into(),
+        });
+    }
+    for (key, dim) in &raw.dimensions {
+        let dimension: Dimension = key
+            .parse()
+            .map_err(|m: String| cx.err(dim.terms.span(), format!("dimensions.{key}"), m))?;
+        let field = format!("dimensions.{}.terms", dimension.code());
+        if dim.terms.get_ref().is_empty() {
+            return Err(cx.err(
+                dim.terms.span(),
+                field,
+                "no terms; expected at least one { coef, plus, minus } term".into(),
+            ));
+        }
+        let mut terms = Vec::new();
+        for (t, term) in dim.terms.get_ref().iter().enumerate() {
+            let tfield = format!("{field}[{t}]");
+            if !term.coef.get_ref().is_finite() {
+                return Err(cx.err(
+                    term.coef.span(),
+                    format!("{tfield}.coef"),
+                    "must be a finite number".into(),
+                ));
+            }
+            let resolve = |which: &str,
+                           name: &Option<Spanned<String>>|
+             -> Result<Option<usize>, SurveyError> {
+                match name {
+                    None => Ok(None),
+                    Some(name) => item_index
+                        .get(name.get_ref().trim())
+                        .copied()
+                        .map(Some)
+                        .ok_or_else(|| {
+                            cx.err(
+                                name.span(),
+                                format!("{tfield}.{which}"),
+                                format!(
+                                    "names item {:?}, which the survey does not define",
+                                    name.get_ref()
+                                ),
+                            )
+                        }),
+                }
+            };
+            let plus = resolve("plus", &term.plus)?;
+            let minus = resolve("minus", &term.minus)?;
+            if plus.is_none() && minus.is_none() {
+                return Err(cx.err(
+                    term.coef.span(),
+                    tfield,
+                    "needs an item: expected `plus`, `minus` or both".into(),
+                ));
+            }
+            terms.push(Term {
+                coef: *term.coef.get_ref(),
+                plus,
+                minus,
+            });
+        }
+        formulas.push(Formula { dimension, terms });
+    }
+    formulas.sort_by_key(|f| f.dimension);
+    if let Some(w) = formulas
+        .windows(2)
+        .find(|w| w[0].dimension == w[1].dimension)
+    {
+        return Err(SurveyError::Invalid {
+            origin: origin.to_string(),
+            line: 1,
+            field: "dimensions".into(),
+            message: format!(
+                "dimension {} is defined twice (keys differ only in case)",
+                w[0].dimension
+            ),
+        });
+    }
+
+    // Constants.
+    let mut given_constants = DimScores::default();
+    for (key, value) in &raw.constants {
+        let d: Dimension = key
+            .parse()
+            .map_err(|m: String| cx.err(value.span(), format!("constants.{key}"), m))?;
+        if !value.get_ref().is_finite() {
+            return Err(cx.err(
+                value.span(),
+                format!("constants.{key}"),
+                "must be a finite number".into(),
+            ));
+        }
+        given_constants.set(d, Some(*value.get_ref()));
+    }
+
+    Ok(Survey {
+        id,
+        name: raw.survey.name.trim().to_string(),
+        description: raw.survey.description.trim().to_string(),
+        provenance: raw.survey.provenance.trim().to_string(),
+        scales,
+        items,
+        formulas,
+        given_constants,
+        origin: origin.to_string(),
+    })
+}

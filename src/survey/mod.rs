@@ -1,0 +1,174 @@
+//! Survey definitions: items, answer scales and index formulas, loaded from TOML data files.
+//!
+//! A survey is data, not code: `surveys/vsm13.toml` and `surveys/vsm13-alt.toml` ship with
+//! culturetune, and a user can write another file in the same format (see `surveys/README.md`).
+//! Loading validates everything a later step relies on, so the rest of the program can index
+//! items and formulas without checks.
+
+mod builtin;
+mod file;
+
+pub use builtin::{BUILTIN_SURVEYS, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
+
+use crate::dimension::{DimScores, Dimension};
+use std::path::{Path, PathBuf};
+
+/// Why a survey definition could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    /// The file could not be read.
+    #[error("cannot read survey file {path}: {source}")]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not have the expected keys and types.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// The file (or built-in name) being parsed.
+        origin: String,
+        /// The parser's message, which names the line and column.
+        message: String,
+    },
+    /// The file parses but breaks a rule of the format (duplicate id, unknown scale, ...).
+    #[error("{origin}:{line}: {field}: {message}")]
+    Invalid {
+        /// The file (or built-in name) being parsed.
+        origin: String,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// The key path of the offending value, e.g. `items[3].scale`.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// No built-in survey has this id.
+    #[error("no built-in survey {0:?}; built-in surveys: vsm13, vsm13-alt (or give a file path)")]
+    UnknownBuiltin(String),
+}
+
+/// An answer scale: the labels of codes 1..5, in code order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    /// The scale's name as written in the file (`importance`, `agreement`, ...).
+    pub name: String,
+    /// Labels for codes 1, 2, 3, 4, 5.
+    pub labels: [String; 5],
+}
+
+/// One survey question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Stable id, also the column name in a responses CSV (`q01`).
+    pub id: String,
+    /// What the item measures, in a few words (documentation; never shown to the model).
+    pub construct: String,
+    /// Index into [`Survey::scales`].
+    pub scale: usize,
+    /// The question as put to a respondent.
+    pub text: String,
+}
+
+/// One term of an index formula: `coef * (mean(plus) - mean(minus))`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Term {
+    /// The coefficient.
+    pub coef: f64,
+    /// Index into [`Survey::items`] of the item added, if any.
+    pub plus: Option<usize>,
+    /// Index into [`Survey::items`] of the item subtracted, if any.
+    pub minus: Option<usize>,
+}
+
+/// An index formula: a linear combination of item means, plus a constant chosen at scoring time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Formula {
+    /// The dimension this formula scores.
+    pub dimension: Dimension,
+    /// The terms, summed.
+    pub terms: Vec<Term>,
+}
+
+impl Formula {
+    /// The formula's value without its constant, from item means indexed like [`Survey::items`].
+    pub fn raw_value(&self, item_means: &[f64]) -> f64 {
+        self.terms
+            .iter()
+            .map(|t| {
+                let plus = t.plus.map_or(0.0, |i| item_means[i]);
+                let minus = t.minus.map_or(0.0, |i| item_means[i]);
+                t.coef * (plus - minus)
+            })
+            .sum()
+    }
+}
+
+/// A validated survey definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    /// Short stable id (`vsm13`).
+    pub id: String,
+    /// Human-readable title.
+    pub name: String,
+    /// What the survey is.
+    pub description: String,
+    /// Where the constructs, wording and formulas come from.
+    pub provenance: String,
+    /// Answer scales, in file order.
+    pub scales: Vec<Scale>,
+    /// Items, in file order (the order they are asked and reported).
+    pub items: Vec<Item>,
+    /// Index formulas, in canonical dimension order.
+    pub formulas: Vec<Formula>,
+    /// Constants given in the file's `[constants]` table (absent ones are not given).
+    pub given_constants: DimScores,
+    /// Where the survey came from: a file path or `builtin:<id>`.
+    pub origin: String,
+}
+
+impl Survey {
+    /// Loads and validates a survey file.
+    pub fn from_path(path: &Path) -> Result<Survey, SurveyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SurveyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Survey::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a survey from TOML text; `origin` names it in error messages.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Survey, SurveyError> {
+        file::parse(text, origin)
+    }
+
+    /// One of the surveys shipped inside the binary, by id (`vsm13`, `vsm13-alt`).
+    pub fn builtin(id: &str) -> Result<Survey, SurveyError> {
+        builtin::load(id)
+    }
+
+    /// A built-in survey id, or else a path to a survey file.
+    pub fn from_id_or_path(spec: &str) -> Result<Survey, SurveyError> {
+        if BUILTIN_SURVEYS.iter().any(|(id, _)| *id == spec) {
+            Survey::builtin(spec)
+        } else {
+            Survey::from_path(Path::new(spec))
+        }
+    }
+
+    /// The index of the item with this id.
+    pub fn item_index(&self, id: &str) -> Option<usize> {
+        self.items.iter().position(|i| i.id == id)
+    }
+
+    /// The answer scale of an item.
+    pub fn scale_of(&self, item: &Item) -> &Scale {
+        &self.scales[item.scale]
+    }
+
+    /// The formula for a dimension, if the survey defines one.
+    pub fn formula(&self, d: Dimension) -> Option<&Formula> {
+        self.formulas.iter().find(|f| f.dimension == d)
+    }
+}

@@ -1,0 +1,162 @@
+//! The `culturetune` binary, end to end: real files in, printed results out.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn culturetune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_culturetune"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Two respondents; item k answered (1 + k mod 5) by r1 and 3 by r2.
+fn responses_csv() -> String {
+    let mut s = String::from("id,");
+    s += &(1..=24)
+        .map(|k| format!("q{k:02}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    s += "\nr1,";
+    s += &(1..=24)
+        .map(|k| (1 + k % 5).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    s += "\nr2,";
+    s += &["3"; 24].join(",");
+    s + "\n"
+}
+
+#[test]
+fn score_prints_hand_computed_indices_and_loss_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "people.csv", &responses_csv());
+    let o = culturetune(&["score", "--responses", &csv, "--region", "usa", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // r1 gives 1 + k mod 5, r2 gives 3, so item means are m_k = (4 + k mod 5) / 2, e.g.
+    // PDI = 35(m07-m02) + 25(m20-m23) = 35(3-3) + 25(2-3.5) = -37.5.
+    let m = |k: u32| (4.0 + (k % 5) as f64) / 2.0;
+    let want = [
+        35.0 * (m(7) - m(2)) + 25.0 * (m(20) - m(23)),
+        35.0 * (m(4) - m(1)) + 35.0 * (m(9) - m(6)),
+        35.0 * (m(5) - m(3)) + 35.0 * (m(8) - m(10)),
+        40.0 * (m(18) - m(15)) + 25.0 * (m(21) - m(24)),
+        40.0 * (m(13) - m(14)) + 25.0 * (m(19) - m(22)),
+        35.0 * (m(12) - m(11)) + 40.0 * (m(17) - m(16)),
+    ];
+    assert_eq!(want, [-37.5, 105.0, 0.0, 22.5, 5.0, 37.5]);
+    let idx = &v["indices"];
+    for (code, w) in ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"].iter().zip(want) {
+        assert_eq!(idx[code].as_f64().unwrap(), w, "{code}");
+    }
+    assert_eq!(v["respondents"], 2);
+    assert_eq!(v["region"]["code"], "USA");
+    // Loss vs USA 40 91 62 46 26 68 with zero constants.
+    let l1: f64 = want
+        .iter()
+        .zip([40.0, 91.0, 62.0, 46.0, 26.0, 68.0])
+        .map(|(a, b): (&f64, f64)| (a - b).abs())
+        .sum();
+    assert_eq!(v["loss"]["l1"].as_f64().unwrap(), l1);
+    assert_eq!(v["loss"]["dims_used"], 6);
+    assert_eq!(v["constants"]["policy"], "zero");
+}
+
+#[test]
+fn score_table_reports_constants_and_loss_over_available_dimensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "people.csv", &responses_csv());
+    let o = culturetune(&[
+        "score",
+        "--responses",
+        &csv,
+        "--region",
+        "Saudi Arabia",
+        "--constants",
+        "LTO=20,IVR=50",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("constants: given (PDI=0 IDV=0 MAS=0 UAI=0 LTO=20 IVR=50)"),
+        "{out}"
+    );
+    // LTO = 5 + 20 = 25 vs 36; IVR = 37.5 + 50 = 87.5 vs 52 -> 11 + 35.5 = 46.5
+    assert!(
+        out.contains("L1 = 46.5 over 2 of 6 dimensions (mean 23.2)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn regions_json_lists_every_region() {
+    let o = culturetune(&["regions", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 111);
+    let usa = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "USA")
+        .unwrap();
+    assert_eq!(usa["scores"]["IDV"], 91.0);
+}
+
+#[test]
+fn bad_input_fails_cleanly_with_a_message_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "people.csv", &responses_csv());
+    let o = culturetune(&["score", "--responses", &csv, "--region", "Germny"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown region \"Germny\"; closest matches: GER (Germany)"),
+        "{}",
+        stderr(&o)
+    );
+
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        &responses_csv().replace("\nr2,3,", "\nr2,7,"),
+    );
+    let o = culturetune(&["score", "--responses", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("bad.csv: line 3, column \"q01\": \"7\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"));
+
+    let survey = write(dir.path(), "s.toml", "[survey]\nid = 3\n");
+    let o = culturetune(&["score", "--responses", &csv, "--survey", &survey]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("s.toml: TOML parse error at line 2"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = culturetune(&["score", "--responses", &csv, "--constants", "PDI=abc"]);
+    assert!(
+        stderr(&o).contains("--constants: PDI=\"abc\" is not a finite number"),
+        "{}",
+        stderr(&o)
+    );
+}
