@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Sets up everything and runs culturetune's main job.
+# Sets up everything (packages, Rust check, the default model) and runs culturetune's main job
+# on the default model: the survey answered as a person from the U.S.A. (naive persona and
+# in-context profile), scored against the published U.S.A. scores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked
 ct=target/release/culturetune
-echo "== published scores of the regions used in the examples"
-$ct regions | grep -E '^(CODE|USA|CHI|IND|ARA) '
-echo
-echo "== scoring human survey data (a small made-up sample) against the U.S.A."
-$ct score --responses surveys/examples/example-responses.csv --region USA
+region=${1:-USA}
+$ct regions | grep -E "^(CODE|$region) "
+for method in naive icl; do
+  echo
+  echo "== survey on the default model, method $method, region $region"
+  $ct survey --region "$region" --method "$method"
+done

@@ -4,8 +4,13 @@
 //! ([`survey`], [`scoring`], [`responses`]), the published targets ([`regions`]) and the
 //! dimension types ([`dimension`]). See `docs/ARCHITECTURE.md` for the code map and invariants.
 
+pub mod atomic_file;
 pub mod dimension;
+pub mod engine;
+pub mod optim;
+pub mod prompt;
 pub mod regions;
 pub mod responses;
 pub mod scoring;
+pub mod soft_prompt;
 pub mod survey;

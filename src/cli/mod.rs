@@ -1,9 +1,12 @@
 //! Command-line parsing and dispatch. Each sub-command lives in its own module.
 
+mod bench;
 mod constants;
+mod engine_args;
 mod format;
 mod regions;
 mod score;
+mod survey;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -41,6 +44,18 @@ enum Command {
     /// holding the answer code 1..5; other columns are ignored and an empty cell counts as no
     /// answer. With --region, also prints the loss against that region's published scores.
     Score(score::Args),
+    /// Let the model answer the survey as a person from a region, and score the answers.
+    ///
+    /// Each item is asked in its own chat; the answer is read from the next-token
+    /// probabilities of the digits 1..5 (renormalised), so every item gets a distribution, the
+    /// probability mass that fell on the digits, and an expected answer code.
+    Survey(survey::Args),
+    /// Measure survey-evaluation speed against llama.cpp's raw prompt processing.
+    ///
+    /// In one process with the same threads: (a) a 512-token batch, (b) one survey evaluation
+    /// through the soft-prompt path, (c) tokens decoded over the minimum and the throughput
+    /// ratio.
+    Bench(bench::Args),
 }
 
 /// Runs one parsed command line, writing its results to `out`.
@@ -54,5 +69,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Regions(a) => regions::run(a, &table()?, out),
         Command::Score(a) => score::run(a, &table()?, out),
+        Command::Survey(a) => survey::run(a, &table()?, out),
+        Command::Bench(a) => bench::run(a, &table()?, out),
     }
 }

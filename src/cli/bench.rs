@@ -1,0 +1,141 @@
+//! `culturetune bench`: our survey throughput against llama.cpp's raw prompt processing, in one
+//! process, with the same model and threads.
+
+use super::engine_args::EngineArgs;
+use anyhow::{bail, Context, Result};
+use culturetune::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
+use culturetune::engine::EmbeddingTable;
+use culturetune::prompt;
+use culturetune::regions::RegionTable;
+use culturetune::survey::Survey;
+use serde_json::json;
+use std::io::Write;
+use std::time::Duration;
+
+/// Options of `culturetune bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Region whose naive persona is used (its rows become the soft prompt).
+    #[arg(long, default_value = "USA", value_name = "CODE")]
+    region: String,
+    /// Respondents in the panel.
+    #[arg(long, default_value_t = 1)]
+    panel: usize,
+    /// Ask every item in both option orders.
+    #[arg(long)]
+    counterbalance: bool,
+    /// Repetitions of each measurement; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Runs the benchmark.
+pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
+    if args.reps == 0 || args.panel == 0 || args.panel > prompt::MAX_PANEL {
+        bail!(
+            "--reps must be at least 1 and --panel 1..={}",
+            prompt::MAX_PANEL
+        );
+    }
+    let region = table.find(&args.region)?;
+    let survey = Survey::builtin("vsm13")?;
+    let model = args.engine.load()?;
+    let settings = args.engine.settings();
+    let prompts = SurveyPrompts::build(
+        &model,
+        &survey,
+        &prompt::persona(region),
+        &prompt::panel(args.panel),
+        args.counterbalance,
+    )?;
+    let table_e = EmbeddingTable::load(&model)?;
+    let soft = table_e.rows(&prompts.persona_tokens)?;
+    let mut ev = Evaluator::new(&model, settings)?;
+
+    // (a) raw prompt processing: 512 real prompt tokens in one batch of one sequence.
+    let mut raw_tokens: Vec<i32> = prompts.tails.iter().flatten().copied().take(512).collect();
+    raw_tokens.truncate(512);
+    if raw_tokens.len() < 512 {
+        bail!(
+            "the prompts have only {} tokens; cannot build a 512-token batch",
+            raw_tokens.len()
+        );
+    }
+    let raw_times = (0..args.reps)
+        .map(|_| ev.time_raw_batch(&raw_tokens))
+        .collect::<Result<Vec<_>, _>>()?;
+    let raw = median(raw_times);
+    let raw_tps = 512.0 / raw.as_secs_f64();
+
+    // (b) one survey evaluation through the soft-prompt (embedding) path.
+    let mut runs = Vec::new();
+    for _ in 0..args.reps {
+        runs.push(
+            ev.evaluate(&prompts, PersonaInput::Embeddings(&soft))
+                .context("survey evaluation")?,
+        );
+    }
+    let survey_time = median(runs.iter().map(|r| r.elapsed).collect());
+    let decoded = runs[0].tail_tokens_decoded;
+    let all_decoded = runs[0].tokens_decoded;
+    let minimum = prompts.unique_tail_tokens();
+    let one_at_a_time: usize = prompts
+        .tails
+        .iter()
+        .map(|t| t.len() + prompts.head.len() + prompts.persona_tokens.len())
+        .sum();
+    let survey_tps = all_decoded as f64 / survey_time.as_secs_f64();
+
+    let report = json!({
+        "model": model.info().description, "settings": settings, "panel": args.panel,
+        "counterbalance": args.counterbalance, "prompts": prompts.leaves.len(), "reps": args.reps,
+        "raw_pp512_seconds": raw.as_secs_f64(), "raw_tokens_per_second": raw_tps,
+        "survey_seconds": survey_time.as_secs_f64(), "survey_tokens_decoded": all_decoded,
+        "tail_tokens_decoded": decoded, "tail_tokens_minimum": minimum,
+        "one_prompt_at_a_time_tokens": one_at_a_time, "survey_tokens_per_second": survey_tps,
+        "decoded_over_minimum": decoded as f64 / minimum as f64,
+        "survey_over_raw_throughput": survey_tps / raw_tps,
+    });
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "settings: {} threads, n_ubatch {}, n_batch {}, flash attention {}, n_ctx {}",
+        settings.threads,
+        settings.n_ubatch,
+        settings.n_batch,
+        if settings.flash_attn { "on" } else { "off" },
+        settings.n_ctx
+    )?;
+    writeln!(
+        out,
+        "(a) raw prompt processing, 512 tokens: {:.3} s = {raw_tps:.0} tok/s (median of {})",
+        raw.as_secs_f64(),
+        args.reps
+    )?;
+    writeln!(
+        out,
+        "(b) survey, {} prompts: {all_decoded} tokens decoded ({decoded} after the soft prompt; minimum {minimum}; one prompt at a time would be {one_at_a_time}) in {:.3} s = {survey_tps:.0} tok/s",
+        prompts.leaves.len(),
+        survey_time.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "(c) decoded/minimum = {:.3} (goal <= 1.05); survey/raw throughput = {:.2} (goal >= 0.8)",
+        decoded as f64 / minimum as f64,
+        survey_tps / raw_tps
+    )?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Options shared by every command that runs the model.
+
+use anyhow::{Context, Result};
+use culturetune::engine::evaluate::EvalSettings;
+use culturetune::engine::{self, Model, WeightType};
+use std::path::PathBuf;
+
+/// The default model file, fetched by `models/fetch-default-model.sh`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Model and evaluation settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// GGUF model file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// KV cache cells; must hold one evaluation's prompt tree.
+    #[arg(long, default_value_t = EvalSettings::default().n_ctx)]
+    pub n_ctx: u32,
+    /// Tokens per physical micro-batch (changes results slightly on quantized models, so
+    /// compare only runs with the same value).
+    #[arg(long, default_value_t = EvalSettings::default().n_ubatch)]
+    pub n_ubatch: u32,
+    /// Turn flash attention off (also changes results slightly).
+    #[arg(long)]
+    pub no_flash_attn: bool,
+    /// Model layers to put on the GPU (ignored, i.e. 0, when built without a GPU backend).
+    #[arg(long, default_value_t = 0)]
+    pub gpu_layers: i32,
+    /// Weight type to evaluate with: `auto` (F16 for models whose F16 copy is at most 1 GiB,
+    /// else the file as given), the file as given, or a converted copy cached in a cache/
+    /// folder beside the model on first use. Changes speed and, slightly, results: compare
+    /// only runs with the same weights.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub weights: WeightType,
+    /// Show llama.cpp's own log on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+impl EngineArgs {
+    /// The model path: --model, else models/<default> in the current directory, else the one
+    /// in the source tree this binary was built from.
+    pub fn model_path(&self) -> PathBuf {
+        if let Some(p) = &self.model {
+            return p.clone();
+        }
+        let here = PathBuf::from("models").join(DEFAULT_MODEL_FILE);
+        if here.exists() {
+            return here;
+        }
+        let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(DEFAULT_MODEL_FILE);
+        if built.exists() {
+            built
+        } else {
+            here
+        }
+    }
+
+    /// Loads the model and prints what was loaded to stderr.
+    pub fn load(&self) -> Result<Model> {
+        engine::init(self.verbose);
+        let given = self.model_path();
+        let path = engine::converted_path(&given, self.weights, self.settings().threads)
+            .context("converting the model's weights")?;
+        let model = Model::load(&path, self.gpu_layers).context("loading the model")?;
+        let i = model.info();
+        eprintln!(
+            "model: {} ({}; {}, {:.1} M parameters, {:.1} MB, n_embd {}, context {}, GPU layers {}{})",
+            i.path.display(),
+            i.name,
+            i.description,
+            i.n_params as f64 / 1e6,
+            i.file_size as f64 / 1e6,
+            i.n_embd,
+            i.n_ctx_train,
+            i.gpu_layers,
+            if engine::gpu_available() { "" } else { ": no GPU backend in this build" },
+        );
+        Ok(model)
+    }
+
+    /// The evaluation settings these options select.
+    pub fn settings(&self) -> EvalSettings {
+        let d = EvalSettings::default();
+        EvalSettings {
+            threads: self.threads.unwrap_or(d.threads),
+            n_ctx: self.n_ctx,
+            n_batch: d.n_batch.max(self.n_ubatch),
+            n_ubatch: self.n_ubatch,
+            flash_attn: !self.no_flash_attn,
+        }
+    }
+}

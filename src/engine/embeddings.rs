@@ -1,0 +1,118 @@
+//! The model's input embedding matrix (`token_embd.weight`), read from the GGUF file and
+//! dequantized row by row, so that a soft prompt can start from the rows of a text.
+
+use super::ffi::{self, TensorLocation};
+use super::{EngineError, Model};
+use std::io::{Read, Seek, SeekFrom};
+
+/// The raw `token_embd.weight` tensor, dequantized on demand.
+pub struct EmbeddingTable {
+    loc: TensorLocation,
+    raw: Vec<u8>,
+    scale: f32,
+}
+
+impl EmbeddingTable {
+    /// Reads the table of a loaded model from its file.
+    pub fn load(model: &Model) -> Result<EmbeddingTable, EngineError> {
+        let info = model.info();
+        let path = info.path.display().to_string();
+        let loc = ffi::locate_tensor(&info.path, "token_embd.weight").ok_or_else(|| {
+            EngineError::Unsupported {
+                path: path.clone(),
+                detail: "no readable token_embd.weight tensor".into(),
+            }
+        })?;
+        if loc.ne0 != info.n_embd || loc.ne1 != info.n_vocab {
+            return Err(EngineError::Unsupported {
+                path,
+                detail: format!(
+                    "token_embd.weight is {}x{}, expected {}x{}",
+                    loc.ne0, loc.ne1, info.n_embd, info.n_vocab
+                ),
+            });
+        }
+        let len = loc.row_bytes * loc.ne1;
+        let mut raw = vec![0u8; len];
+        let mut f = std::fs::File::open(&info.path).map_err(|source| EngineError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        f.seek(SeekFrom::Start(loc.offset))
+            .and_then(|_| f.read_exact(&mut raw))
+            .map_err(|source| EngineError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        // Probe one row so an unsupported type fails here, not in the middle of a search.
+        ffi::dequantize_row(loc.ggml_type, &raw[..loc.row_bytes], loc.ne0).ok_or_else(|| {
+            EngineError::Unsupported {
+                path,
+                detail: format!(
+                    "cannot dequantize token_embd.weight of type {}",
+                    ffi::ggml_type_name(loc.ggml_type)
+                ),
+            }
+        })?;
+        let scale = if model.scales_token_rows_only() {
+            (info.n_embd as f32).sqrt()
+        } else {
+            1.0
+        };
+        Ok(EmbeddingTable { loc, raw, scale })
+    }
+
+    /// Embedding width.
+    pub fn n_embd(&self) -> usize {
+        self.loc.ne0
+    }
+
+    /// The storage type of the table (e.g. `q8_0`).
+    pub fn type_name(&self) -> String {
+        ffi::ggml_type_name(self.loc.ggml_type)
+    }
+
+    /// The input row of a token, exactly as llama.cpp would feed it for that token.
+    pub fn row(&self, token: i32) -> Result<Vec<f32>, EngineError> {
+        let t = usize::try_from(token)
+            .ok()
+            .filter(|&t| t < self.loc.ne1)
+            .ok_or_else(|| {
+                EngineError::Prompt(format!(
+                    "token id {token} outside the vocabulary (0..{})",
+                    self.loc.ne1
+                ))
+            })?;
+        let bytes = &self.raw[t * self.loc.row_bytes..(t + 1) * self.loc.row_bytes];
+        let mut row = ffi::dequantize_row(self.loc.ggml_type, bytes, self.loc.ne0)
+            .ok_or_else(|| EngineError::Prompt("dequantization failed".into()))?;
+        if self.scale != 1.0 {
+            row.iter_mut().for_each(|v| *v *= self.scale);
+        }
+        Ok(row)
+    }
+
+    /// The rows of several tokens, flattened row-major (`tokens.len() * n_embd` values).
+    pub fn rows(&self, tokens: &[i32]) -> Result<Vec<f32>, EngineError> {
+        let mut out = Vec::with_capacity(tokens.len() * self.n_embd());
+        for &t in tokens {
+            out.extend(self.row(t)?);
+        }
+        Ok(out)
+    }
+
+    /// Standard deviation of all entries of the (scaled) matrix; used to scale soft-prompt
+    /// perturbations to the embeddings' own spread.
+    pub fn std(&self) -> Result<f64, EngineError> {
+        let (mut n, mut mean, mut m2) = (0f64, 0f64, 0f64);
+        for t in 0..self.loc.ne1 {
+            for v in self.row(t as i32)? {
+                n += 1.0;
+                let d = f64::from(v) - mean;
+                mean += d / n;
+                m2 += d * (f64::from(v) - mean);
+            }
+        }
+        Ok((m2 / n.max(1.0)).sqrt())
+    }
+}

@@ -1,0 +1,449 @@
+//! Survey evaluation: every item prompt of a panel decoded as one prefix tree, answers read
+//! from the next-token probabilities of the digits "1".."5".
+//!
+//! **One fixed procedure.** Quantized models give slightly different probabilities for a
+//! different batch layout, so every evaluation runs the same way: clear the KV cache; decode
+//! the template's opening tokens; decode the persona block as its own batch (tokens, or the
+//! rows of a soft prompt); decode the tree of everything after it in depth-first order, split
+//! into batches of `n_batch`. Each respondent of the panel is one such pass. Context size, micro-batch, threads and flash attention are fixed
+//! by [`EvalSettings`] for the life of an [`Evaluator`].
+
+use super::ffi::{BatchInput, ContextParams, RawContext};
+use super::tree::PrefixTree;
+use super::{EngineError, Model};
+use crate::prompt::{self, Respondent};
+use crate::survey::Survey;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Text that opens the assistant turn of every item prompt, so the next token is the answer.
+pub const ANSWER_PREFIX: &str = "Answer: ";
+
+/// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
+pub const MAX_SEQ: usize = 256;
+
+/// Settings that fix the evaluation procedure (and its speed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EvalSettings {
+    /// CPU threads.
+    pub threads: i32,
+    /// KV cache cells; must hold the whole tree of one group.
+    pub n_ctx: u32,
+    /// Tokens per decode call.
+    pub n_batch: u32,
+    /// Tokens per physical micro-batch.
+    pub n_ubatch: u32,
+    /// Flash attention.
+    pub flash_attn: bool,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
+            n_ctx: 8192,
+            n_batch: 2048,
+            n_ubatch: 512,
+            flash_attn: true,
+        }
+    }
+}
+
+/// What one prompt (leaf) asks: which item, which respondent, which option order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Leaf {
+    /// Index into the survey's items.
+    pub item: usize,
+    /// Index into the panel.
+    pub respondent: usize,
+    /// Options listed from code 5 down to code 1.
+    pub reversed: bool,
+}
+
+/// The token sequences of all item prompts for one persona block, split at the block.
+#[derive(Debug, Clone)]
+pub struct SurveyPrompts {
+    /// BOS (if the model uses one) and the template's tokens before the persona block.
+    pub head: Vec<i32>,
+    /// The persona block as text and as tokens.
+    pub persona_text: String,
+    /// Tokens of the persona block.
+    pub persona_tokens: Vec<i32>,
+    /// One entry per prompt.
+    pub leaves: Vec<Leaf>,
+    /// Tokens after the persona block, per leaf.
+    pub tails: Vec<Vec<i32>>,
+    /// The full rendered prompt text per leaf (for --dump-prompts).
+    pub texts: Vec<String>,
+    /// Number of survey items.
+    pub n_items: usize,
+}
+
+impl SurveyPrompts {
+    /// Renders and tokenizes every (respondent, item, order) prompt.
+    pub fn build(
+        model: &Model,
+        survey: &Survey,
+        persona_block: &str,
+        panel: &[Respondent],
+        counterbalance: bool,
+    ) -> Result<SurveyPrompts, EngineError> {
+        let orders: &[bool] = if counterbalance {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let mut head_text: Option<String> = None;
+        let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
+        for (r, resp) in panel.iter().enumerate() {
+            for (i, item) in survey.items.iter().enumerate() {
+                for &reversed in orders {
+                    let system = prompt::system_message(persona_block, resp);
+                    let user = prompt::user_message(survey, item, reversed);
+                    let text =
+                        model.render_chat(&[("system", &system), ("user", &user)])? + ANSWER_PREFIX;
+                    let at = text.find(persona_block).ok_or_else(|| {
+                        EngineError::Prompt("the chat template altered the persona text".into())
+                    })?;
+                    let head = &text[..at];
+                    match &head_text {
+                        None => head_text = Some(head.to_string()),
+                        Some(h) if h != head => {
+                            return Err(EngineError::Prompt(
+                                "the chat template renders a different opening per item".into(),
+                            ))
+                        }
+                        _ => {}
+                    }
+                    tails.push(model.tokenize(&text[at + persona_block.len()..])?);
+                    leaves.push(Leaf {
+                        item: i,
+                        respondent: r,
+                        reversed,
+                    });
+                    texts.push(text);
+                }
+            }
+        }
+        let mut head = model.bos_prefix()?;
+        head.extend(model.tokenize(head_text.as_deref().unwrap_or_default())?);
+        Ok(SurveyPrompts {
+            head,
+            persona_text: persona_block.to_string(),
+            persona_tokens: model.tokenize(persona_block)?,
+            leaves,
+            tails,
+            texts,
+            n_items: survey.items.len(),
+        })
+    }
+
+    /// The same prompts restricted to one leaf (for one-prompt-at-a-time checks).
+    pub fn only(&self, leaf: usize) -> SurveyPrompts {
+        SurveyPrompts {
+            leaves: vec![self.leaves[leaf]],
+            tails: vec![self.tails[leaf].clone()],
+            texts: vec![self.texts[leaf].clone()],
+            ..self.clone()
+        }
+    }
+
+    /// Distinct tokens after the persona block over all prompts: the least any evaluation
+    /// must decode.
+    pub fn unique_tail_tokens(&self) -> usize {
+        PrefixTree::new(&self.tails).map_or(0, |t| t.unique_tokens())
+    }
+
+    /// The leaves decoded together: one respondent's prompts at a time (at most [`MAX_SEQ`]).
+    /// Keeping each group's KV cache small keeps attention cheap; the price is re-decoding the
+    /// few tokens all respondents share, once per extra respondent.
+    fn groups(&self) -> Vec<std::ops::Range<usize>> {
+        let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+        for (k, leaf) in self.leaves.iter().enumerate() {
+            match out.last_mut() {
+                Some(g)
+                    if self.leaves[g.start].respondent == leaf.respondent && g.len() < MAX_SEQ =>
+                {
+                    g.end = k + 1
+                }
+                _ => out.push(k..k + 1),
+            }
+        }
+        out
+    }
+}
+
+/// What goes in the persona block's place.
+#[derive(Debug, Clone, Copy)]
+pub enum PersonaInput<'a> {
+    /// The persona block's own tokens (the hard prompt).
+    Text,
+    /// Embedding rows (a soft prompt), flattened row-major, `k * n_embd` values.
+    Embeddings(&'a [f32]),
+}
+
+/// The answer of one prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeafAnswer {
+    /// Probabilities of answer codes 1..5, renormalised over the five digits (mapped back to
+    /// codes for a reversed prompt).
+    pub probs: [f64; 5],
+    /// Probability mass (over the whole vocabulary) that fell on the five digits.
+    pub digit_mass: f64,
+    /// Hash of the full logits vector at the answer position (bit-level comparisons).
+    pub logits_hash: u64,
+}
+
+/// The answer to one survey item, averaged over the panel (and option orders).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemAnswer {
+    /// Mean probabilities of codes 1..5.
+    pub probs: [f64; 5],
+    /// Mean digit mass.
+    pub digit_mass: f64,
+    /// Expected answer code, in [1, 5].
+    pub expected: f64,
+}
+
+/// The result of one survey evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SurveyAnswers {
+    /// Per prompt, in [`SurveyPrompts::leaves`] order.
+    pub leaves: Vec<LeafAnswer>,
+    /// Per survey item.
+    pub items: Vec<ItemAnswer>,
+    /// Tokens decoded after the persona block.
+    pub tail_tokens_decoded: usize,
+    /// Tokens decoded in all (head + persona + tails).
+    pub tokens_decoded: usize,
+    /// Wall time of the evaluation.
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl SurveyAnswers {
+    /// Expected codes per item, in survey order: the input to scoring.
+    pub fn item_means(&self) -> Vec<f64> {
+        self.items.iter().map(|i| i.expected).collect()
+    }
+}
+
+/// A context set up for survey evaluation with fixed settings.
+pub struct Evaluator<'m> {
+    model: &'m Model,
+    ctx: RawContext,
+    digits: [i32; 5],
+    settings: EvalSettings,
+}
+
+impl<'m> Evaluator<'m> {
+    /// Creates the context. Fails if the model cannot answer with single-digit tokens.
+    pub fn new(model: &'m Model, settings: EvalSettings) -> Result<Evaluator<'m>, EngineError> {
+        let digits = model.digit_tokens()?;
+        if settings.n_batch == 0
+            || settings.n_ubatch == 0
+            || settings.n_ubatch > settings.n_batch
+            || settings.n_ctx < 64
+        {
+            return Err(EngineError::Prompt(format!(
+                "invalid settings: n_ctx {} (at least 64), n_batch {}, n_ubatch {} (1..=n_batch)",
+                settings.n_ctx, settings.n_batch, settings.n_ubatch
+            )));
+        }
+        let params = ContextParams {
+            n_ctx: settings.n_ctx,
+            n_batch: settings.n_batch,
+            n_ubatch: settings.n_ubatch,
+            n_seq_max: MAX_SEQ as u32,
+            n_threads: settings.threads.max(1),
+            flash_attn: settings.flash_attn,
+        };
+        let ctx = RawContext::new(model.raw(), params).ok_or(EngineError::ContextFailed {
+            n_ctx: settings.n_ctx,
+        })?;
+        Ok(Evaluator {
+            model,
+            ctx,
+            digits,
+            settings,
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> EvalSettings {
+        self.settings
+    }
+
+    /// Evaluates every prompt with the persona block given as text or as embedding rows.
+    pub fn evaluate(
+        &mut self,
+        prompts: &SurveyPrompts,
+        persona: PersonaInput<'_>,
+    ) -> Result<SurveyAnswers, EngineError> {
+        let start = Instant::now();
+        let n_embd = self.model.info().n_embd;
+        let persona_len = match persona {
+            PersonaInput::Text => prompts.persona_tokens.len(),
+            PersonaInput::Embeddings(rows) => {
+                if rows.is_empty() || rows.len() % n_embd != 0 {
+                    return Err(EngineError::Prompt(format!(
+                        "a soft prompt must be k x {n_embd} values with k >= 1; got {} values",
+                        rows.len()
+                    )));
+                }
+                rows.len() / n_embd
+            }
+        };
+        if persona_len == 0 {
+            return Err(EngineError::Prompt("the persona block is empty".into()));
+        }
+        let mut leaves: Vec<Option<LeafAnswer>> = vec![None; prompts.leaves.len()];
+        let (mut tail_decoded, mut decoded) = (0, 0);
+        for group in prompts.groups() {
+            let tree = PrefixTree::new(&prompts.tails[group.clone()]).ok_or_else(|| {
+                EngineError::Prompt("an item prompt has no tokens after the persona".into())
+            })?;
+            let shared = prompts.head.len() + persona_len;
+            let needed = shared + tree.unique_tokens();
+            if needed > self.settings.n_ctx as usize {
+                return Err(EngineError::Prompt(format!(
+                    "this evaluation needs {needed} KV cells but n_ctx is {}; raise --n-ctx or use a smaller panel",
+                    self.settings.n_ctx
+                )));
+            }
+            let all: Vec<i32> = (0..group.len() as i32).collect();
+            self.ctx.clear();
+            let mut pos = 0i32;
+            if !prompts.head.is_empty() {
+                self.decode_shared(BatchInput::Tokens(&prompts.head), &mut pos, &all)?;
+            }
+            match persona {
+                PersonaInput::Text => {
+                    self.decode_shared(BatchInput::Tokens(&prompts.persona_tokens), &mut pos, &all)?
+                }
+                PersonaInput::Embeddings(rows) => {
+                    self.decode_shared(BatchInput::Embeddings(rows), &mut pos, &all)?
+                }
+            }
+            let (batches, outputs) = tree.schedule(pos, self.settings.n_batch as usize);
+            for (b, batch) in batches.iter().enumerate() {
+                let seqs: Vec<&[i32]> = batch.seqs.iter().map(Vec::as_slice).collect();
+                self.ctx.decode(
+                    BatchInput::Tokens(&batch.tokens),
+                    &batch.pos,
+                    &seqs,
+                    &batch.logits,
+                )?;
+                for (local, out) in outputs.iter().enumerate().filter(|(_, o)| o.batch == b) {
+                    let logits = self.ctx.logits(out.index).ok_or_else(|| {
+                        EngineError::Prompt("llama.cpp returned no logits for an answer".into())
+                    })?;
+                    let leaf = group.start + local;
+                    leaves[leaf] = Some(read_answer(
+                        &logits,
+                        &self.digits,
+                        prompts.leaves[leaf].reversed,
+                    ));
+                }
+            }
+            tail_decoded += tree.unique_tokens();
+            decoded += shared + tree.unique_tokens();
+        }
+        let leaves: Vec<LeafAnswer> = leaves
+            .into_iter()
+            .map(|l| l.expect("every leaf has an output"))
+            .collect();
+        let items = aggregate(prompts, &leaves);
+        Ok(SurveyAnswers {
+            leaves,
+            items,
+            tail_tokens_decoded: tail_decoded,
+            tokens_decoded: decoded,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn decode_shared(
+        &mut self,
+        input: BatchInput<'_>,
+        pos: &mut i32,
+        all: &[i32],
+    ) -> Result<(), EngineError> {
+        let n = match input {
+            BatchInput::Tokens(t) => t.len(),
+            BatchInput::Embeddings(e) => e.len() / self.model.info().n_embd,
+        };
+        let positions: Vec<i32> = (*pos..*pos + n as i32).collect();
+        let seqs = vec![all; n];
+        self.ctx.decode(input, &positions, &seqs, &vec![false; n])?;
+        *pos += n as i32;
+        Ok(())
+    }
+
+    /// Decodes `tokens` as one batch of one sequence from an empty cache and returns the wall
+    /// time: llama.cpp's raw prompt-processing speed, for benchmarks.
+    pub fn time_raw_batch(&mut self, tokens: &[i32]) -> Result<Duration, EngineError> {
+        self.ctx.clear();
+        let pos: Vec<i32> = (0..tokens.len() as i32).collect();
+        let seqs = vec![&[0][..]; tokens.len()];
+        let mut logits = vec![false; tokens.len()];
+        if let Some(l) = logits.last_mut() {
+            *l = true;
+        }
+        let start = Instant::now();
+        self.ctx
+            .decode(BatchInput::Tokens(tokens), &pos, &seqs, &logits)?;
+        Ok(start.elapsed())
+    }
+}
+
+/// Softmax over the whole vocabulary, then the five digits renormalised.
+fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> LeafAnswer {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let shown: [f64; 5] =
+        std::array::from_fn(|i| (logits[digits[i] as usize] as f64 - max).exp() / z);
+    let mass: f64 = shown.iter().sum();
+    let mut probs: [f64; 5] = std::array::from_fn(|i| shown[i] / mass);
+    if reversed {
+        probs.reverse();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for l in logits {
+        h ^= u64::from(l.to_bits());
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    LeafAnswer {
+        probs,
+        digit_mass: mass,
+        logits_hash: h,
+    }
+}
+
+fn aggregate(prompts: &SurveyPrompts, leaves: &[LeafAnswer]) -> Vec<ItemAnswer> {
+    (0..prompts.n_items)
+        .map(|item| {
+            let mine: Vec<&LeafAnswer> = prompts
+                .leaves
+                .iter()
+                .zip(leaves)
+                .filter(|(l, _)| l.item == item)
+                .map(|(_, a)| a)
+                .collect();
+            let n = mine.len().max(1) as f64;
+            let probs: [f64; 5] =
+                std::array::from_fn(|c| mine.iter().map(|a| a.probs[c]).sum::<f64>() / n);
+            let digit_mass = mine.iter().map(|a| a.digit_mass).sum::<f64>() / n;
+            let expected = probs
+                .iter()
+                .enumerate()
+                .map(|(c, p)| (c + 1) as f64 * p)
+                .sum();
+            ItemAnswer {
+                probs,
+                digit_mass,
+                expected,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Validation of a GGUF file in plain Rust, before llama.cpp sees it: the file exists and is
+//! readable, has the GGUF magic and a supported version, its metadata parses, it names an
+//! architecture, and every tensor's data lies inside the file.
+
+use super::ffi;
+use super::EngineError;
+use std::io::{BufReader, Read, Seek};
+use std::path::Path;
+
+/// What the GGUF header says about a model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufInfo {
+    /// GGUF format version.
+    pub version: u32,
+    /// `general.architecture` (e.g. `llama`).
+    pub architecture: String,
+    /// `general.name`, if present.
+    pub name: Option<String>,
+    /// `tokenizer.chat_template`, if present.
+    pub chat_template: Option<String>,
+    /// Number of tensors.
+    pub n_tensors: u64,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Total number of weights over all tensors.
+    pub n_elements: u64,
+}
+
+const MAGIC: &[u8; 4] = b"GGUF";
+const ALIGNMENT_DEFAULT: u64 = 32;
+/// Upper bound for one metadata string or array length; real files stay far below it.
+const MAX_LEN: u64 = 1 << 30;
+
+struct Reader<R> {
+    r: R,
+    path: String,
+}
+
+impl<R: Read> Reader<R> {
+    fn truncated(&self, what: &str) -> EngineError {
+        EngineError::Truncated {
+            path: self.path.clone(),
+            detail: format!("file ends inside {what}"),
+        }
+    }
+    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], EngineError> {
+        let mut b = [0u8; N];
+        self.r
+            .read_exact(&mut b)
+            .map_err(|_| self.truncated(what))?;
+        Ok(b)
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, EngineError> {
+        Ok(u32::from_le_bytes(self.bytes::<4>(what)?))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, EngineError> {
+        Ok(u64::from_le_bytes(self.bytes::<8>(what)?))
+    }
+    fn len(&mut self, what: &str) -> Result<u64, EngineError> {
+        let n = self.u64(what)?;
+        if n > MAX_LEN {
+            return Err(EngineError::BadGguf {
+                path: self.path.clone(),
+                detail: format!("{what}: implausible length {n}"),
+            });
+        }
+        Ok(n)
+    }
+    fn string(&mut self, what: &str) -> Result<String, EngineError> {
+        let n = self.len(what)? as usize;
+        let mut b = vec![0u8; n];
+        self.r
+            .read_exact(&mut b)
+            .map_err(|_| self.truncated(what))?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), EngineError> {
+        let got = std::io::copy(&mut (&mut self.r).take(n), &mut std::io::sink())
+            .map_err(|_| self.truncated(what))?;
+        if got != n {
+            return Err(self.truncated(what));
+        }
+        Ok(())
+    }
+    /// Reads (or skips) a value of GGUF type `ty`; returns it when it is a string.
+    fn value(&mut self, ty: u32, what: &str) -> Result<Option<String>, EngineError> {
+        match ty {
+            0 | 1 | 7 => self.skip(1, what)?,
+            2 | 3 => self.skip(2, what)?,
+            4..=6 => self.skip(4, what)?,
+            10..=12 => self.skip(8, what)?,
+            8 => return Ok(Some(self.string(what)?)),
+            9 => {
+                let et = self.u32(what)?;
+                let n = self.len(what)?;
+                match et {
+                    0 | 1 | 7 => self.skip(n, what)?,
+                    2 | 3 => self.skip(2 * n, what)?,
+                    4..=6 => self.skip(4 * n, what)?,
+                    10..=12 => self.skip(8 * n, what)?,
+                    8 => {
+                        for _ in 0..n {
+                            let l = self.len(what)?;
+                            self.skip(l, what)?;
+                        }
+                    }
+                    _ => {
+                        return Err(EngineError::BadGguf {
+                            path: self.path.clone(),
+                            detail: format!("{what}: unknown array element type {et}"),
+                        })
+                    }
+                }
+            }
+            _ => {
+                return Err(EngineError::BadGguf {
+                    path: self.path.clone(),
+                    detail: format!("{what}: unknown value type {ty}"),
+                })
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Checks a model file and reads what culturetune needs from its header.
+pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
+    let p = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EngineError::NotFound { path: p.clone() }
+        } else {
+            EngineError::Io {
+                path: p.clone(),
+                source,
+            }
+        }
+    })?;
+    let meta = file.metadata().map_err(|source| EngineError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    if meta.is_dir() {
+        return Err(EngineError::NotGguf {
+            path: p,
+            detail: "it is a directory".into(),
+        });
+    }
+    let file_size = meta.len();
+    let mut r = Reader {
+        r: BufReader::with_capacity(1 << 16, file),
+        path: p.clone(),
+    };
+
+    let mut magic = [0u8; 4];
+    let n = (&mut r.r)
+        .take(4)
+        .read(&mut magic)
+        .map_err(|source| EngineError::Io {
+            path: p.clone(),
+            source,
+        })?;
+    if n < 4 || &magic != MAGIC {
+        return Err(EngineError::NotGguf {
+            path: p,
+            detail: format!(
+                "it starts with {:?}, not the GGUF magic \"GGUF\"",
+                String::from_utf8_lossy(&magic[..n])
+            ),
+        });
+    }
+    let version = r.u32("the header")?;
+    if !(2..=3).contains(&version) {
+        return Err(EngineError::BadGguf {
+            path: p,
+            detail: format!("GGUF version {version} is not supported (expected 2 or 3)"),
+        });
+    }
+    let n_tensors = r.u64("the header")?;
+    let n_kv = r.u64("the header")?;
+    if n_tensors > MAX_LEN || n_kv > MAX_LEN {
+        return Err(EngineError::BadGguf {
+            path: p,
+            detail: format!("implausible counts: {n_tensors} tensors, {n_kv} metadata keys"),
+        });
+    }
+    let (mut architecture, mut name, mut chat_template) = (None, None, None);
+    let mut alignment = ALIGNMENT_DEFAULT;
+    for i in 0..n_kv {
+        let key = r.string(&format!("metadata key {i}"))?;
+        let ty = r.u32(&format!("metadata {key}"))?;
+        if key == "general.alignment" && ty == 4 {
+            alignment = u64::from(r.u32("general.alignment")?);
+            continue;
+        }
+        let v = r.value(ty, &format!("metadata {key}"))?;
+        match key.as_str() {
+            "general.architecture" => architecture = v,
+            "general.name" => name = v,
+            "tokenizer.chat_template" => chat_template = v,
+            _ => {}
+        }
+    }
+    let architecture =
+        architecture
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| EngineError::BadGguf {
+                path: p.clone(),
+                detail: "no general.architecture in the metadata".into(),
+            })?;
+
+    // Tensor infos: check each tensor's data lies inside the file.
+    let mut data_end = 0u64;
+    let mut n_elements = 0u64;
+    for i in 0..n_tensors {
+        let tname = r.string(&format!("tensor info {i}"))?;
+        let n_dims = r.u32(&format!("tensor {tname}"))?;
+        if n_dims == 0 || n_dims > 4 {
+            return Err(EngineError::BadGguf {
+                path: p,
+                detail: format!("tensor {tname}: {n_dims} dimensions (expected 1..4)"),
+            });
+        }
+        let mut ne = [1u64; 4];
+        for d in ne.iter_mut().take(n_dims as usize) {
+            *d = r.u64(&format!("tensor {tname}"))?;
+        }
+        let ty = r.u32(&format!("tensor {tname}"))?;
+        let offset = r.u64(&format!("tensor {tname}"))?;
+        let bytes = ffi::row_size(ty, ne[0])
+            .and_then(|row| (row as u64).checked_mul(ne[1].checked_mul(ne[2])?.checked_mul(ne[3])?))
+            .ok_or_else(|| EngineError::BadGguf {
+                path: p.clone(),
+                detail: format!("tensor {tname}: unknown type {ty} or bad shape {ne:?}"),
+            })?;
+        data_end = data_end.max(offset.saturating_add(bytes));
+        n_elements = n_elements.saturating_add(ne.iter().product());
+    }
+    let header_end = r.r.stream_position().map_err(|source| EngineError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let alignment = alignment.max(1);
+    let data_start = header_end.div_ceil(alignment) * alignment;
+    let needed = data_start.saturating_add(data_end);
+    if needed > file_size {
+        return Err(EngineError::Truncated {
+            path: p,
+            detail: format!("tensor data needs {needed} bytes but the file has {file_size} (incomplete download?)"),
+        });
+    }
+    Ok(GgufInfo {
+        version,
+        architecture,
+        name,
+        chat_template,
+        n_tensors,
+        file_size,
+        n_elements,
+    })
+}

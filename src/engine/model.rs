@@ -1,0 +1,158 @@
+//! A loaded model: validated before llama.cpp sees it, with the facts culturetune reports.
+
+use super::ffi::{self, RawModel};
+use super::gguf::{self, GgufInfo};
+use super::EngineError;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What was loaded, as printed to the user.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// `general.name`, or the file name.
+    pub name: String,
+    /// `general.architecture`.
+    pub architecture: String,
+    /// llama.cpp's description (architecture, size class, quantization).
+    pub description: String,
+    /// Parameter count.
+    pub n_params: u64,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Input embedding width.
+    pub n_embd: usize,
+    /// Vocabulary size.
+    pub n_vocab: usize,
+    /// Training context length.
+    pub n_ctx_train: usize,
+    /// GPU layers requested (0 without a GPU backend).
+    pub gpu_layers: i32,
+}
+
+/// A loaded GGUF model with a chat template llama.cpp can render.
+pub struct Model {
+    raw: RawModel,
+    info: ModelInfo,
+    template: String,
+}
+
+impl Model {
+    /// Validates and loads a model. `gpu_layers` is clamped to 0 when the build has no GPU
+    /// backend.
+    pub fn load(path: &Path, gpu_layers: i32) -> Result<Model, EngineError> {
+        let g: GgufInfo = gguf::inspect(path)?;
+        let p = path.display().to_string();
+        let template = g
+            .chat_template
+            .clone()
+            .ok_or_else(|| EngineError::NoChatTemplate { path: p.clone() })?;
+        ffi::init_backend(false);
+        let gpu_layers = if ffi::supports_gpu_offload() {
+            gpu_layers
+        } else {
+            0
+        };
+        let raw = RawModel::load(path, gpu_layers)
+            .ok_or_else(|| EngineError::LoadFailed { path: p.clone() })?;
+        if raw
+            .apply_chat_template(&template, &[("system", "s"), ("user", "u")], true)
+            .is_none()
+        {
+            return Err(EngineError::UnknownChatTemplate { path: p });
+        }
+        let info = ModelInfo {
+            path: path.to_path_buf(),
+            name: g.name.clone().unwrap_or_else(|| {
+                path.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            architecture: g.architecture.clone(),
+            description: raw.desc(),
+            n_params: raw.n_params(),
+            file_size: g.file_size,
+            n_embd: raw.n_embd(),
+            n_vocab: raw.n_vocab(),
+            n_ctx_train: raw.n_ctx_train(),
+            gpu_layers,
+        };
+        Ok(Model {
+            raw,
+            info,
+            template,
+        })
+    }
+
+    /// What was loaded.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub(super) fn raw(&self) -> &RawModel {
+        &self.raw
+    }
+
+    /// Renders chat messages `(role, content)` with the model's template, ending with the
+    /// start of the assistant turn.
+    pub fn render_chat(&self, messages: &[(&str, &str)]) -> Result<String, EngineError> {
+        self.raw
+            .apply_chat_template(&self.template, messages, true)
+            .ok_or_else(|| {
+                EngineError::Prompt(
+                    "a chat message contains a NUL byte or the template failed".into(),
+                )
+            })
+    }
+
+    /// Tokenizes text, treating control tokens (`<|im_start|>`) as special, adding no BOS.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<i32>, EngineError> {
+        self.raw.tokenize(text, false, true).ok_or_else(|| {
+            EngineError::Prompt(format!("cannot tokenize a text of {} bytes", text.len()))
+        })
+    }
+
+    /// Whether the model adds a BOS token at the start of a prompt.
+    pub fn bos_prefix(&self) -> Result<Vec<i32>, EngineError> {
+        let with = self.raw.tokenize("x", true, true).unwrap_or_default();
+        let without = self.raw.tokenize("x", false, true).unwrap_or_default();
+        Ok(with[..with.len().saturating_sub(without.len())].to_vec())
+    }
+
+    /// The text of a token.
+    pub fn token_text(&self, token: i32) -> String {
+        self.raw.token_piece(token)
+    }
+
+    /// Whether a token ends a turn.
+    pub fn is_end_of_turn(&self, token: i32) -> bool {
+        self.raw.is_eog(token)
+    }
+
+    /// The token ids of the answer digits "1".."5"; an error if any is not a single token.
+    pub fn digit_tokens(&self) -> Result<[i32; 5], EngineError> {
+        let mut out = [0; 5];
+        for (i, d) in ["1", "2", "3", "4", "5"].iter().enumerate() {
+            match self.raw.tokenize(d, false, false).as_deref() {
+                Some([t]) => out[i] = *t,
+                other => {
+                    return Err(EngineError::Unsupported {
+                        path: self.info.path.display().to_string(),
+                        detail: format!("the digit {d} is not a single token ({other:?}); answers are read from single-digit tokens"),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether llama.cpp scales token embeddings by sqrt(n_embd) for token input only, so
+    /// that embedding rows fed directly must be pre-scaled to match (Gemma 3 and later).
+    pub fn scales_token_rows_only(&self) -> bool {
+        matches!(
+            self.info.architecture.as_str(),
+            "gemma3" | "gemma3n" | "gemma4" | "gemma-embedding"
+        )
+    }
+}

@@ -1,0 +1,412 @@
+//! Differential Evolution: DE/rand/1/bin, DE/best/1/bin and SHADE (success-history adaptive
+//! DE/current-to-pbest/1/bin with an external archive; Tanabe & Fukunaga 2013).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Cauchy, Distribution, Normal};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+
+/// Mutation strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Classic DE/rand/1/bin: v = x_r1 + F (x_r2 - x_r3).
+    Rand1Bin,
+    /// DE/best/1/bin: v = x_best + F (x_r1 - x_r2).
+    Best1Bin,
+    /// SHADE: v = x_i + F (x_pbest - x_i) + F (x_r1 - x_r2~archive), F and CR adapted from
+    /// a success history.
+    Shade,
+}
+
+/// Settings of a search. Stored with a run so it can be repeated exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeOptions {
+    /// Number of dimensions.
+    pub dim: usize,
+    /// Population size (at least 4).
+    pub pop_size: usize,
+    /// Lower and upper bound of every coordinate.
+    pub bounds: (f64, f64),
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Mutation factor F (rand/1 and best/1; SHADE adapts its own).
+    pub f: f64,
+    /// Crossover rate CR (rand/1 and best/1; SHADE adapts its own).
+    pub cr: f64,
+    /// Stop after this many generations (the initial population is generation 0).
+    pub max_generations: Option<usize>,
+    /// Stop once this many objective evaluations have been spent.
+    pub max_evals: Option<usize>,
+    /// Stop after this many generations without a strict improvement of the best.
+    pub patience: Option<usize>,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Put the origin (z = 0) into the initial population.
+    pub include_origin: bool,
+}
+
+impl Default for DeOptions {
+    fn default() -> Self {
+        DeOptions {
+            dim: 10,
+            pop_size: 20,
+            bounds: (-1.0, 1.0),
+            strategy: Strategy::Shade,
+            f: 0.5,
+            cr: 0.9,
+            max_generations: None,
+            max_evals: Some(1000),
+            patience: None,
+            seed: 0,
+            include_origin: false,
+        }
+    }
+}
+
+/// Why a search stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The generation limit was reached.
+    Generations,
+    /// The evaluation budget was spent.
+    Budget,
+    /// No improvement for `patience` generations.
+    NoImprovement,
+    /// The progress sink asked to stop.
+    Stopped,
+}
+
+/// What the progress sink sees after each generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Generation number (0 = the initial population).
+    pub index: usize,
+    /// Evaluations spent so far.
+    pub evals: usize,
+    /// Best loss so far.
+    pub best_loss: f64,
+    /// Mean loss of the population.
+    pub mean_loss: f64,
+    /// The best point so far.
+    pub best: Vec<f64>,
+}
+
+/// The complete state of a search between generations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeState {
+    /// The settings.
+    pub options: DeOptions,
+    /// Generations completed (0 before the initial population is evaluated).
+    pub generation: usize,
+    /// Evaluations spent.
+    pub evals: usize,
+    /// The population.
+    pub pop: Vec<Vec<f64>>,
+    /// Loss of each member (empty before the initial evaluation).
+    pub fitness: Vec<f64>,
+    /// SHADE's external archive of replaced parents.
+    pub archive: Vec<Vec<f64>>,
+    /// SHADE's memory of successful F values.
+    pub memory_f: Vec<f64>,
+    /// SHADE's memory of successful CR values.
+    pub memory_cr: Vec<f64>,
+    /// Next memory slot to update.
+    pub memory_pos: usize,
+    /// Generations since the best last improved.
+    pub stall: usize,
+    /// The random generator, mid-stream.
+    pub rng: ChaCha8Rng,
+    /// Why the search stopped, once it has.
+    pub stopped: Option<StopReason>,
+}
+
+/// The result of a finished (or stopped) search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The best point.
+    pub best: Vec<f64>,
+    /// Its loss.
+    pub best_loss: f64,
+    /// Evaluations spent.
+    pub evals: usize,
+    /// Generations completed.
+    pub generations: usize,
+    /// Why it stopped.
+    pub reason: StopReason,
+}
+
+impl DeState {
+    /// A fresh search: the initial population is drawn but not yet evaluated.
+    pub fn new(options: DeOptions) -> Result<DeState, String> {
+        if options.dim == 0 || options.pop_size < 4 {
+            return Err(format!(
+                "need dim >= 1 and a population of at least 4 (got dim {}, population {})",
+                options.dim, options.pop_size
+            ));
+        }
+        let (lo, hi) = options.bounds;
+        if lo >= hi || !lo.is_finite() || !hi.is_finite() {
+            return Err(format!(
+                "bounds must be finite with lower < upper, got {:?}",
+                options.bounds
+            ));
+        }
+        if options.max_generations.is_none()
+            && options.max_evals.is_none()
+            && options.patience.is_none()
+        {
+            return Err("set a generation limit, an evaluation budget or a patience".into());
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        let mut pop: Vec<Vec<f64>> = (0..options.pop_size)
+            .map(|_| (0..options.dim).map(|_| rng.random_range(lo..hi)).collect())
+            .collect();
+        if options.include_origin {
+            pop[0] = vec![0.0f64.clamp(lo, hi); options.dim];
+        }
+        let h = options.pop_size;
+        Ok(DeState {
+            generation: 0,
+            evals: 0,
+            pop,
+            fitness: vec![],
+            archive: vec![],
+            memory_f: vec![0.5; h],
+            memory_cr: vec![0.5; h],
+            memory_pos: 0,
+            stall: 0,
+            rng,
+            stopped: None,
+            options,
+        })
+    }
+
+    /// Index of the best member.
+    pub fn best_index(&self) -> usize {
+        let mut b = 0;
+        for (i, f) in self.fitness.iter().enumerate() {
+            if *f < self.fitness[b] {
+                b = i;
+            }
+        }
+        b
+    }
+
+    fn report(&self) -> Generation {
+        let b = self.best_index();
+        Generation {
+            index: self.generation,
+            evals: self.evals,
+            best_loss: self.fitness[b],
+            mean_loss: self.fitness.iter().sum::<f64>() / self.fitness.len() as f64,
+            best: self.pop[b].clone(),
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.options
+            .max_evals
+            .map_or(usize::MAX, |m| m.saturating_sub(self.evals))
+    }
+
+    fn limit_reached(&self) -> Option<StopReason> {
+        if self.remaining() == 0 {
+            return Some(StopReason::Budget);
+        }
+        if self
+            .options
+            .max_generations
+            .is_some_and(|g| self.generation >= g)
+        {
+            return Some(StopReason::Generations);
+        }
+        if self.options.patience.is_some_and(|p| self.stall >= p) {
+            return Some(StopReason::NoImprovement);
+        }
+        None
+    }
+
+    /// Runs until a limit is reached or `sink` breaks. `objective` gets a batch of points and
+    /// returns their losses (same order, same length). The state stays consistent after every
+    /// generation, so it can be serialized from inside the sink and resumed later.
+    pub fn run<E>(
+        &mut self,
+        mut objective: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
+        mut sink: impl FnMut(&Generation, &DeState) -> ControlFlow<()>,
+    ) -> Result<Outcome, E> {
+        if self.fitness.is_empty() {
+            let n = self.pop.len().min(self.remaining());
+            let mut fit = objective(&self.pop[..n])?;
+            // A budget smaller than the population leaves the rest unevaluated: never best.
+            fit.resize(self.pop.len(), f64::INFINITY);
+            self.fitness = fit;
+            self.evals += n;
+            if sink(&self.report(), self).is_break() {
+                self.stopped = Some(StopReason::Stopped);
+            }
+        }
+        while self.stopped.is_none() {
+            if let Some(r) = self.limit_reached() {
+                self.stopped = Some(r);
+                break;
+            }
+            self.step(&mut objective)?;
+            if sink(&self.report(), self).is_break() {
+                self.stopped = Some(StopReason::Stopped);
+            }
+        }
+        let b = self.best_index();
+        Ok(Outcome {
+            best: self.pop[b].clone(),
+            best_loss: self.fitness[b],
+            evals: self.evals,
+            generations: self.generation,
+            reason: self.stopped.unwrap_or(StopReason::Stopped),
+        })
+    }
+
+    /// Draws an index in 0..n different from all of `not`.
+    fn pick(rng: &mut ChaCha8Rng, n: usize, not: &[usize]) -> usize {
+        loop {
+            let r = rng.random_range(0..n);
+            if !not.contains(&r) {
+                return r;
+            }
+        }
+    }
+
+    fn step<E>(
+        &mut self,
+        objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
+    ) -> Result<(), E> {
+        let np = self.pop.len();
+        let dim = self.options.dim;
+        let (lo, hi) = self.options.bounds;
+        let best = self.best_index();
+        let n_trials = np.min(self.remaining());
+        let mut trials = Vec::with_capacity(n_trials);
+        let mut params = Vec::with_capacity(n_trials);
+        // Sorted order for p-best selection.
+        let mut order: Vec<usize> = (0..np).collect();
+        order.sort_by(|&a, &b| self.fitness[a].total_cmp(&self.fitness[b]));
+        for i in 0..n_trials {
+            let rng = &mut self.rng;
+            let (f, cr) = match self.options.strategy {
+                Strategy::Shade => {
+                    let r = rng.random_range(0..self.memory_f.len());
+                    let cr = Normal::new(self.memory_cr[r], 0.1)
+                        .expect("valid sd")
+                        .sample(rng)
+                        .clamp(0.0, 1.0);
+                    let cauchy = Cauchy::new(self.memory_f[r], 0.1).expect("valid scale");
+                    let mut f = cauchy.sample(rng);
+                    while f <= 0.0 {
+                        f = cauchy.sample(rng);
+                    }
+                    (f.min(1.0), cr)
+                }
+                _ => (self.options.f, self.options.cr),
+            };
+            let x = &self.pop[i];
+            let mutant: Vec<f64> = match self.options.strategy {
+                Strategy::Rand1Bin => {
+                    let r1 = Self::pick(rng, np, &[i]);
+                    let r2 = Self::pick(rng, np, &[i, r1]);
+                    let r3 = Self::pick(rng, np, &[i, r1, r2]);
+                    (0..dim)
+                        .map(|j| self.pop[r1][j] + f * (self.pop[r2][j] - self.pop[r3][j]))
+                        .collect()
+                }
+                Strategy::Best1Bin => {
+                    let r1 = Self::pick(rng, np, &[i, best]);
+                    let r2 = Self::pick(rng, np, &[i, best, r1]);
+                    (0..dim)
+                        .map(|j| self.pop[best][j] + f * (self.pop[r1][j] - self.pop[r2][j]))
+                        .collect()
+                }
+                Strategy::Shade => {
+                    let p_min = 2.0 / np as f64;
+                    let p = rng.random_range(p_min..=0.2f64.max(p_min));
+                    let top = ((p * np as f64).round() as usize).clamp(2, np);
+                    let pbest = order[rng.random_range(0..top)];
+                    let r1 = Self::pick(rng, np, &[i]);
+                    let union = np + self.archive.len();
+                    let r2 = Self::pick(rng, union, &[i, r1]);
+                    let x2 = if r2 < np {
+                        &self.pop[r2]
+                    } else {
+                        &self.archive[r2 - np]
+                    };
+                    (0..dim)
+                        .map(|j| {
+                            x[j] + f * (self.pop[pbest][j] - x[j]) + f * (self.pop[r1][j] - x2[j])
+                        })
+                        .collect()
+                }
+            };
+            let j_rand = rng.random_range(0..dim);
+            let trial: Vec<f64> = (0..dim)
+                .map(|j| {
+                    let v = if j == j_rand || rng.random::<f64>() < cr {
+                        mutant[j]
+                    } else {
+                        x[j]
+                    };
+                    // Out of bounds: halfway between the parent and the violated bound.
+                    if v < lo {
+                        (x[j] + lo) / 2.0
+                    } else if v > hi {
+                        (x[j] + hi) / 2.0
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            trials.push(trial);
+            params.push((f, cr));
+        }
+        let losses = objective(&trials)?;
+        self.evals += n_trials;
+        let prev_best = self.fitness[best];
+        let (mut s_f, mut s_cr, mut s_w) = (vec![], vec![], vec![]);
+        for (i, (trial, loss)) in trials.into_iter().zip(losses).enumerate() {
+            let loss = if loss.is_nan() { f64::INFINITY } else { loss };
+            if loss <= self.fitness[i] {
+                if loss < self.fitness[i] && self.options.strategy == Strategy::Shade {
+                    self.archive.push(self.pop[i].clone());
+                    s_f.push(params[i].0);
+                    s_cr.push(params[i].1);
+                    s_w.push(self.fitness[i] - loss);
+                }
+                self.pop[i] = trial;
+                self.fitness[i] = loss;
+            }
+        }
+        if self.options.strategy == Strategy::Shade {
+            while self.archive.len() > np {
+                let k = self.rng.random_range(0..self.archive.len());
+                self.archive.swap_remove(k);
+            }
+            let total: f64 = s_w.iter().sum();
+            if !s_f.is_empty() && total > 0.0 && total.is_finite() {
+                let w: Vec<f64> = s_w.iter().map(|d| d / total).collect();
+                let num: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f * f).sum();
+                let den: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f).sum();
+                self.memory_f[self.memory_pos] = num / den;
+                self.memory_cr[self.memory_pos] = w.iter().zip(&s_cr).map(|(w, c)| w * c).sum();
+                self.memory_pos = (self.memory_pos + 1) % self.memory_f.len();
+            }
+        }
+        self.generation += 1;
+        let new_best = self.fitness[self.best_index()];
+        self.stall = if new_best < prev_best {
+            0
+        } else {
+            self.stall + 1
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,293 @@
+//! The llama.cpp engine on the real default model (no mocks): exactness of the embedding path,
+//! the prefix-tree evaluation, determinism, and clean errors for bad model files.
+//!
+//! Needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh fetches it).
+
+use culturetune::engine::evaluate::{
+    EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
+};
+use culturetune::engine::{EmbeddingTable, EngineError, Model};
+use culturetune::prompt::{self, Method};
+use culturetune::regions::RegionTable;
+use culturetune::survey::Survey;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn model_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+fn model() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| {
+        Model::load(&model_path(), 0)
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh to fetch the default model)"))
+    })
+}
+
+fn prompts(method: Method, region: &str, panel: usize) -> SurveyPrompts {
+    let t = RegionTable::builtin();
+    let r = t.find(region).unwrap();
+    SurveyPrompts::build(
+        model(),
+        &Survey::builtin("vsm13").unwrap(),
+        &prompt::persona_block(method, r),
+        &prompt::panel(panel),
+        false,
+    )
+    .unwrap()
+}
+
+fn evaluator() -> Evaluator<'static> {
+    Evaluator::new(
+        model(),
+        EvalSettings {
+            threads: 2,
+            ..EvalSettings::default()
+        },
+    )
+    .unwrap()
+}
+
+fn assert_well_formed(a: &SurveyAnswers) {
+    for (k, i) in a.items.iter().enumerate() {
+        let sum: f64 = i.probs.iter().sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-9,
+            "item {k}: probabilities sum to {sum}"
+        );
+        assert!(i.probs.iter().all(|p| (0.0..=1.0).contains(p)));
+        assert!(
+            (1.0..=5.0).contains(&i.expected),
+            "item {k}: expected {}",
+            i.expected
+        );
+        assert!(
+            i.digit_mass > 0.0 && i.digit_mass <= 1.0,
+            "item {k}: mass {}",
+            i.digit_mass
+        );
+    }
+}
+
+#[test]
+fn model_info_is_what_the_file_holds() {
+    let i = model().info();
+    assert_eq!(i.architecture, "llama");
+    assert_eq!(i.n_embd, 576);
+    assert_eq!(i.n_vocab, 49152);
+    assert_eq!(i.n_ctx_train, 8192);
+    assert_eq!(i.file_size, 98_362_432);
+    assert!(i.description.contains("Q4_1"), "{}", i.description);
+    assert_eq!(model().digit_tokens().unwrap(), [33, 34, 35, 36, 37]);
+    let table = EmbeddingTable::load(model()).unwrap();
+    assert_eq!(table.type_name(), "q8_0");
+    assert_eq!(table.row(33).unwrap().len(), 576);
+    assert!(table.row(49152).is_err());
+}
+
+#[test]
+fn embedding_rows_give_bit_identical_logits_to_their_tokens() {
+    let p = prompts(Method::Naive, "USA", 1);
+    let rows = EmbeddingTable::load(model())
+        .unwrap()
+        .rows(&p.persona_tokens)
+        .unwrap();
+    let mut ev = evaluator();
+    let by_tokens = ev.evaluate(&p, PersonaInput::Text).unwrap();
+    let by_rows = ev.evaluate(&p, PersonaInput::Embeddings(&rows)).unwrap();
+    for (a, b) in by_tokens.leaves.iter().zip(&by_rows.leaves) {
+        assert_eq!(
+            a.logits_hash, b.logits_hash,
+            "full logits must be bit-identical"
+        );
+        assert_eq!(a.probs, b.probs);
+    }
+    // The rows are really used: perturbing them changes the answers.
+    let shifted: Vec<f32> = rows.iter().map(|v| v * 1.5).collect();
+    let moved = ev.evaluate(&p, PersonaInput::Embeddings(&shifted)).unwrap();
+    assert_ne!(moved.leaves[0].logits_hash, by_tokens.leaves[0].logits_hash);
+}
+
+#[test]
+fn a_soft_prompt_from_a_texts_rows_answers_like_the_text() {
+    // The ICL persona block (a long text) as a soft prompt made of its own embedding rows.
+    let p = prompts(Method::Icl, "CHI", 1);
+    assert!(p.persona_tokens.len() > 60, "{}", p.persona_tokens.len());
+    let rows = EmbeddingTable::load(model())
+        .unwrap()
+        .rows(&p.persona_tokens)
+        .unwrap();
+    let mut ev = evaluator();
+    let text = ev.evaluate(&p, PersonaInput::Text).unwrap();
+    let soft = ev.evaluate(&p, PersonaInput::Embeddings(&rows)).unwrap();
+    assert_eq!(text.items, soft.items);
+    assert_well_formed(&soft);
+}
+
+#[test]
+fn prefix_tree_matches_one_prompt_at_a_time_and_repeats_bit_identically() {
+    let p = prompts(Method::Naive, "IND", 1);
+    let mut ev = evaluator();
+    let tree = ev.evaluate(&p, PersonaInput::Text).unwrap();
+    let again = ev.evaluate(&p, PersonaInput::Text).unwrap();
+    assert_eq!(tree.leaves, again.leaves, "two runs must be bit-identical");
+    assert_eq!(tree.tail_tokens_decoded, p.unique_tail_tokens());
+    assert!(p.unique_tail_tokens() < p.tails.iter().map(Vec::len).sum::<usize>() * 6 / 10);
+    let mut worst = 0f64;
+    for k in 0..p.leaves.len() {
+        let single = ev.evaluate(&p.only(k), PersonaInput::Text).unwrap();
+        for (a, b) in single.leaves[0].probs.iter().zip(&tree.leaves[k].probs) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(
+        worst <= 0.05,
+        "prefix tree vs one at a time: max |dP| = {worst}"
+    );
+    assert_well_formed(&tree);
+}
+
+#[test]
+fn the_persona_reaches_the_model_and_panels_are_averaged() {
+    let mut ev = evaluator();
+    let usa = ev
+        .evaluate(&prompts(Method::Naive, "USA", 1), PersonaInput::Text)
+        .unwrap();
+    let chi = ev
+        .evaluate(&prompts(Method::Naive, "CHI", 1), PersonaInput::Text)
+        .unwrap();
+    let diff: f64 = usa
+        .items
+        .iter()
+        .zip(&chi.items)
+        .map(|(a, b)| (a.expected - b.expected).abs())
+        .sum();
+    assert!(
+        diff > 0.1,
+        "USA and China personas answer alike: summed |d expected| = {diff}"
+    );
+
+    let p2 = prompts(Method::Naive, "USA", 2);
+    assert_eq!(p2.leaves.len(), 48);
+    let two = ev.evaluate(&p2, PersonaInput::Text).unwrap();
+    assert_well_formed(&two);
+    for (item, answer) in two.items.iter().enumerate() {
+        let mine: Vec<_> = p2
+            .leaves
+            .iter()
+            .zip(&two.leaves)
+            .filter(|(l, _)| l.item == item)
+            .map(|(_, a)| a)
+            .collect();
+        assert_eq!(mine.len(), 2);
+        let mean0 = (mine[0].probs[0] + mine[1].probs[0]) / 2.0;
+        assert!((answer.probs[0] - mean0).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn counterbalanced_prompts_map_reversed_answers_back() {
+    let t = RegionTable::builtin();
+    let r = t.find("USA").unwrap();
+    let p = SurveyPrompts::build(
+        model(),
+        &Survey::builtin("vsm13").unwrap(),
+        &prompt::persona(r),
+        &prompt::panel(1),
+        true,
+    )
+    .unwrap();
+    assert_eq!(p.leaves.len(), 48);
+    assert!(
+        p.texts[1].contains("\n1. of very little or no importance\n"),
+        "{}",
+        p.texts[1]
+    );
+    let a = evaluator().evaluate(&p, PersonaInput::Text).unwrap();
+    assert_well_formed(&a);
+}
+
+fn load_err(path: &Path) -> String {
+    match Model::load(path, 0) {
+        Ok(_) => panic!("{} should be rejected", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_model_files_give_clear_errors_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.gguf");
+    let msg = load_err(&missing);
+    assert!(msg.contains("nope.gguf does not exist"), "{msg}");
+
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "this is not a model\n").unwrap();
+    let msg = load_err(&text);
+    assert!(
+        msg.contains("notes.gguf is not a GGUF model") && msg.contains("not the GGUF magic"),
+        "{msg}"
+    );
+
+    let real = std::fs::read(model_path()).unwrap();
+    for (name, len) in [
+        ("cut-header.gguf", 1_000_usize),
+        ("cut-data.gguf", real.len() / 2),
+        ("cut-end.gguf", real.len() - 1),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &real[..len]).unwrap();
+        let msg = load_err(&p);
+        assert!(msg.contains(name) && msg.contains("is truncated"), "{msg}");
+    }
+
+    // Same file with the chat-template key renamed (same length, so the file stays valid).
+    let key = b"tokenizer.chat_template";
+    let at = real
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the model has a template");
+    let mut patched = real.clone();
+    patched[at + key.len() - 1] = b'X';
+    let p = dir.path().join("no-template.gguf");
+    std::fs::write(&p, &patched).unwrap();
+    let err = Model::load(&p, 0).err().expect("rejected");
+    assert!(matches!(err, EngineError::NoChatTemplate { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no-template.gguf has no chat template"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
+    let p = prompts(Method::Naive, "USA", 1);
+    let mut ev = evaluator();
+    let err = ev
+        .evaluate(&p, PersonaInput::Embeddings(&[0.5; 100]))
+        .unwrap_err();
+    assert!(err.to_string().contains("k x 576"), "{err}");
+    let nan = vec![f32::NAN; 576];
+    let err = ev.evaluate(&p, PersonaInput::Embeddings(&nan)).unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+    let small = Evaluator::new(
+        model(),
+        EvalSettings {
+            n_ctx: 256,
+            ..EvalSettings::default()
+        },
+    )
+    .unwrap()
+    .evaluate(&p, PersonaInput::Text);
+    assert!(small.unwrap_err().to_string().contains("raise --n-ctx"));
+    assert!(Evaluator::new(
+        model(),
+        EvalSettings {
+            n_ubatch: 4096,
+            ..EvalSettings::default()
+        }
+    )
+    .is_err());
+}
