@@ -7,10 +7,15 @@
 pub mod atomic_file;
 pub mod dimension;
 pub mod engine;
+pub mod events;
+pub mod export;
+pub mod fingerprint;
 pub mod optim;
 pub mod prompt;
 pub mod regions;
 pub mod responses;
 pub mod scoring;
 pub mod soft_prompt;
+pub mod store;
 pub mod survey;
+pub mod tuning;

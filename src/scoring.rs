@@ -43,7 +43,7 @@ impl Constants {
         let list = |v: &DimScores| {
             Dimension::ALL
                 .iter()
-                .map(|&d| format!("{d}={}", v.get(d).unwrap_or(0.0)))
+                .map(|&d| format!("{d}={}", round1(v.get(d).unwrap_or(0.0))))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -54,6 +54,16 @@ impl Constants {
                 format!("calibrated on {source} ({})", list(values))
             }
         }
+    }
+}
+
+/// A number with at most one decimal, without a trailing ".0".
+fn round1(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
     }
 }
 

@@ -5,8 +5,12 @@ mod constants;
 mod engine_args;
 mod format;
 mod regions;
+mod report;
+mod runs;
 mod score;
 mod survey;
+mod transfer;
+mod tune;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -27,8 +31,58 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "CSV")]
     targets: Option<PathBuf>,
 
+    /// Database of runs, prompts and evaluations [default: culturetune/culturetune.db in the
+    /// user's data directory].
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// Marks a run stopped by the user (exit code 130, like an interrupted shell command).
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// A stable code for an error, for `--events jsonl` and the desktop app.
+pub fn error_code(e: &anyhow::Error) -> &'static str {
+    use culturetune::engine::EngineError as E;
+    for c in e.chain() {
+        if let Some(e) = c.downcast_ref::<E>() {
+            return match e {
+                E::NotFound { .. } => "model_not_found",
+                E::NotGguf { .. } => "not_gguf",
+                E::Truncated { .. }
+                | E::BadGguf { .. }
+                | E::NoChatTemplate { .. }
+                | E::UnknownChatTemplate { .. }
+                | E::LoadFailed { .. }
+                | E::Unsupported { .. } => "bad_model",
+                E::ContextFailed { .. } => "out_of_memory",
+                _ => "engine",
+            };
+        }
+        if c.downcast_ref::<culturetune::regions::RegionError>()
+            .is_some()
+        {
+            return "region_unknown";
+        }
+        if c.downcast_ref::<culturetune::store::StoreError>().is_some() {
+            return "database";
+        }
+        if c.downcast_ref::<Cancelled>().is_some() {
+            return "cancelled";
+        }
+        if c.downcast_ref::<culturetune::survey::SurveyError>()
+            .is_some()
+            || c.downcast_ref::<culturetune::export::ExportError>()
+                .is_some()
+        {
+            return "invalid_input";
+        }
+    }
+    "internal"
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +110,29 @@ enum Command {
     /// through the soft-prompt path, (c) tokens decoded over the minimum and the throughput
     /// ratio.
     Bench(bench::Args),
+    /// Tune a soft prompt toward a region's culture (the main job).
+    ///
+    /// Calibrates the constants once per model, evaluates the naive and ICL baselines, runs
+    /// Differential Evolution over the soft prompt (checkpointed every generation; Ctrl-C
+    /// cancels and `resume` continues exactly), then compares naive, ICL and tuned on the
+    /// training and the held-out survey.
+    Tune(tune::TuneArgs),
+    /// Continue a cancelled or interrupted run from its last checkpoint.
+    Resume(tune::ResumeArgs),
+    /// List tuning runs with their status and best loss.
+    Runs(runs::RunsArgs),
+    /// Show one run: settings, loss per generation, naive vs ICL vs tuned.
+    Show(runs::RunArgs),
+    /// Re-evaluate a finished run's tuned prompt and the baselines, and store the results.
+    Eval(runs::RunArgs),
+    /// Compare regions: naive, ICL and tuned losses on the training and held-out surveys.
+    Compare(runs::CompareArgs),
+    /// Export a run's tuned prompt as a PEFT prompt-tuning adapter directory.
+    Export(transfer::ExportArgs),
+    /// Import an exported soft prompt (validated against the model) into the database.
+    Import(transfer::ImportArgs),
+    /// Compute the calibrated constants of a model for both shipped surveys.
+    Calibrate(transfer::CalibrateArgs),
 }
 
 /// Runs one parsed command line, writing its results to `out`.
@@ -66,10 +143,23 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             None => Ok(RegionTable::builtin()),
         }
     };
+    let db = cli
+        .db
+        .clone()
+        .unwrap_or_else(culturetune::store::Store::default_path);
     match &cli.command {
         Command::Regions(a) => regions::run(a, &table()?, out),
         Command::Score(a) => score::run(a, &table()?, out),
         Command::Survey(a) => survey::run(a, &table()?, out),
         Command::Bench(a) => bench::run(a, &table()?, out),
+        Command::Tune(a) => tune::tune(a, &table()?, &db, out),
+        Command::Resume(a) => tune::resume(a, &table()?, &db, out),
+        Command::Runs(a) => runs::runs(a, &db, out),
+        Command::Show(a) => runs::show(a, &table()?, &db, out),
+        Command::Eval(a) => runs::eval(a, &table()?, &db, out),
+        Command::Compare(a) => runs::compare(a, &table()?, &db, out),
+        Command::Export(a) => transfer::export_run(a, &db, out),
+        Command::Import(a) => transfer::import_dir(a, &db, out),
+        Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),
     }
 }

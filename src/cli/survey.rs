@@ -36,6 +36,10 @@ pub struct Args {
     /// Index constants: `zero`, `survey`, or given values such as `PDI=20,IDV=10`.
     #[arg(long, default_value = "zero", value_name = "POLICY")]
     constants: String,
+    /// Use an exported soft prompt (a directory written by `culturetune export`) in place of
+    /// the persona block.
+    #[arg(long, value_name = "DIR")]
+    soft_prompt: Option<PathBuf>,
     /// Write every rendered prompt (exact text and token counts) as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     dump_prompts: Option<PathBuf>,
@@ -63,8 +67,16 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     if let Some(path) = &args.dump_prompts {
         dump_prompts(path, &prompts)?;
     }
+    let soft = args
+        .soft_prompt
+        .as_deref()
+        .map(|dir| culturetune::export::import(dir, Some(model.info().n_embd)))
+        .transpose()?;
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
-    let answers = ev.evaluate(&prompts, PersonaInput::Text)?;
+    let input = soft
+        .as_ref()
+        .map_or(PersonaInput::Text, |s| PersonaInput::Embeddings(&s.rows));
+    let answers = ev.evaluate(&prompts, input)?;
     let scores = indices(&survey, &answers.item_means(), &constants)?;
     let loss = Loss::between(&scores, &region.scores);
 
@@ -86,9 +98,12 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     }
     writeln!(
         out,
-        "survey {} as {:?}, method {:?}, panel {}{}",
+        "survey {} as {}, method {:?}, panel {}{}",
         survey.id,
-        block,
+        match &args.soft_prompt {
+            Some(d) => format!("the soft prompt in {}", d.display()),
+            None => format!("{block:?}"),
+        },
         args.method,
         panel.len(),
         if args.counterbalance {

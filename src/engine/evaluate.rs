@@ -13,7 +13,7 @@ use super::tree::PrefixTree;
 use super::{EngineError, Model};
 use crate::prompt::{self, Respondent};
 use crate::survey::Survey;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// Text that opens the assistant turn of every item prompt, so the next token is the answer.
@@ -23,7 +23,7 @@ pub const ANSWER_PREFIX: &str = "Answer: ";
 pub const MAX_SEQ: usize = 256;
 
 /// Settings that fix the evaluation procedure (and its speed).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalSettings {
     /// CPU threads.
     pub threads: i32,

@@ -1,0 +1,78 @@
+//! The comparison table printed after tuning and by `show`, `eval` and `compare`.
+
+use super::format::{cell, dim_header, dim_row};
+use anyhow::Result;
+use culturetune::dimension::DimScores;
+use culturetune::regions::Region;
+use culturetune::scoring::Constants;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+
+/// One line of the table: a method on a survey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodRow {
+    /// e.g. `train naive`.
+    pub label: String,
+    /// Indices.
+    pub indices: DimScores,
+    /// L1 loss.
+    pub loss: f64,
+    /// Mean loss per dimension.
+    pub loss_mean: f64,
+    /// Dimensions used.
+    pub dims_used: usize,
+    /// Mean digit mass.
+    pub digit_mass: f64,
+}
+
+/// Prints the target, each method's indices and losses (or JSON).
+pub fn print_comparison(
+    out: &mut dyn Write,
+    region: &Region,
+    rows: &[MethodRow],
+    constants: &Constants,
+    json_out: bool,
+    run: Option<(i64, usize, f64)>,
+) -> Result<()> {
+    if json_out {
+        let v = json!({"region": region, "constants": constants, "rows": rows, "run": run.map(|(id, evals, secs)| json!({"id": id, "evals": evals, "seconds": secs}))});
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    if let Some((id, evals, secs)) = run {
+        writeln!(out, "run {id}: {evals} evaluations, {secs:.0} s of search")?;
+    }
+    writeln!(
+        out,
+        "region {} ({}); constants: {}",
+        region.code,
+        region.name,
+        constants.describe()
+    )?;
+    writeln!(
+        out,
+        "{:<16}{}{:>9}{:>7}{:>6}",
+        "",
+        dim_header(7),
+        "L1",
+        "mean",
+        "mass"
+    )?;
+    writeln!(out, "{:<16}{}", "target", dim_row(&region.scores, 7))?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<16}{}{:>9}{:>7}{:>6.2}",
+            r.label,
+            dim_row(&r.indices, 7),
+            cell(Some(r.loss)),
+            cell(Some(r.loss_mean)),
+            r.digit_mass
+        )?;
+    }
+    if let Some(r) = rows.first() {
+        writeln!(out, "losses over {} of 6 dimensions; held-out rows use the held-out survey's own calibrated constants", r.dims_used)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `culturetune export`, `import` and `calibrate`.
+
+use super::engine_args::EngineArgs;
+use anyhow::{Context, Result};
+use culturetune::dimension::Dimension;
+use culturetune::engine::evaluate::Evaluator;
+use culturetune::export;
+use culturetune::fingerprint::sha256_file;
+use culturetune::regions::RegionTable;
+use culturetune::store::{ModelRecord, Store};
+use culturetune::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
+use culturetune::tuning::{calibrate, TuneConfig};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Options of `culturetune export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The run whose tuned prompt to export.
+    run: i64,
+    /// Directory to write (a PEFT prompt-tuning adapter plus culturetune.json).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace the directory if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Options of `culturetune import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// An exported soft-prompt directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `culturetune calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Respondents in the panel.
+    #[arg(long, default_value_t = 1)]
+    panel: usize,
+    /// Ask every item in both option orders.
+    #[arg(long)]
+    counterbalance: bool,
+    /// Calibration regions (comma-separated) [default: the 12-region set].
+    #[arg(long, value_delimiter = ',', value_name = "CODES")]
+    regions: Option<Vec<String>>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Writes a run's tuned prompt as an adapter directory.
+pub fn export_run(args: &ExportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
+    let store = Store::open(db)?;
+    let run = store.run(args.run)?;
+    let p = store.prompt_for_run(run.id)?.with_context(|| {
+        format!(
+            "run {} has no tuned prompt (status {})",
+            run.id,
+            run.status.as_str()
+        )
+    })?;
+    let name = p
+        .card
+        .get("model_name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown")
+        .to_string();
+    export::export(
+        &args.out, &p.rows, p.k, p.n_embd, &p.card, &name, args.force,
+    )?;
+    writeln!(
+        out,
+        "exported run {} ({} x {} soft prompt for {}) to {}",
+        run.id,
+        p.k,
+        p.n_embd,
+        run.region,
+        args.out.display()
+    )?;
+    Ok(())
+}
+
+/// Validates an adapter directory against a model and stores it.
+pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
+    let model = args.engine.load()?;
+    let file = export::import(&args.dir, Some(model.info().n_embd))?;
+    let sha = sha256_file(&args.engine.model_path()).context("hashing the model")?;
+    if file.card.get("model_sha256").and_then(|v| v.as_str()) != Some(sha.as_str()) {
+        eprintln!("warning: {} was tuned on another model file (card model_sha256 differs); answers may not transfer", args.dir.display());
+    }
+    let store = Store::open(db)?;
+    store.upsert_model(&ModelRecord {
+        sha256: sha.clone(),
+        path: args.engine.model_path().display().to_string(),
+        name: model.info().name.clone(),
+        architecture: model.info().architecture.clone(),
+        n_embd: model.info().n_embd,
+        file_size: model.info().file_size,
+    })?;
+    let id = store.save_prompt(None, &sha, file.k, file.n_embd, &file.rows, &file.card)?;
+    writeln!(
+        out,
+        "imported {} ({} x {}) as prompt {id}",
+        args.dir.display(),
+        file.k,
+        file.n_embd
+    )?;
+    Ok(())
+}
+
+/// Computes and stores calibrated constants for both shipped surveys.
+pub fn calibrate_model(
+    args: &CalibrateArgs,
+    table: &RegionTable,
+    db: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let given = args.engine.model_path();
+    let sha = sha256_file(&given).with_context(|| format!("reading {}", given.display()))?;
+    let mut config = TuneConfig::new("USA", &given.display().to_string(), &sha, 0);
+    config.weights = args.engine.weights;
+    config.settings = args.engine.settings();
+    config.panel = args.panel;
+    config.counterbalance = args.counterbalance;
+    if let Some(r) = &args.regions {
+        config.calibration_regions = r
+            .iter()
+            .map(|c| table.find(c).map(|r| r.code.clone()))
+            .collect::<Result<_, _>>()?;
+    }
+    let model = args.engine.load()?;
+    let store = Store::open(db)?;
+    store.upsert_model(&ModelRecord {
+        sha256: sha.clone(),
+        path: given.display().to_string(),
+        name: model.info().name.clone(),
+        architecture: model.info().architecture.clone(),
+        n_embd: model.info().n_embd,
+        file_size: model.info().file_size,
+    })?;
+    let mut ev = Evaluator::new(&model, config.settings)?;
+    let mut report = Vec::new();
+    for id in [TRAINING_SURVEY_ID, HELDOUT_SURVEY_ID] {
+        let survey = Survey::builtin(id)?;
+        let c = calibrate(&model, &mut ev, &survey, table, &config, |done, code| {
+            eprintln!(
+                "calibrating {id}: {done}/{} ({code})",
+                config.calibration_regions.len()
+            )
+        })?;
+        store.save_calibration(
+            &config.calibration_key(id),
+            &sha,
+            id,
+            &config.calibration_regions,
+            &c,
+        )?;
+        report.push(json!({"survey": id, "constants": c}));
+        if !args.json {
+            let parts: Vec<String> = Dimension::ALL
+                .iter()
+                .map(|d| format!("{d}={:.1}", c.get(*d).unwrap_or(0.0)))
+                .collect();
+            writeln!(out, "{id}: {}", parts.join(" "))?;
+        }
+    }
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"model_sha256": sha, "regions": config.calibration_regions, "calibrations": report})
+            )?
+        )?;
+    } else {
+        writeln!(
+            out,
+            "stored in {} for model {} (regions: {})",
+            db.display(),
+            &sha[..12],
+            config.calibration_regions.join(",")
+        )?;
+    }
+    Ok(())
+}

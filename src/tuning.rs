@@ -1,0 +1,390 @@
+//! Soft-prompt tuning of one region: calibration of the constants, the baselines (naive and
+//! ICL), the Differential Evolution search over P = P0 + A z with a checkpoint per generation,
+//! and the final evaluation on the training and the held-out survey.
+//!
+//! The search is resumable exactly: the optimizer state is stored after every generation, the
+//! projection A is rebuilt from its seed, and every evaluation uses one fixed procedure. A
+//! cancel flag stops it between two candidate evaluations; the unfinished generation is
+//! dropped, so the stored state stays consistent.
+
+use crate::dimension::DimScores;
+use crate::engine::evaluate::{
+    EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
+};
+use crate::engine::{EmbeddingTable, EngineError, Model, WeightType};
+use crate::optim::{DeOptions, DeState, Generation, Outcome, Strategy};
+use crate::prompt::{self, Method};
+use crate::regions::{Region, RegionTable};
+use crate::scoring::{indices, Constants, Loss};
+use crate::soft_prompt::SoftPromptSpace;
+use crate::store::{Checkpoint, Store};
+use crate::survey::Survey;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Regions whose naive answers calibrate the constants by default: all six dimensions
+/// published, spread over the world's cultural clusters (Anglo, Germanic, Nordic, Eastern
+/// European, East Asian, South Asian, Latin American, Arab, African).
+pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
+    "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
+];
+
+/// Everything that defines a tuning run; stored with it so it can be repeated and resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneConfig {
+    /// Region code.
+    pub region: String,
+    /// Training survey id or path.
+    pub survey: String,
+    /// Held-out survey id or path.
+    pub heldout_survey: String,
+    /// The model file as given.
+    pub model_path: String,
+    /// Its SHA-256.
+    pub model_sha256: String,
+    /// Weight type evaluated.
+    pub weights: WeightType,
+    /// Evaluation procedure.
+    pub settings: EvalSettings,
+    /// Panel size.
+    pub panel: usize,
+    /// Counterbalanced option order.
+    pub counterbalance: bool,
+    /// Soft-prompt rows beyond the persona sentence's own rows.
+    pub extra_rows: usize,
+    /// Search dimensions d.
+    pub d: usize,
+    /// Seed of the projection A (the optimizer has its own in `de`).
+    pub projection_seed: u64,
+    /// Optimizer settings (dim = d).
+    pub de: DeOptions,
+    /// Regions used to calibrate the constants.
+    pub calibration_regions: Vec<String>,
+}
+
+impl TuneConfig {
+    /// A configuration with culturetune's defaults for a region (chosen by measurement; see
+    /// the tuner's closing notes in docs).
+    pub fn new(region: &str, model_path: &str, model_sha256: &str, seed: u64) -> TuneConfig {
+        let d = 24;
+        TuneConfig {
+            region: region.to_string(),
+            survey: crate::survey::TRAINING_SURVEY_ID.into(),
+            heldout_survey: crate::survey::HELDOUT_SURVEY_ID.into(),
+            model_path: model_path.to_string(),
+            model_sha256: model_sha256.to_string(),
+            weights: WeightType::Auto,
+            settings: EvalSettings::default(),
+            panel: 1,
+            counterbalance: false,
+            extra_rows: 0,
+            d,
+            projection_seed: seed,
+            de: DeOptions {
+                dim: d,
+                pop_size: 12,
+                bounds: (-1.0, 1.0),
+                strategy: Strategy::Shade,
+                f: 0.5,
+                cr: 0.9,
+                max_generations: None,
+                max_evals: Some(144),
+                patience: None,
+                seed,
+                include_origin: true,
+            },
+            calibration_regions: DEFAULT_CALIBRATION_REGIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The key under which a survey's calibration for this model and procedure is stored.
+    pub fn calibration_key(&self, survey: &str) -> String {
+        serde_json::json!({
+            "model": self.model_sha256, "weights": self.weights, "survey": survey, "panel": self.panel,
+            "counterbalance": self.counterbalance, "n_ubatch": self.settings.n_ubatch,
+            "n_batch": self.settings.n_batch, "flash_attn": self.settings.flash_attn,
+            "regions": self.calibration_regions,
+        })
+        .to_string()
+    }
+}
+
+/// Why tuning stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// The cancel flag was raised.
+    #[error("cancelled")]
+    Cancelled,
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Anything else (bad configuration, scoring).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A method's result on one survey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodResult {
+    /// The indices.
+    pub indices: DimScores,
+    /// The loss against the region's targets.
+    pub loss: Loss,
+    /// Mean digit mass.
+    pub digit_mass: f64,
+}
+
+/// Scores survey answers against a region under given constants.
+pub fn score(
+    survey: &Survey,
+    answers: &SurveyAnswers,
+    constants: &Constants,
+    region: &Region,
+) -> Result<MethodResult, TuneError> {
+    let idx = indices(survey, &answers.item_means(), constants)
+        .map_err(|e| TuneError::Other(e.to_string()))?;
+    let loss = Loss::between(&idx, &region.scores).ok_or_else(|| {
+        TuneError::Other(format!(
+            "{} shares no dimension with the survey",
+            region.code
+        ))
+    })?;
+    let digit_mass =
+        answers.items.iter().map(|i| i.digit_mass).sum::<f64>() / answers.items.len().max(1) as f64;
+    Ok(MethodResult {
+        indices: idx,
+        loss,
+        digit_mass,
+    })
+}
+
+/// Calibrated constants: C_d = mean over the configuration's calibration regions of
+/// (target_d - raw_d(naive answers)), over the regions that publish d, with the
+/// configuration's panel. `progress` sees each region as it is done.
+pub fn calibrate(
+    model: &Model,
+    ev: &mut Evaluator<'_>,
+    survey: &Survey,
+    table: &RegionTable,
+    config: &TuneConfig,
+    mut progress: impl FnMut(usize, &str),
+) -> Result<DimScores, TuneError> {
+    let (regions, panel, counterbalance) = (
+        &config.calibration_regions,
+        config.panel,
+        config.counterbalance,
+    );
+    let mut sums = [0.0f64; 6];
+    let mut counts = [0usize; 6];
+    for (i, code) in regions.iter().enumerate() {
+        let region = table
+            .find(code)
+            .map_err(|e| TuneError::Other(e.to_string()))?;
+        let p = SurveyPrompts::build(
+            model,
+            survey,
+            &prompt::persona(region),
+            &prompt::panel(panel),
+            counterbalance,
+        )?;
+        let a = ev.evaluate(&p, PersonaInput::Text)?;
+        let raw = indices(survey, &a.item_means(), &Constants::Zero)
+            .map_err(|e| TuneError::Other(e.to_string()))?;
+        for (d, t) in region.scores.iter() {
+            if let Some(r) = raw.get(d) {
+                sums[d.index()] += t - r;
+                counts[d.index()] += 1;
+            }
+        }
+        progress(i + 1, code);
+    }
+    let mut c = DimScores::default();
+    for d in crate::dimension::Dimension::ALL {
+        if counts[d.index()] > 0 {
+            c.set(d, Some(sums[d.index()] / counts[d.index()] as f64));
+        }
+    }
+    Ok(c)
+}
+
+/// The soft-prompt search for one region on one survey.
+pub struct Tuner<'m> {
+    model: &'m Model,
+    /// The evaluator (fixed procedure).
+    pub evaluator: Evaluator<'m>,
+    survey: Survey,
+    region: Region,
+    prompts: SurveyPrompts,
+    space: SoftPromptSpace,
+    constants: Constants,
+}
+
+impl<'m> Tuner<'m> {
+    /// Sets up the search: the naive prompts, P0 = the persona sentence's rows (plus extra
+    /// rows), and the projection A from the configured seed.
+    pub fn new(
+        model: &'m Model,
+        config: &TuneConfig,
+        survey: Survey,
+        region: Region,
+        constants: Constants,
+    ) -> Result<Tuner<'m>, TuneError> {
+        let evaluator = Evaluator::new(model, config.settings)?;
+        let persona = prompt::persona(&region);
+        let prompts = SurveyPrompts::build(
+            model,
+            &survey,
+            &persona,
+            &prompt::panel(config.panel),
+            config.counterbalance,
+        )?;
+        let table = EmbeddingTable::load(model)?;
+        let p0 = table.rows(&prompts.persona_tokens)?;
+        let k = prompts.persona_tokens.len() + config.extra_rows;
+        let space = SoftPromptSpace::new(
+            &p0,
+            model.info().n_embd,
+            k,
+            config.d,
+            config.projection_seed,
+            table.std()?,
+        )
+        .map_err(TuneError::Other)?;
+        Ok(Tuner {
+            model,
+            evaluator,
+            survey,
+            region,
+            prompts,
+            space,
+            constants,
+        })
+    }
+
+    /// The soft prompt of a point z.
+    pub fn rows(&self, z: &[f64]) -> Vec<f32> {
+        self.space.rows(z)
+    }
+
+    /// The parametrization (for the card).
+    pub fn space(&self) -> &SoftPromptSpace {
+        &self.space
+    }
+
+    /// The persona text the soft prompt replaces.
+    pub fn persona_text(&self) -> &str {
+        &self.prompts.persona_text
+    }
+
+    /// Evaluates a soft prompt (rows) on the training survey.
+    pub fn evaluate_rows(&mut self, rows: &[f32]) -> Result<MethodResult, TuneError> {
+        let a = self
+            .evaluator
+            .evaluate(&self.prompts, PersonaInput::Embeddings(rows))?;
+        score(&self.survey, &a, &self.constants, &self.region)
+    }
+
+    /// Evaluates a method (naive or ICL hard prompt, or soft-prompt rows) on any survey with
+    /// given constants, through this tuner's evaluator (same procedure).
+    pub fn evaluate_on(
+        &mut self,
+        survey: &Survey,
+        constants: &Constants,
+        method: Method,
+        rows: Option<&[f32]>,
+    ) -> Result<MethodResult, TuneError> {
+        let block = prompt::persona_block(method, &self.region);
+        let p = SurveyPrompts::build(
+            self.model,
+            survey,
+            &block,
+            &prompt::panel(
+                self.prompts
+                    .leaves
+                    .iter()
+                    .map(|l| l.respondent)
+                    .max()
+                    .unwrap_or(0)
+                    + 1,
+            ),
+            self.prompts.leaves.iter().any(|l| l.reversed),
+        )?;
+        let input = rows.map_or(PersonaInput::Text, PersonaInput::Embeddings);
+        let a = self.evaluator.evaluate(&p, input)?;
+        score(survey, &a, constants, &self.region)
+    }
+
+    /// Runs (or continues) the search. After every generation the state is checkpointed to
+    /// `store` and `on_generation` is called with the generation and the best candidate's
+    /// indices. `cancel` is checked before every candidate evaluation.
+    pub fn search(
+        &mut self,
+        state: &mut DeState,
+        store: &mut Store,
+        run_id: i64,
+        cancel: &AtomicBool,
+        elapsed_before: f64,
+        mut on_generation: impl FnMut(&Generation, &DimScores, f64),
+    ) -> Result<Outcome, TuneError> {
+        let start = Instant::now();
+        let best_scores: RefCell<Vec<(Vec<f64>, DimScores)>> = RefCell::new(Vec::new());
+        let mut failure: Option<TuneError> = None;
+        let objective = |xs: &[Vec<f64>]| -> Result<Vec<f64>, TuneError> {
+            let mut out = Vec::with_capacity(xs.len());
+            for z in xs {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(TuneError::Cancelled);
+                }
+                let rows = self.space.rows(z);
+                let a = self
+                    .evaluator
+                    .evaluate(&self.prompts, PersonaInput::Embeddings(&rows))?;
+                let r = score(&self.survey, &a, &self.constants, &self.region)?;
+                best_scores.borrow_mut().push((z.clone(), r.indices));
+                out.push(r.loss.l1);
+            }
+            Ok(out)
+        };
+        let outcome = state.run(objective, |g, st| {
+            let mut seen = best_scores.borrow_mut();
+            let scores = seen
+                .iter()
+                .rev()
+                .find(|(z, _)| *z == g.best)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            // Keep only what can still be the best.
+            seen.retain(|(z, _)| st.pop.contains(z));
+            drop(seen);
+            let elapsed = elapsed_before + start.elapsed().as_secs_f64();
+            let c = Checkpoint {
+                generation: g.index,
+                evals: g.evals,
+                best_loss: g.best_loss,
+                mean_loss: g.mean_loss,
+                best_scores: scores,
+                state: serde_json::to_string(st).expect("state serializes"),
+                elapsed_s: elapsed,
+            };
+            if let Err(e) = store.save_checkpoint(run_id, &c) {
+                failure = Some(e.into());
+                return ControlFlow::Break(());
+            }
+            on_generation(g, &scores, elapsed);
+            ControlFlow::Continue(())
+        });
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        outcome
+    }
+}
