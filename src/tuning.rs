@@ -103,6 +103,19 @@ impl TuneConfig {
         }
     }
 
+    /// The constants policy for calibrated values of this configuration, labelled with what
+    /// they were calibrated on.
+    pub fn calibrated(&self, values: DimScores) -> Constants {
+        Constants::Calibrated {
+            values,
+            source: format!(
+                "{} regions, model {}",
+                self.calibration_regions.len(),
+                &self.model_sha256[..self.model_sha256.len().min(12)]
+            ),
+        }
+    }
+
     /// The key under which a survey's calibration for this model and procedure is stored.
     pub fn calibration_key(&self, survey: &str) -> String {
         serde_json::json!({

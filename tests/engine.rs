@@ -291,3 +291,31 @@ fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
     )
     .is_err());
 }
+
+#[test]
+fn chat_generation_is_greedy_and_the_embedding_path_matches_text() {
+    use culturetune::engine::evaluate::ChatPrompt;
+    let t = RegionTable::builtin();
+    let chat = ChatPrompt::build(
+        model(),
+        &prompt::persona(t.find("JPN").unwrap()),
+        "What do you value most in a job?",
+    )
+    .unwrap();
+    let rows = EmbeddingTable::load(model())
+        .unwrap()
+        .rows(&chat.persona_tokens)
+        .unwrap();
+    let mut ev = evaluator();
+    let text = ev.generate(&chat, PersonaInput::Text, 24).unwrap();
+    let soft = ev
+        .generate(&chat, PersonaInput::Embeddings(&rows), 24)
+        .unwrap();
+    assert!(text.split_whitespace().count() >= 3, "{text:?}");
+    assert_eq!(text, soft);
+    assert_eq!(
+        text,
+        ev.generate(&chat, PersonaInput::Text, 24).unwrap(),
+        "greedy decoding repeats"
+    );
+}

@@ -261,6 +261,29 @@ fn tuning_end_to_end() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 24);
 
+    let o = ct()
+        .args([
+            "chat",
+            "--model",
+            &m,
+            "--region",
+            "CHI",
+            "--soft-prompt",
+            &out.display().to_string(),
+            "--max-tokens",
+            "16",
+            "--json",
+            "Describe a good boss.",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !v["naive"].as_str().unwrap().is_empty() && !v["tuned"].as_str().unwrap().is_empty(),
+        "{v}"
+    );
+
     // 5. runs / compare see the finished run.
     let o = ct()
         .args([

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each sub-command lives in its own module.
 
 mod bench;
+mod chat;
 mod constants;
 mod engine_args;
 mod format;
@@ -133,6 +134,9 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Compute the calibrated constants of a model for both shipped surveys.
     Calibrate(transfer::CalibrateArgs),
+    /// Answer a message as a person from the region, with the naive persona and with a tuned
+    /// soft prompt in its place (greedy decoding, so the replies are reproducible).
+    Chat(chat::Args),
 }
 
 /// Runs one parsed command line, writing its results to `out`.
@@ -161,5 +165,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Export(a) => transfer::export_run(a, &db, out),
         Command::Import(a) => transfer::import_dir(a, &db, out),
         Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),
+        Command::Chat(a) => chat::run(a, &table()?, &db, out),
     }
 }

@@ -70,7 +70,7 @@ pub fn runs(args: &RunsArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,
             "{:>4}  {:<12} {:<7} {:>6} {:>9}  {}",
-            r["id"],
+            r["id"].as_i64().unwrap_or(0),
             r["status"].as_str().unwrap_or(""),
             r["region"].as_str().unwrap_or(""),
             r["evals"].as_u64().map_or("-".into(), |e| e.to_string()),
@@ -198,14 +198,7 @@ pub fn eval(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
         let (values, _) = store
             .calibration(&config.calibration_key(&s.id))?
             .with_context(|| format!("no calibration stored for {}", s.id))?;
-        Ok(Constants::Calibrated {
-            values,
-            source: format!(
-                "{} regions, model {}",
-                config.calibration_regions.len(),
-                &config.model_sha256[..12]
-            ),
-        })
+        Ok(config.calibrated(values))
     };
     let (c_train, c_heldout) = (constants(&train)?, constants(&heldout)?);
     let mut tuner = Tuner::new(

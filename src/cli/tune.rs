@@ -312,14 +312,7 @@ fn drive_inner(
                     c
                 }
             };
-            Ok(Constants::Calibrated {
-                values,
-                source: format!(
-                    "{} regions, model {}",
-                    config.calibration_regions.len(),
-                    &config.model_sha256[..12]
-                ),
-            })
+            Ok(config.calibrated(values))
         };
     let c_train = constants_for(&train, em, *run_id)?;
     let c_heldout = constants_for(&heldout, em, *run_id)?;

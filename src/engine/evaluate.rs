@@ -173,6 +173,43 @@ impl SurveyPrompts {
     }
 }
 
+/// One chat turn split like a survey prompt: the template's opening, the persona block, and
+/// everything after it (the user's message and the start of the assistant turn).
+#[derive(Debug, Clone)]
+pub struct ChatPrompt {
+    /// BOS and the template's tokens before the persona block.
+    pub head: Vec<i32>,
+    /// The persona block's tokens.
+    pub persona_tokens: Vec<i32>,
+    /// Tokens after the persona block.
+    pub tail: Vec<i32>,
+}
+
+impl ChatPrompt {
+    /// Renders a system message that starts with `persona_block`, then the user's message.
+    pub fn build(
+        model: &Model,
+        persona_block: &str,
+        message: &str,
+    ) -> Result<ChatPrompt, EngineError> {
+        let system = format!("{persona_block} {CHAT_INSTRUCTIONS}");
+        let text = model.render_chat(&[("system", &system), ("user", message)])?;
+        let at = text.find(persona_block).ok_or_else(|| {
+            EngineError::Prompt("the chat template altered the persona text".into())
+        })?;
+        let mut head = model.bos_prefix()?;
+        head.extend(model.tokenize(&text[..at])?);
+        Ok(ChatPrompt {
+            head,
+            persona_tokens: model.tokenize(persona_block)?,
+            tail: model.tokenize(&text[at + persona_block.len()..])?,
+        })
+    }
+}
+
+/// The instruction after the persona block in a chat.
+pub const CHAT_INSTRUCTIONS: &str = "Answer in a few sentences, from your own point of view.";
+
 /// What goes in the persona block's place.
 #[derive(Debug, Clone, Copy)]
 pub enum PersonaInput<'a> {
@@ -378,6 +415,74 @@ impl<'m> Evaluator<'m> {
         self.ctx.decode(input, &positions, &seqs, &vec![false; n])?;
         *pos += n as i32;
         Ok(())
+    }
+
+    /// Greedy generation (deterministic) after a chat prompt, with the persona block as text
+    /// or as soft-prompt rows; stops at the end of the turn or after `max_tokens`.
+    pub fn generate(
+        &mut self,
+        prompt: &ChatPrompt,
+        persona: PersonaInput<'_>,
+        max_tokens: usize,
+    ) -> Result<String, EngineError> {
+        let needed =
+            prompt.head.len() + prompt.persona_tokens.len().max(1) + prompt.tail.len() + max_tokens;
+        if needed > self.settings.n_ctx as usize || prompt.tail.is_empty() {
+            return Err(EngineError::Prompt(format!(
+                "the chat needs {needed} KV cells; n_ctx is {}",
+                self.settings.n_ctx
+            )));
+        }
+        self.ctx.clear();
+        let seq: &[i32] = &[0];
+        let mut pos = 0i32;
+        if !prompt.head.is_empty() {
+            self.decode_shared(BatchInput::Tokens(&prompt.head), &mut pos, seq)?;
+        }
+        match persona {
+            PersonaInput::Text => {
+                self.decode_shared(BatchInput::Tokens(&prompt.persona_tokens), &mut pos, seq)?
+            }
+            PersonaInput::Embeddings(rows) => {
+                self.decode_shared(BatchInput::Embeddings(rows), &mut pos, seq)?
+            }
+        }
+        let mut out = String::new();
+        let mut input = prompt.tail.clone();
+        for _ in 0..max_tokens {
+            let n = input.len();
+            let positions: Vec<i32> = (pos..pos + n as i32).collect();
+            let mut logits = vec![false; n];
+            logits[n - 1] = true;
+            self.ctx.decode(
+                BatchInput::Tokens(&input),
+                &positions,
+                &vec![seq; n],
+                &logits,
+            )?;
+            pos += n as i32;
+            let l = self
+                .ctx
+                .logits(n - 1)
+                .ok_or_else(|| EngineError::Prompt("no logits".into()))?;
+            let next = l
+                .iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |b, (i, &v)| {
+                    if v > b.1 {
+                        (i, v)
+                    } else {
+                        b
+                    }
+                })
+                .0 as i32;
+            if self.model.is_end_of_turn(next) {
+                break;
+            }
+            out.push_str(&self.model.token_text(next));
+            input = vec![next];
+        }
+        Ok(out.trim().to_string())
     }
 
     /// Decodes `tokens` as one batch of one sequence from an empty cache and returns the wall

@@ -1,0 +1,81 @@
+//! `culturetune chat`: the same message answered with the naive persona and with a tuned soft
+//! prompt in its place, so a person can see what the tuning did.
+
+use super::engine_args::EngineArgs;
+use anyhow::{bail, Context, Result};
+use culturetune::engine::evaluate::{ChatPrompt, Evaluator, PersonaInput};
+use culturetune::export;
+use culturetune::prompt;
+use culturetune::regions::RegionTable;
+use culturetune::store::Store;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Options of `culturetune chat`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Region of the persona.
+    #[arg(long, value_name = "CODE")]
+    region: String,
+    /// An exported soft prompt directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "run")]
+    soft_prompt: Option<PathBuf>,
+    /// Or the tuned prompt of a run in the database.
+    #[arg(long)]
+    run: Option<i64>,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 120)]
+    max_tokens: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// The message.
+    message: String,
+}
+
+/// Answers the message twice.
+pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
+    let region = table.find(&args.region)?;
+    let model = args.engine.load()?;
+    let n_embd = model.info().n_embd;
+    let rows = match (&args.soft_prompt, args.run) {
+        (Some(dir), _) => export::import(dir, Some(n_embd))?.rows,
+        (None, Some(run)) => {
+            let p = Store::open(db)?
+                .prompt_for_run(run)?
+                .with_context(|| format!("run {run} has no tuned prompt"))?;
+            if p.n_embd != n_embd {
+                bail!(
+                    "run {run}'s prompt is {} wide but this model's embeddings are {n_embd} wide",
+                    p.n_embd
+                );
+            }
+            p.rows
+        }
+        (None, None) => bail!("give the tuned prompt with --soft-prompt DIR or --run N"),
+    };
+    let chat = ChatPrompt::build(&model, &prompt::persona(region), &args.message)?;
+    let mut ev = Evaluator::new(&model, args.engine.settings())?;
+    let naive = ev.generate(&chat, PersonaInput::Text, args.max_tokens)?;
+    let tuned = ev.generate(&chat, PersonaInput::Embeddings(&rows), args.max_tokens)?;
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"region": region.code, "message": args.message, "naive": naive, "tuned": tuned})
+            )?
+        )?;
+    } else {
+        writeln!(
+            out,
+            "== naive persona ({:?})\n{naive}\n",
+            prompt::persona(region)
+        )?;
+        writeln!(out, "== tuned soft prompt\n{tuned}")?;
+    }
+    Ok(())
+}
