@@ -17,7 +17,7 @@ use crate::prompt::{self, Method};
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{indices, Constants, Loss};
 use crate::soft_prompt::SoftPromptSpace;
-use crate::store::{Checkpoint, Store};
+use crate::store::{Checkpoint, EvaluationRecord, Store};
 use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -154,6 +154,33 @@ pub struct MethodResult {
     pub loss: Loss,
     /// Mean digit mass.
     pub digit_mass: f64,
+}
+
+impl MethodResult {
+    /// The store record of this result.
+    pub fn record(
+        &self,
+        run_id: Option<i64>,
+        model_sha256: &str,
+        method: &str,
+        survey: &str,
+        region: &str,
+        constants: &Constants,
+    ) -> EvaluationRecord {
+        EvaluationRecord {
+            run_id,
+            model_sha256: model_sha256.to_string(),
+            method: method.to_string(),
+            survey: survey.to_string(),
+            region: region.to_string(),
+            constants: serde_json::to_value(constants).expect("constants serialize"),
+            indices: self.indices,
+            loss: self.loss.l1,
+            loss_mean: self.loss.mean,
+            dims_used: self.loss.dims_used,
+            digit_mass: self.digit_mass,
+        }
+    }
 }
 
 /// Scores survey answers against a region under given constants.

@@ -215,19 +215,14 @@ pub fn eval(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
             ("tuned", Method::Naive, Some(prompt.rows.as_slice())),
         ] {
             let r = tuner.evaluate_on(survey, c, method, rows)?;
-            store.save_evaluation(&EvaluationRecord {
-                run_id: Some(run.id),
-                model_sha256: config.model_sha256.clone(),
-                method: name.into(),
-                survey: survey.id.clone(),
-                region: region.code.clone(),
-                constants: serde_json::to_value(c)?,
-                indices: r.indices,
-                loss: r.loss.l1,
-                loss_mean: r.loss.mean,
-                dims_used: r.loss.dims_used,
-                digit_mass: r.digit_mass,
-            })?;
+            store.save_evaluation(&r.record(
+                Some(run.id),
+                &config.model_sha256,
+                name,
+                &survey.id,
+                &region.code,
+                c,
+            ))?;
         }
     }
     let rows = comparison_rows(&store.evaluations(Some(run.id))?, &train, &heldout);

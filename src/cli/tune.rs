@@ -357,19 +357,14 @@ fn drive_inner(
                   constants: &Constants,
                   r: &MethodResult|
      -> Result<()> {
-        store.save_evaluation(&EvaluationRecord {
-            run_id: Some(id),
-            model_sha256: config.model_sha256.clone(),
-            method: method.into(),
-            survey: survey.id.clone(),
-            region: region.code.clone(),
-            constants: serde_json::to_value(constants)?,
-            indices: r.indices,
-            loss: r.loss.l1,
-            loss_mean: r.loss.mean,
-            dims_used: r.loss.dims_used,
-            digit_mass: r.digit_mass,
-        })?;
+        store.save_evaluation(&r.record(
+            Some(id),
+            &config.model_sha256,
+            method,
+            &survey.id,
+            &region.code,
+            constants,
+        ))?;
         em.emit(Event::Evaluation {
             run: id,
             method: method.into(),
