@@ -13,7 +13,7 @@ use crate::engine::evaluate::{
 };
 use crate::engine::{EmbeddingTable, EngineError, Model, WeightType};
 use crate::optim::{DeOptions, DeState, Generation, Outcome, Strategy};
-use crate::prompt::{self, Method};
+use crate::prompt::{self, Method, Respondent};
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{indices, Constants, Loss};
 use crate::soft_prompt::SoftPromptSpace;
@@ -259,10 +259,11 @@ pub fn calibrate(
 /// The soft-prompt search for one region on one survey.
 pub struct Tuner<'m> {
     model: &'m Model,
-    /// The evaluator (fixed procedure).
-    pub evaluator: Evaluator<'m>,
+    evaluator: Evaluator<'m>,
     survey: Survey,
     region: Region,
+    panel: Vec<Respondent>,
+    counterbalance: bool,
     prompts: SurveyPrompts,
     space: SoftPromptSpace,
     constants: Constants,
@@ -280,13 +281,9 @@ impl<'m> Tuner<'m> {
     ) -> Result<Tuner<'m>, TuneError> {
         let evaluator = Evaluator::new(model, config.settings)?;
         let persona = prompt::persona(&region);
-        let prompts = SurveyPrompts::build(
-            model,
-            &survey,
-            &persona,
-            &prompt::panel(config.panel),
-            config.counterbalance,
-        )?;
+        let panel = prompt::panel(config.panel);
+        let prompts =
+            SurveyPrompts::build(model, &survey, &persona, &panel, config.counterbalance)?;
         let table = EmbeddingTable::load(model)?;
         let p0 = table.rows(&prompts.persona_tokens)?;
         let k = prompts.persona_tokens.len() + config.extra_rows;
@@ -304,6 +301,8 @@ impl<'m> Tuner<'m> {
             evaluator,
             survey,
             region,
+            panel,
+            counterbalance: config.counterbalance,
             prompts,
             space,
             constants,
@@ -343,21 +342,7 @@ impl<'m> Tuner<'m> {
         rows: Option<&[f32]>,
     ) -> Result<MethodResult, TuneError> {
         let block = prompt::persona_block(method, &self.region);
-        let p = SurveyPrompts::build(
-            self.model,
-            survey,
-            &block,
-            &prompt::panel(
-                self.prompts
-                    .leaves
-                    .iter()
-                    .map(|l| l.respondent)
-                    .max()
-                    .unwrap_or(0)
-                    + 1,
-            ),
-            self.prompts.leaves.iter().any(|l| l.reversed),
-        )?;
+        let p = SurveyPrompts::build(self.model, survey, &block, &self.panel, self.counterbalance)?;
         let input = rows.map_or(PersonaInput::Text, PersonaInput::Embeddings);
         let a = self.evaluator.evaluate(&p, input)?;
         score(survey, &a, constants, &self.region)

@@ -263,7 +263,11 @@ fn drive_inner(
     let engine = EngineArgs::for_config(config, verbose);
     let model = engine.load()?;
     let given = Path::new(&config.model_path);
-    if existing_sha_mismatch(config, given)? {
+    // A new run hashed the file moments ago; a resumed one must still be on the same file.
+    if run_id.is_some()
+        && sha256_file(given).with_context(|| format!("reading {}", given.display()))?
+            != config.model_sha256
+    {
         bail!(
             "{} no longer has SHA-256 {} (the file changed since the run started)",
             config.model_path,
@@ -536,11 +540,6 @@ fn drive_inner(
         )?;
     }
     Ok(())
-}
-
-fn existing_sha_mismatch(config: &TuneConfig, given: &Path) -> Result<bool> {
-    let now = sha256_file(given).with_context(|| format!("reading {}", given.display()))?;
-    Ok(now != config.model_sha256)
 }
 
 /// The rows of the final table from a run's stored evaluations (latest of each kind).

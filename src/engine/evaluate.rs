@@ -125,7 +125,7 @@ impl SurveyPrompts {
                 }
             }
         }
-        let mut head = model.bos_prefix()?;
+        let mut head = model.bos_prefix();
         head.extend(model.tokenize(head_text.as_deref().unwrap_or_default())?);
         Ok(SurveyPrompts {
             head,
@@ -197,7 +197,7 @@ impl ChatPrompt {
         let at = text.find(persona_block).ok_or_else(|| {
             EngineError::Prompt("the chat template altered the persona text".into())
         })?;
-        let mut head = model.bos_prefix()?;
+        let mut head = model.bos_prefix();
         head.extend(model.tokenize(&text[..at])?);
         Ok(ChatPrompt {
             head,

@@ -113,11 +113,11 @@ impl Model {
         })
     }
 
-    /// Whether the model adds a BOS token at the start of a prompt.
-    pub fn bos_prefix(&self) -> Result<Vec<i32>, EngineError> {
+    /// The token(s) the model puts before a prompt (its BOS token, if it uses one).
+    pub fn bos_prefix(&self) -> Vec<i32> {
         let with = self.raw.tokenize("x", true, true).unwrap_or_default();
         let without = self.raw.tokenize("x", false, true).unwrap_or_default();
-        Ok(with[..with.len().saturating_sub(without.len())].to_vec())
+        with[..with.len().saturating_sub(without.len())].to_vec()
     }
 
     /// The text of a token.
