@@ -2,9 +2,12 @@
 //!
 //! The library holds everything that is not GUI: the VSM 2013 survey model and scoring
 //! ([`survey`], [`scoring`], [`responses`]), the published targets ([`regions`]) and the
-//! dimension types ([`dimension`]). See `docs/ARCHITECTURE.md` for the code map and invariants.
+//! dimension types ([`dimension`]), the llama.cpp engine ([`engine`]), the tuner
+//! ([`tuning`], [`optim`]), the store ([`store`]), export ([`export`]) and the command line
+//! ([`cli`], which the desktop app also runs as its worker process). See `docs/ARCHITECTURE.md` for the code map and invariants.
 
 pub mod atomic_file;
+pub mod cli;
 pub mod dimension;
 pub mod engine;
 pub mod events;

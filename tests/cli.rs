@@ -160,3 +160,37 @@ fn bad_input_fails_cleanly_with_a_message_naming_the_problem() {
         stderr(&o)
     );
 }
+
+#[test]
+fn info_reads_the_model_header_and_errors_carry_stable_codes() {
+    let o = culturetune(&["info", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["quantization"], "Q4_1");
+    assert_eq!(v["n_embd"], 576);
+    assert_eq!(v["n_layer"], 30);
+    assert_eq!(v["is_default"], true);
+    let params = v["n_params"].as_u64().unwrap();
+    assert!((130_000_000..140_000_000).contains(&params), "{params}");
+
+    // --json-errors: the last stderr line is {code, message}; the exit status stays 1.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = write(dir.path(), "fake.gguf", "not a model\n");
+    let o = culturetune(&["info", "--model", &fake, "--json-errors"]);
+    assert_eq!(o.status.code(), Some(1));
+    let last = stderr(&o).lines().last().unwrap().to_string();
+    let e: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(e["code"], "not_gguf");
+    assert!(e["message"].as_str().unwrap().contains("fake.gguf"), "{e}");
+    let o = culturetune(&[
+        "regions",
+        "--db",
+        "/dev/null/x.db",
+        "--json-errors",
+        "--targets",
+        "/nonexistent.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent.csv"), "{}", stderr(&o));
+}

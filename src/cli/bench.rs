@@ -2,12 +2,12 @@
 //! process, with the same model and threads.
 
 use super::engine_args::EngineArgs;
+use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
+use crate::engine::EmbeddingTable;
+use crate::prompt;
+use crate::regions::RegionTable;
+use crate::survey::Survey;
 use anyhow::{bail, Context, Result};
-use culturetune::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
-use culturetune::engine::EmbeddingTable;
-use culturetune::prompt;
-use culturetune::regions::RegionTable;
-use culturetune::survey::Survey;
 use serde_json::json;
 use std::io::Write;
 use std::time::Duration;

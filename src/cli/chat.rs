@@ -2,12 +2,12 @@
 //! prompt in its place, so a person can see what the tuning did.
 
 use super::engine_args::EngineArgs;
+use crate::engine::evaluate::{ChatPrompt, Evaluator, PersonaInput};
+use crate::export;
+use crate::prompt;
+use crate::regions::RegionTable;
+use crate::store::Store;
 use anyhow::{bail, Context, Result};
-use culturetune::engine::evaluate::{ChatPrompt, Evaluator, PersonaInput};
-use culturetune::export;
-use culturetune::prompt;
-use culturetune::regions::RegionTable;
-use culturetune::store::Store;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
 //! Parsing the `--constants` option shared by the scoring commands.
 
+use crate::dimension::{DimScores, Dimension};
+use crate::scoring::Constants;
+use crate::survey::Survey;
 use anyhow::{bail, Context, Result};
-use culturetune::dimension::{DimScores, Dimension};
-use culturetune::scoring::Constants;
-use culturetune::survey::Survey;
 
 /// Turns a `--constants` value into a policy.
 ///

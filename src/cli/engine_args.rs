@@ -1,8 +1,8 @@
 //! Options shared by every command that runs the model.
 
+use crate::engine::evaluate::EvalSettings;
+use crate::engine::{self, Model, WeightType};
 use anyhow::{Context, Result};
-use culturetune::engine::evaluate::EvalSettings;
-use culturetune::engine::{self, Model, WeightType};
 use std::path::PathBuf;
 
 /// The default model file, fetched by `models/fetch-default-model.sh`.
@@ -43,7 +43,7 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     /// The options that reproduce a stored run's model and procedure.
-    pub fn for_config(config: &culturetune::tuning::TuneConfig, verbose: bool) -> EngineArgs {
+    pub fn for_config(config: &crate::tuning::TuneConfig, verbose: bool) -> EngineArgs {
         EngineArgs {
             model: Some(PathBuf::from(&config.model_path)),
             threads: Some(config.settings.threads),
@@ -59,8 +59,14 @@ impl EngineArgs {
     /// The model path: --model, else models/<default> in the current directory, else the one
     /// in the source tree this binary was built from.
     pub fn model_path(&self) -> PathBuf {
-        if let Some(p) = &self.model {
-            return p.clone();
+        Self::default_or(self.model.clone())
+    }
+
+    /// `given`, else the default model: models/<default> in the current directory, else the
+    /// one beside the sources this binary was built from.
+    pub fn default_or(given: Option<PathBuf>) -> PathBuf {
+        if let Some(p) = given {
+            return p;
         }
         let here = PathBuf::from("models").join(DEFAULT_MODEL_FILE);
         if here.exists() {

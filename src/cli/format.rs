@@ -1,6 +1,6 @@
 //! Small helpers for the plain-text tables the CLI prints.
 
-use culturetune::dimension::{DimScores, Dimension};
+use crate::dimension::{DimScores, Dimension};
 
 /// A score cell: the value with at most one decimal, or `-` when absent.
 pub fn cell(v: Option<f64>) -> String {

@@ -5,6 +5,7 @@ mod chat;
 mod constants;
 mod engine_args;
 mod format;
+mod info;
 mod regions;
 mod report;
 mod runs;
@@ -13,11 +14,13 @@ mod survey;
 mod transfer;
 mod tune;
 
+use crate::regions::RegionTable;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use culturetune::regions::RegionTable;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// culturetune: align a local LLM with the culture of a chosen region.
 ///
@@ -37,6 +40,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
 
+    /// On failure, also print the error as one JSON line `{"code": ..., "message": ...}` on
+    /// stderr (stable codes, as in `--events jsonl`; used by the desktop app).
+    #[arg(long, global = true)]
+    json_errors: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -48,7 +56,7 @@ pub struct Cancelled;
 
 /// A stable code for an error, for `--events jsonl` and the desktop app.
 pub fn error_code(e: &anyhow::Error) -> &'static str {
-    use culturetune::engine::EngineError as E;
+    use crate::engine::EngineError as E;
     for c in e.chain() {
         if let Some(e) = c.downcast_ref::<E>() {
             return match e {
@@ -64,21 +72,17 @@ pub fn error_code(e: &anyhow::Error) -> &'static str {
                 _ => "engine",
             };
         }
-        if c.downcast_ref::<culturetune::regions::RegionError>()
-            .is_some()
-        {
+        if c.downcast_ref::<crate::regions::RegionError>().is_some() {
             return "region_unknown";
         }
-        if c.downcast_ref::<culturetune::store::StoreError>().is_some() {
+        if c.downcast_ref::<crate::store::StoreError>().is_some() {
             return "database";
         }
         if c.downcast_ref::<Cancelled>().is_some() {
             return "cancelled";
         }
-        if c.downcast_ref::<culturetune::survey::SurveyError>()
-            .is_some()
-            || c.downcast_ref::<culturetune::export::ExportError>()
-                .is_some()
+        if c.downcast_ref::<crate::survey::SurveyError>().is_some()
+            || c.downcast_ref::<crate::export::ExportError>().is_some()
         {
             return "invalid_input";
         }
@@ -137,6 +141,9 @@ enum Command {
     /// Answer a message as a person from the region, with the naive persona and with a tuned
     /// soft prompt in its place (greedy decoding, so the replies are reproducible).
     Chat(chat::Args),
+    /// Inspect a GGUF model file: architecture, size, quantization, embedding width; and
+    /// whether this build can offload layers to a GPU.
+    Info(info::Args),
 }
 
 /// Runs one parsed command line, writing its results to `out`.
@@ -150,7 +157,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let db = cli
         .db
         .clone()
-        .unwrap_or_else(culturetune::store::Store::default_path);
+        .unwrap_or_else(crate::store::Store::default_path);
     match &cli.command {
         Command::Regions(a) => regions::run(a, &table()?, out),
         Command::Score(a) => score::run(a, &table()?, out),
@@ -166,5 +173,43 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Import(a) => transfer::import_dir(a, &db, out),
         Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),
         Command::Chat(a) => chat::run(a, &table()?, &db, out),
+        Command::Info(a) => info::run(a, out),
     }
+}
+
+/// The whole command-line program: parses `args` (the first is the program name), runs the
+/// command on stdout and turns the outcome into an exit code (0 ok, 1 error, 130 cancelled).
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let json_errors = cli.json_errors;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = run(cli, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`culturetune regions | head`): not an error of ours.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Cancelled>() => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if json_errors {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"code": error_code(&e), "message": format!("{e:#}")})
+                );
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,8 +1,8 @@
 //! `culturetune regions`: list the targets table.
 
 use super::format::{dim_header, dim_row};
+use crate::regions::RegionTable;
 use anyhow::Result;
-use culturetune::regions::RegionTable;
 use std::io::Write;
 
 /// Options of `culturetune regions`.

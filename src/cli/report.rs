@@ -1,10 +1,10 @@
 //! The comparison table printed after tuning and by `show`, `eval` and `compare`.
 
 use super::format::{cell, dim_header, dim_row};
+use crate::dimension::DimScores;
+use crate::regions::Region;
+use crate::scoring::Constants;
 use anyhow::Result;
-use culturetune::dimension::DimScores;
-use culturetune::regions::Region;
-use culturetune::scoring::Constants;
 use serde::Serialize;
 use serde_json::json;
 use std::io::Write;

@@ -1,12 +1,12 @@
 //! `culturetune score`: score human survey responses.
 
 use super::format::{cell, dim_header, dim_row};
+use crate::dimension::Dimension;
+use crate::regions::RegionTable;
+use crate::responses::Responses;
+use crate::scoring::{indices, Loss};
+use crate::survey::Survey;
 use anyhow::{Context, Result};
-use culturetune::dimension::Dimension;
-use culturetune::regions::RegionTable;
-use culturetune::responses::Responses;
-use culturetune::scoring::{indices, Loss};
-use culturetune::survey::Survey;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;

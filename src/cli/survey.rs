@@ -2,12 +2,12 @@
 
 use super::engine_args::EngineArgs;
 use super::format::{cell, dim_header, dim_row};
+use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
+use crate::prompt::{self, Method};
+use crate::regions::RegionTable;
+use crate::scoring::{indices, Loss};
+use crate::survey::Survey;
 use anyhow::{bail, Context, Result};
-use culturetune::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
-use culturetune::prompt::{self, Method};
-use culturetune::regions::RegionTable;
-use culturetune::scoring::{indices, Loss};
-use culturetune::survey::Survey;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let soft = args
         .soft_prompt
         .as_deref()
-        .map(|dir| culturetune::export::import(dir, Some(model.info().n_embd)))
+        .map(|dir| crate::export::import(dir, Some(model.info().n_embd)))
         .transpose()?;
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
     let input = soft
@@ -165,6 +165,6 @@ fn dump_prompts(path: &Path, prompts: &SurveyPrompts) -> Result<()> {
         text.push_str(&line.to_string());
         text.push('\n');
     }
-    culturetune::atomic_file::write(path, text.as_bytes())
+    crate::atomic_file::write(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -1,15 +1,15 @@
 //! `culturetune export`, `import` and `calibrate`.
 
 use super::engine_args::EngineArgs;
+use crate::dimension::Dimension;
+use crate::engine::evaluate::Evaluator;
+use crate::export;
+use crate::fingerprint::sha256_file;
+use crate::regions::RegionTable;
+use crate::store::{ModelRecord, Store};
+use crate::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
+use crate::tuning::{calibrate, TuneConfig};
 use anyhow::{Context, Result};
-use culturetune::dimension::Dimension;
-use culturetune::engine::evaluate::Evaluator;
-use culturetune::export;
-use culturetune::fingerprint::sha256_file;
-use culturetune::regions::RegionTable;
-use culturetune::store::{ModelRecord, Store};
-use culturetune::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
-use culturetune::tuning::{calibrate, TuneConfig};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,16 +5,16 @@
 use super::engine_args::EngineArgs;
 use super::report::{print_comparison, MethodRow};
 use super::Cancelled;
+use crate::events::{to_line, Event};
+use crate::fingerprint::sha256_file;
+use crate::optim::{DeState, Strategy};
+use crate::prompt::Method;
+use crate::regions::{Region, RegionTable};
+use crate::scoring::Constants;
+use crate::store::{EvaluationRecord, ModelRecord, RunStatus, Store};
+use crate::survey::Survey;
+use crate::tuning::{calibrate, MethodResult, TuneConfig, TuneError, Tuner};
 use anyhow::{anyhow, bail, Context, Result};
-use culturetune::events::{to_line, Event};
-use culturetune::fingerprint::sha256_file;
-use culturetune::optim::{DeState, Strategy};
-use culturetune::prompt::Method;
-use culturetune::regions::{Region, RegionTable};
-use culturetune::scoring::Constants;
-use culturetune::store::{EvaluationRecord, ModelRecord, RunStatus, Store};
-use culturetune::survey::Survey;
-use culturetune::tuning::{calibrate, MethodResult, TuneConfig, TuneError, Tuner};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::Write;
@@ -130,7 +130,7 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     let region = table.find(&args.region)?.clone();
     let given = args.engine.model_path();
     let sha = sha256_file(&given).map_err(|e| {
-        anyhow!(culturetune::engine::EngineError::Io {
+        anyhow!(crate::engine::EngineError::Io {
             path: given.display().to_string(),
             source: e
         })
@@ -154,8 +154,8 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
             .collect::<Result<_, _>>()?;
     }
     DeState::new(config.de.clone()).map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
-    if args.panel == 0 || args.panel > culturetune::prompt::MAX_PANEL {
-        bail!("--panel must be 1..={}", culturetune::prompt::MAX_PANEL);
+    if args.panel == 0 || args.panel > crate::prompt::MAX_PANEL {
+        bail!("--panel must be 1..={}", crate::prompt::MAX_PANEL);
     }
     let store = Store::open(db)?;
     drive(
@@ -283,7 +283,7 @@ fn drive_inner(
         file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
     })?;
 
-    let mut tuner_eval = culturetune::engine::evaluate::Evaluator::new(&model, config.settings)?;
+    let mut tuner_eval = crate::engine::evaluate::Evaluator::new(&model, config.settings)?;
     let mut constants_for =
         |survey: &Survey, em: &mut Emitter<'_>, run: Option<i64>| -> Result<Constants> {
             let key = config.calibration_key(&survey.id);

@@ -24,6 +24,61 @@ pub struct GgufInfo {
     pub file_size: u64,
     /// Total number of weights over all tensors.
     pub n_elements: u64,
+    /// `<architecture>.embedding_length`: the width of the input embeddings, if present.
+    pub n_embd: Option<u64>,
+    /// `<architecture>.block_count`: transformer layers, if present.
+    pub n_layer: Option<u64>,
+    /// `general.file_type`: llama.cpp's code for the file's main weight type, if present.
+    pub file_type: Option<u32>,
+}
+
+impl GgufInfo {
+    /// The quantization named by `general.file_type` (e.g. `Q4_1`), or `None` when the file
+    /// does not say or uses a code this build does not know.
+    pub fn quantization(&self) -> Option<&'static str> {
+        Some(match self.file_type? {
+            0 => "F32",
+            1 => "F16",
+            2 => "Q4_0",
+            3 => "Q4_1",
+            7 => "Q8_0",
+            8 => "Q5_0",
+            9 => "Q5_1",
+            10 => "Q2_K",
+            11 => "Q3_K_S",
+            12 => "Q3_K_M",
+            13 => "Q3_K_L",
+            14 => "Q4_K_S",
+            15 => "Q4_K_M",
+            16 => "Q5_K_S",
+            17 => "Q5_K_M",
+            18 => "Q6_K",
+            19 => "IQ2_XXS",
+            20 => "IQ2_XS",
+            21 => "Q2_K_S",
+            22 => "IQ3_XS",
+            23 => "IQ3_XXS",
+            24 => "IQ1_S",
+            25 => "IQ4_NL",
+            26 => "IQ3_S",
+            27 => "IQ3_M",
+            28 => "IQ2_S",
+            29 => "IQ2_M",
+            30 => "IQ4_XS",
+            31 => "IQ1_M",
+            32 => "BF16",
+            36 => "TQ1_0",
+            37 => "TQ2_0",
+            _ => return None,
+        })
+    }
+}
+
+/// A metadata value that `inspect` keeps: strings and unsigned or non-negative integers.
+enum Value {
+    Str(String),
+    Int(u64),
+    Other,
 }
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -82,14 +137,24 @@ impl<R: Read> Reader<R> {
         }
         Ok(())
     }
-    /// Reads (or skips) a value of GGUF type `ty`; returns it when it is a string.
-    fn value(&mut self, ty: u32, what: &str) -> Result<Option<String>, EngineError> {
+    /// Reads (or skips) a value of GGUF type `ty`; returns strings and integers.
+    fn value(&mut self, ty: u32, what: &str) -> Result<Value, EngineError> {
         match ty {
             0 | 1 | 7 => self.skip(1, what)?,
             2 | 3 => self.skip(2, what)?,
-            4..=6 => self.skip(4, what)?,
-            10..=12 => self.skip(8, what)?,
-            8 => return Ok(Some(self.string(what)?)),
+            4 => return Ok(Value::Int(u64::from(self.u32(what)?))),
+            5 => {
+                let v = self.u32(what)? as i32;
+                return Ok(u64::try_from(v).map_or(Value::Other, Value::Int));
+            }
+            6 => self.skip(4, what)?,
+            10 => return Ok(Value::Int(self.u64(what)?)),
+            11 => {
+                let v = self.u64(what)? as i64;
+                return Ok(u64::try_from(v).map_or(Value::Other, Value::Int));
+            }
+            12 => self.skip(8, what)?,
+            8 => return Ok(Value::Str(self.string(what)?)),
             9 => {
                 let et = self.u32(what)?;
                 let n = self.len(what)?;
@@ -119,7 +184,7 @@ impl<R: Read> Reader<R> {
                 })
             }
         }
-        Ok(None)
+        Ok(Value::Other)
     }
 }
 
@@ -185,6 +250,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
         });
     }
     let (mut architecture, mut name, mut chat_template) = (None, None, None);
+    let mut ints = std::collections::HashMap::new();
     let mut alignment = ALIGNMENT_DEFAULT;
     for i in 0..n_kv {
         let key = r.string(&format!("metadata key {i}"))?;
@@ -193,11 +259,13 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             alignment = u64::from(r.u32("general.alignment")?);
             continue;
         }
-        let v = r.value(ty, &format!("metadata {key}"))?;
-        match key.as_str() {
-            "general.architecture" => architecture = v,
-            "general.name" => name = v,
-            "tokenizer.chat_template" => chat_template = v,
+        match (key.as_str(), r.value(ty, &format!("metadata {key}"))?) {
+            ("general.architecture", Value::Str(v)) => architecture = Some(v),
+            ("general.name", Value::Str(v)) => name = Some(v),
+            ("tokenizer.chat_template", Value::Str(v)) => chat_template = Some(v),
+            (_, Value::Int(v)) => {
+                ints.insert(key, v);
+            }
             _ => {}
         }
     }
@@ -251,11 +319,18 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
     }
     Ok(GgufInfo {
         version,
-        architecture,
         name,
         chat_template,
         n_tensors,
         file_size,
         n_elements,
+        n_embd: ints
+            .get(&format!("{architecture}.embedding_length"))
+            .copied(),
+        n_layer: ints.get(&format!("{architecture}.block_count")).copied(),
+        file_type: ints
+            .get("general.file_type")
+            .and_then(|&v| u32::try_from(v).ok()),
+        architecture,
     })
 }

@@ -16,7 +16,7 @@ mod weights;
 
 pub use embeddings::EmbeddingTable;
 pub use ffi::DecodeError;
-pub use gguf::GgufInfo;
+pub use gguf::{inspect, GgufInfo};
 pub use model::{Model, ModelInfo};
 pub use weights::{converted_path, WeightType};
 
