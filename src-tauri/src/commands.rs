@@ -1,0 +1,237 @@
+//! The commands the window invokes. Each one runs a worker (or asks the job supervisor) and
+//! hands back JSON as the command line prints it; nothing here computes results itself.
+
+use crate::error::{AppError, AppResult};
+use crate::jobs::{JobInfo, Jobs};
+use crate::worker::Worker;
+use serde::Deserialize;
+use serde_json::Value;
+use tauri::{AppHandle, Runtime, State};
+
+/// Settings of a new tuning run, as the Tune screen sends them (names as on the command line;
+/// `None` means the command line's default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TuneSettings {
+    /// Region code.
+    pub region: String,
+    /// GGUF model file.
+    pub model: Option<String>,
+    /// Evaluation budget.
+    pub budget: Option<u32>,
+    /// DE population.
+    pub population: Option<u32>,
+    /// Search dimensions.
+    pub dims: Option<u32>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// DE strategy (`shade`, `rand1bin`, ...).
+    pub strategy: Option<String>,
+    /// Panel respondents.
+    pub panel: Option<u32>,
+    /// Comma-separated calibration regions.
+    pub calibration_regions: Option<String>,
+    /// Weights (`auto`, `original`, `q8_0`, `f16`, `f32`).
+    pub weights: Option<String>,
+    /// CPU threads.
+    pub threads: Option<u32>,
+    /// GPU layers.
+    pub gpu_layers: Option<u32>,
+}
+
+impl TuneSettings {
+    /// The worker's command line for these settings.
+    pub fn args(&self) -> AppResult<Vec<String>> {
+        let region = self.region.trim();
+        if region.is_empty() {
+            return Err(AppError::new(
+                "invalid_input",
+                "choose a region to tune toward (Regions screen)",
+            ));
+        }
+        let mut a = vec![
+            "tune".to_string(),
+            "--region".into(),
+            region.into(),
+            "--events".into(),
+            "jsonl".into(),
+        ];
+        let mut opt = |flag: &str, v: Option<String>| {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                a.push(flag.into());
+                a.push(v.trim().to_string());
+            }
+        };
+        opt("--model", self.model.clone());
+        opt("--budget", self.budget.map(|v| v.to_string()));
+        opt("--population", self.population.map(|v| v.to_string()));
+        opt("--dims", self.dims.map(|v| v.to_string()));
+        opt("--seed", self.seed.map(|v| v.to_string()));
+        opt("--strategy", self.strategy.clone());
+        opt("--panel", self.panel.map(|v| v.to_string()));
+        opt("--calibration-regions", self.calibration_regions.clone());
+        opt("--weights", self.weights.clone());
+        opt("--threads", self.threads.map(|v| v.to_string()));
+        opt("--gpu-layers", self.gpu_layers.map(|v| v.to_string()));
+        Ok(a)
+    }
+}
+
+/// Where the app keeps its data and how it runs workers.
+#[tauri::command]
+pub fn app_info(worker: State<'_, Worker>) -> Value {
+    serde_json::json!({
+        "db": worker.db,
+        "worker": worker.program,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// What a model file is (`culturetune info`); the default model when `path` is empty.
+#[tauri::command]
+pub async fn model_info(worker: State<'_, Worker>, path: Option<String>) -> AppResult<Value> {
+    let mut args = vec!["info".to_string(), "--json".into()];
+    if let Some(p) = path.filter(|p| !p.trim().is_empty()) {
+        args.push("--model".into());
+        args.push(p);
+    }
+    worker.json(&args).await
+}
+
+/// Every region with its published scores (`culturetune regions`).
+#[tauri::command]
+pub async fn regions(worker: State<'_, Worker>) -> AppResult<Value> {
+    worker.json(&["regions".into(), "--json".into()]).await
+}
+
+/// The run history (`culturetune runs`).
+#[tauri::command]
+pub async fn runs(worker: State<'_, Worker>) -> AppResult<Value> {
+    worker.json(&["runs".into(), "--json".into()]).await
+}
+
+/// One run: settings, trajectory, evaluations (`culturetune show`).
+#[tauri::command]
+pub async fn run_detail(worker: State<'_, Worker>, run: i64) -> AppResult<Value> {
+    worker
+        .json(&["show".into(), run.to_string(), "--json".into()])
+        .await
+}
+
+/// Regions x methods on both surveys (`culturetune compare`).
+#[tauri::command]
+pub async fn compare(worker: State<'_, Worker>, regions: Vec<String>) -> AppResult<Value> {
+    if regions.is_empty() {
+        return Err(AppError::new(
+            "invalid_input",
+            "choose at least one region to compare",
+        ));
+    }
+    worker
+        .json(&[
+            "compare".into(),
+            "--regions".into(),
+            regions.join(","),
+            "--json".into(),
+        ])
+        .await
+}
+
+/// The same message answered with the naive persona and with a run's tuned prompt.
+#[tauri::command]
+pub async fn chat(
+    worker: State<'_, Worker>,
+    region: String,
+    run: i64,
+    message: String,
+    model: Option<String>,
+) -> AppResult<Value> {
+    if message.trim().is_empty() {
+        return Err(AppError::new("invalid_input", "type a message first"));
+    }
+    let mut args = vec![
+        "chat".to_string(),
+        "--region".into(),
+        region,
+        "--run".into(),
+        run.to_string(),
+        "--json".into(),
+    ];
+    if let Some(m) = model.filter(|m| !m.trim().is_empty()) {
+        args.push("--model".into());
+        args.push(m);
+    }
+    args.push("--".into());
+    args.push(message);
+    worker.json(&args).await
+}
+
+/// Writes a run's tuned prompt as a PEFT adapter directory (`culturetune export`).
+#[tauri::command]
+pub async fn export_run(
+    worker: State<'_, Worker>,
+    run: i64,
+    dir: String,
+    force: bool,
+) -> AppResult<String> {
+    if dir.trim().is_empty() {
+        return Err(AppError::new(
+            "invalid_input",
+            "choose a folder to export to",
+        ));
+    }
+    let mut args = vec!["export".to_string(), run.to_string(), "--out".into(), dir];
+    if force {
+        args.push("--force".into());
+    }
+    Ok(worker.output(&args).await?.trim().to_string())
+}
+
+/// Starts a tuning run in a worker.
+#[tauri::command]
+pub async fn start_tune<R: Runtime>(
+    app: AppHandle<R>,
+    worker: State<'_, Worker>,
+    jobs: State<'_, Jobs>,
+    settings: TuneSettings,
+) -> AppResult<JobInfo> {
+    let args = settings.args()?;
+    jobs.start(
+        app,
+        &worker,
+        "tune",
+        Some(settings.region.trim().to_string()),
+        None,
+        args,
+    )
+}
+
+/// Continues a cancelled, interrupted or failed run from its last checkpoint.
+#[tauri::command]
+pub async fn resume_run<R: Runtime>(
+    app: AppHandle<R>,
+    worker: State<'_, Worker>,
+    jobs: State<'_, Jobs>,
+    run: i64,
+    region: Option<String>,
+) -> AppResult<JobInfo> {
+    let args = vec![
+        "resume".to_string(),
+        run.to_string(),
+        "--events".into(),
+        "jsonl".into(),
+    ];
+    jobs.start(app, &worker, "resume", region, Some(run), args)
+}
+
+/// Cancels the job in progress; false when none runs.
+#[tauri::command]
+pub fn cancel_job(jobs: State<'_, Jobs>) -> bool {
+    jobs.cancel()
+}
+
+/// The job in progress, if any (the window asks after a reload).
+#[tauri::command]
+pub fn current_job(jobs: State<'_, Jobs>) -> Option<JobInfo> {
+    jobs.current()
+}

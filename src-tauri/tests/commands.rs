@@ -1,0 +1,140 @@
+//! The app's commands without a window (`tauri::test`'s mock runtime), each against a real
+//! worker process (this package's own binary in worker mode) and a real, temporary database.
+
+use culturetune_app::jobs::{JobEnd, JOB_END};
+use culturetune_app::worker::{Worker, WORKER_ARG};
+use serde_json::{json, Value};
+use std::sync::mpsc;
+use std::time::Duration;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::{Listener, WebviewWindowBuilder};
+
+struct App {
+    app: tauri::App<tauri::test::MockRuntime>,
+    window: tauri::WebviewWindow<tauri::test::MockRuntime>,
+    _dir: tempfile::TempDir,
+}
+
+fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker {
+        program: env!("CARGO_BIN_EXE_culturetune-app").into(),
+        prefix: vec![WORKER_ARG.into()],
+        db: dir.path().join("runs.db"),
+    };
+    let app = culturetune_app::configure(mock_builder(), worker)
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    App {
+        app,
+        window,
+        _dir: dir,
+    }
+}
+
+impl App {
+    fn invoke(&self, cmd: &str, body: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|r| r.deserialize::<Value>().unwrap())
+    }
+}
+
+#[test]
+fn regions_come_from_the_worker() {
+    let a = app();
+    let r = a.invoke("regions", json!({})).unwrap();
+    let list = r.as_array().unwrap();
+    assert_eq!(list.len(), 111);
+    let usa = list.iter().find(|r| r["code"] == "USA").unwrap();
+    assert_eq!(usa["name"], "U.S.A.");
+    assert_eq!(usa["scores"]["PDI"], 40.0);
+    assert_eq!(usa["scores"]["IVR"], 68.0);
+    assert_eq!(a.invoke("runs", json!({})).unwrap(), json!([]));
+}
+
+#[test]
+fn model_errors_have_stable_codes() {
+    let a = app();
+    let e = a
+        .invoke("model_info", json!({"path": "/nonexistent/model.gguf"}))
+        .unwrap_err();
+    assert_eq!(e["code"], "model_not_found", "{e}");
+    let e = a
+        .invoke("model_info", json!({"path": env!("CARGO_MANIFEST_PATH")}))
+        .unwrap_err();
+    assert_eq!(e["code"], "not_gguf", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("Cargo.toml"), "{e}");
+    let m = a.invoke("model_info", json!({"path": null})).unwrap();
+    assert_eq!(m["architecture"], "llama");
+    assert_eq!(m["n_embd"], 576);
+    assert_eq!(m["quantization"], "Q4_1");
+}
+
+#[test]
+fn bad_requests_are_refused_before_a_worker_starts() {
+    let a = app();
+    let e = a
+        .invoke("start_tune", json!({"settings": {"region": "  "}}))
+        .unwrap_err();
+    assert_eq!(e["code"], "invalid_input");
+    let e = a
+        .invoke(
+            "start_tune",
+            json!({"settings": {"region": "USA", "budgett": 3}}),
+        )
+        .unwrap_err();
+    assert!(e.as_str().unwrap_or_default().contains("budgett"), "{e}");
+    assert_eq!(a.invoke("cancel_job", json!({})).unwrap(), json!(false));
+    assert_eq!(a.invoke("current_job", json!({})).unwrap(), Value::Null);
+    let e = a.invoke("compare", json!({"regions": []})).unwrap_err();
+    assert_eq!(e["code"], "invalid_input");
+}
+
+#[test]
+fn a_failing_job_ends_with_the_workers_error_code() {
+    let a = app();
+    let (tx, rx) = mpsc::channel::<JobEnd>();
+    a.app.listen(JOB_END, move |e| {
+        let end: Value = serde_json::from_str(e.payload()).unwrap();
+        let _ = tx.send(JobEnd {
+            job: end["job"].as_u64().unwrap(),
+            outcome: end["outcome"].as_str().unwrap().into(),
+            run: end["run"].as_i64(),
+            error: end["error"].as_object().map(|o| {
+                culturetune_app::error::AppError::new(
+                    o["code"].as_str().unwrap(),
+                    o["message"].as_str().unwrap(),
+                )
+            }),
+        });
+    });
+    let job = a
+        .invoke("start_tune", json!({"settings": {"region": "Atlantis"}}))
+        .unwrap();
+    assert_eq!(job["kind"], "tune");
+    assert!(job["pid"].as_u64().is_some());
+    let end = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(end.outcome, "failed");
+    assert_eq!(end.run, None);
+    let err = end.error.unwrap();
+    assert_eq!(err.code, "region_unknown", "{err:?}");
+    assert!(err.message.contains("Atlantis"), "{err:?}");
+    // The slot is free again.
+    assert_eq!(a.invoke("current_job", json!({})).unwrap(), Value::Null);
+}

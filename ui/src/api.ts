@@ -1,0 +1,74 @@
+// Typed wrappers around the app's Tauri commands. Every command may fail with an AppError
+// {code, message}; `errorText` turns any thrown value into one line for people.
+import { invoke } from "@tauri-apps/api/core";
+
+export const DIMS = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"] as const;
+/** Scores by dimension; a dimension without a value is absent. */
+export type Scores = Partial<Record<(typeof DIMS)[number], number>>;
+
+/** The six values in canonical order (PDI, IDV, MAS, UAI, LTO, IVR), null where absent. */
+export function scoreList(s: Scores | null | undefined): (number | null)[] {
+  return DIMS.map((d) => s?.[d] ?? null);
+}
+
+export interface AppError { code: string; message: string }
+export interface Region { code: string; name: string; scores: Scores }
+export interface ModelInfo {
+  path: string; is_default: boolean; name: string | null; architecture: string;
+  file_size: number; n_params: number; quantization: string | null; n_embd: number | null;
+  n_layer: number | null; gpu_available: boolean; gpu_reason: string | null;
+}
+export interface RunSummary {
+  id: number; status: string; region: string; survey: string; seed: number;
+  evals: number | null; best_loss: number | null; created_at: string; updated_at: string;
+  error: string | null;
+}
+export interface Checkpoint {
+  generation: number; evals: number; best_loss: number; mean_loss: number;
+  best_scores: Scores; elapsed_s: number;
+}
+export interface Evaluation {
+  method: string; survey: string; loss: number; indices: Scores; digit_mass: number;
+  [k: string]: unknown;
+}
+export interface RunDetail {
+  run: RunSummary & { config: { model_path: string; survey: string; heldout_survey: string; [k: string]: unknown } };
+  trajectory: Checkpoint[];
+  evaluations: Evaluation[];
+}
+export type Losses = { naive: number | null; icl: number | null; tuned: number | null };
+export interface CompareRow { region: string; name: string; run: number | null; train?: Losses; heldout?: Losses }
+export interface JobInfo { job: number; kind: string; pid: number | null; run: number | null; region: string | null; cancelling: boolean }
+export interface JobEvent { job: number; event: { event: string; [k: string]: any } }
+export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed"; run: number | null; error: AppError | null }
+export interface TuneSettings {
+  region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
+  strategy?: string; panel?: number; calibrationRegions?: string; weights?: string; threads?: number;
+  gpuLayers?: number;
+}
+
+export function isAppError(e: unknown): e is AppError {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+/** One line for people: "message (code)". */
+export function errorText(e: unknown): string {
+  if (isAppError(e)) return `${e.message} (${e.code})`;
+  return String(e);
+}
+
+export const api = {
+  appInfo: () => invoke<{ db: string; worker: string; version: string }>("app_info"),
+  modelInfo: (path?: string) => invoke<ModelInfo>("model_info", { path: path ?? null }),
+  regions: () => invoke<Region[]>("regions"),
+  runs: () => invoke<RunSummary[]>("runs"),
+  runDetail: (run: number) => invoke<RunDetail>("run_detail", { run }),
+  compare: (regions: string[]) => invoke<CompareRow[]>("compare", { regions }),
+  chat: (region: string, run: number, message: string, model?: string) =>
+    invoke<{ naive: string; tuned: string }>("chat", { region, run, message, model: model ?? null }),
+  exportRun: (run: number, dir: string, force: boolean) => invoke<string>("export_run", { run, dir, force }),
+  startTune: (settings: TuneSettings) => invoke<JobInfo>("start_tune", { settings }),
+  resumeRun: (run: number, region?: string) => invoke<JobInfo>("resume_run", { run, region: region ?? null }),
+  cancelJob: () => invoke<boolean>("cancel_job"),
+  currentJob: () => invoke<JobInfo | null>("current_job"),
+};

@@ -1,0 +1,92 @@
+// Runs screen: the history from SQLite; open a run to see its charts; resume the resumable.
+import { api, errorText, RunDetail, scoreList } from "../api";
+import { dimsChart, lossChart, setDims, setLoss } from "../charts";
+import { $, fmt, show, td } from "../dom";
+import { changed, on, region, state } from "../state";
+import { banner } from "../banner";
+import { resume } from "./tune";
+import { go } from "../nav";
+
+let loss: ReturnType<typeof lossChart>;
+let dims: ReturnType<typeof dimsChart>;
+
+export async function refreshRuns(): Promise<void> {
+  try {
+    state.runs = await api.runs();
+  } catch (e) {
+    banner(`Could not read the runs: ${errorText(e)}`);
+    return;
+  }
+  const body = $("runs-table").querySelector("tbody")!;
+  body.replaceChildren();
+  for (const r of state.runs) {
+    const tr = document.createElement("tr");
+    tr.dataset.run = String(r.id);
+    const status = td(r.status, "status");
+    status.dataset.status = r.status;
+    if (r.error) status.title = r.error;
+    tr.append(td(String(r.id), "num"), status, td(`${r.region} · ${region(r.region)?.name ?? ""}`),
+      td(r.evals === null ? "–" : String(r.evals), "num"), td(fmt(r.best_loss), "num"), td(r.created_at.replace("T", " ").replace("Z", "")));
+    const actions = document.createElement("td");
+    const open = document.createElement("button");
+    open.textContent = "Open";
+    open.className = "open";
+    open.addEventListener("click", () => openRun(r.id));
+    actions.append(open);
+    if (["cancelled", "interrupted", "failed"].includes(r.status)) {
+      const b = document.createElement("button");
+      b.textContent = "Resume";
+      b.className = "resume";
+      b.dataset.run = String(r.id);
+      b.addEventListener("click", () => {
+        go("tune");
+        resume(r.id, r.region);
+      });
+      actions.append(b);
+    }
+    tr.append(actions);
+    body.append(tr);
+  }
+  changed("runs-loaded");
+}
+
+function render(d: RunDetail): void {
+  const c = d.run.config;
+  $("run-detail-title").textContent = `Run ${d.run.id}: ${d.run.region} (${region(d.run.region)?.name ?? ""}), ${d.run.status}, seed ${d.run.seed}`;
+  show("run-detail-error", d.run.error);
+  const latest = (m: string, s: string) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === s);
+  setLoss(loss, d.trajectory, latest("naive", c.survey)?.loss ?? null, latest("icl", c.survey)?.loss ?? null);
+  const best = d.trajectory.length ? d.trajectory[d.trajectory.length - 1].best_scores : null;
+  setDims(dims, [
+    { label: "target", key: "target", scores: region(d.run.region)?.scores ?? null },
+    { label: "naive", key: "naive", scores: latest("naive", c.survey)?.indices ?? null },
+    { label: "ICL", key: "icl", scores: latest("icl", c.survey)?.indices ?? null },
+    { label: latest("tuned", c.survey) ? "tuned" : "best so far", key: "best", scores: latest("tuned", c.survey)?.indices ?? best },
+  ]);
+  const body = $("run-evals").querySelector("tbody")!;
+  body.replaceChildren();
+  for (const e of d.evaluations) {
+    const tr = document.createElement("tr");
+    tr.append(td(e.method), td(e.survey === c.survey ? `${e.survey} (training)` : `${e.survey} (held-out)`), td(fmt(e.loss), "num"));
+    for (const v of scoreList(e.indices)) tr.append(td(fmt(v), "num"));
+    tr.append(td(fmt(e.digit_mass, 2), "num"));
+    body.append(tr);
+  }
+}
+
+export async function openRun(id: number): Promise<void> {
+  $("run-detail").hidden = false;
+  try {
+    render(await api.runDetail(id));
+  } catch (e) {
+    show("run-detail-error", errorText(e));
+  }
+}
+
+export function initRuns(): void {
+  loss = lossChart("run-loss-chart");
+  dims = dimsChart("run-dims-chart");
+  $("runs-refresh").addEventListener("click", refreshRuns);
+  on("runs", refreshRuns);
+  on("regions", refreshRuns);
+}

@@ -1,0 +1,240 @@
+// Tune screen: settings (the command line's defaults), Start / Cancel / Resume, and the live
+// view of the job: loss curve, six-dimension chart, evaluations, ETA, final scores. Several
+// selected regions are tuned one after another.
+import { listen } from "@tauri-apps/api/event";
+import { api, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
+import { dimsChart, lossChart, setDims, setLoss } from "../charts";
+import { $, duration, fmt, show } from "../dom";
+import { changed, on, region, state } from "../state";
+
+interface Gen { generation: number; best_loss: number; mean_loss: number; best_scores: Scores }
+
+const live = {
+  job: null as JobInfo | null,
+  queue: [] as string[],
+  lastRun: null as number | null,
+  lastOutcome: "" as string,
+  region: "",
+  train: "",
+  heldout: "",
+  gens: [] as Gen[],
+  evals: {} as Record<string, { loss: number; indices: Scores }>,
+};
+
+let loss: ReturnType<typeof lossChart>;
+let dims: ReturnType<typeof dimsChart>;
+
+function num(id: string): number | undefined {
+  const v = $<HTMLInputElement>(id).value.trim();
+  return v === "" ? undefined : Number(v);
+}
+
+function settings(code: string): TuneSettings {
+  return {
+    region: code,
+    model: state.model?.path,
+    budget: num("tune-budget"),
+    population: num("tune-population"),
+    dims: num("tune-dims"),
+    seed: num("tune-seed"),
+    strategy: $<HTMLSelectElement>("tune-strategy").value,
+    panel: num("tune-panel"),
+    calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
+    weights: $<HTMLSelectElement>("tune-weights").value,
+    threads: num("tune-threads"),
+    gpuLayers: state.gpuLayers > 0 ? state.gpuLayers : undefined,
+  };
+}
+
+function setStatus(s: string): void {
+  const p = $("job-status");
+  p.textContent = s;
+  p.dataset.status = s;
+  const running = s === "running" || s === "cancelling";
+  $<HTMLButtonElement>("tune-start").disabled = running;
+  $<HTMLButtonElement>("tune-cancel").disabled = !running || s === "cancelling";
+  $<HTMLButtonElement>("tune-resume").disabled =
+    running || live.lastRun === null || !["cancelled", "failed"].includes(live.lastOutcome);
+  $("side-job").textContent = running ? `tuning ${live.region || ""} (${s})` : `last job: ${s}`;
+}
+
+function redraw(): void {
+  const naive = live.evals[`naive/${live.train}`];
+  const icl = live.evals[`icl/${live.train}`];
+  setLoss(loss, live.gens, naive?.loss ?? null, icl?.loss ?? null);
+  const best = live.gens.length ? live.gens[live.gens.length - 1].best_scores : null;
+  const tuned = live.evals[`tuned/${live.train}`];
+  setDims(dims, [
+    { label: `target (${live.region})`, key: "target", scores: region(live.region)?.scores ?? null },
+    { label: "naive", key: "naive", scores: naive?.indices ?? null },
+    { label: "ICL", key: "icl", scores: icl?.indices ?? null },
+    { label: tuned ? "tuned" : "current best", key: "best", scores: tuned?.indices ?? best },
+  ]);
+  for (const [survey, key] of [[live.train, "train"], [live.heldout, "heldout"]]) {
+    for (const m of ["naive", "icl", "tuned"]) {
+      $(`final-${key}-${m}`).textContent = fmt(live.evals[`${m}/${survey}`]?.loss);
+    }
+  }
+  $("gen-count").textContent = String(live.gens.length);
+}
+
+function reset(code: string): void {
+  Object.assign(live, { region: code, train: "", heldout: "", gens: [], evals: {} });
+  $("job-run").textContent = "–";
+  $("job-region").textContent = code;
+  $("job-pid").textContent = "–";
+  $("job-evals").textContent = "–";
+  $("job-eta").textContent = "–";
+  $("job-stage").textContent = "starting the worker…";
+  $<HTMLProgressElement>("job-progress").value = 0;
+  show("job-error", null);
+  $("job-error").removeAttribute("data-code");
+  redraw();
+}
+
+async function startNext(): Promise<void> {
+  const code = live.queue.shift();
+  if (!code) return;
+  reset(code);
+  try {
+    live.job = await api.startTune(settings(code));
+    $("job-pid").textContent = String(live.job.pid ?? "–");
+    setStatus("running");
+  } catch (e) {
+    live.queue = [];
+    failed(errorText(e), (e as { code?: string }).code ?? "internal");
+  }
+}
+
+function failed(text: string, code: string): void {
+  show("job-error", text);
+  $("job-error").dataset.code = code;
+  live.lastOutcome = "failed";
+  setStatus("failed");
+}
+
+async function onEvent(p: JobEvent): Promise<void> {
+  if (!live.job || p.job !== live.job.job) return;
+  const e = p.event;
+  switch (e.event) {
+    case "started": {
+      live.lastRun = e.run;
+      live.train = e.survey;
+      live.heldout = e.heldout_survey;
+      live.region = e.region;
+      $("job-run").textContent = String(e.run);
+      $("job-region").textContent = `${e.region} · ${region(e.region)?.name ?? ""}`;
+      $("job-stage").textContent = e.resumed ? "resumed from the last checkpoint" : "evaluating the baselines";
+      if (e.resumed) {
+        try {
+          const d = await api.runDetail(e.run);
+          live.gens = d.trajectory;
+          for (const ev of d.evaluations) live.evals[`${ev.method}/${ev.survey}`] = ev;
+        } catch { /* the live events fill the charts anyway */ }
+      }
+      break;
+    }
+    case "progress":
+      $("job-stage").textContent = `${e.stage}: ${e.done} / ${e.total}`;
+      $<HTMLProgressElement>("job-progress").value = e.total ? e.done / e.total : 0;
+      break;
+    case "evaluation":
+      live.evals[`${e.method}/${e.survey}`] = { loss: e.loss, indices: e.indices };
+      $("job-stage").textContent = `${e.method} on ${e.survey}: L1 ${fmt(e.loss)}`;
+      break;
+    case "generation":
+      live.gens = live.gens.filter((g) => g.generation < e.generation);
+      live.gens.push(e as unknown as Gen);
+      $("job-evals").textContent = e.max_evals ? `${e.evals} / ${e.max_evals}` : String(e.evals);
+      $("job-eta").textContent = duration(e.eta_s);
+      $<HTMLProgressElement>("job-progress").value = e.max_evals ? e.evals / e.max_evals : 0;
+      $("job-stage").textContent = `generation ${e.generation}: best L1 ${fmt(e.best_loss)}, mean ${fmt(e.mean_loss)} (${duration(e.elapsed_s)} of search)`;
+      break;
+    case "finished":
+      $("job-stage").textContent = `finished: ${e.status}, best L1 ${fmt(e.best_loss)} after ${e.evals} evaluations`;
+      if (e.status === "done") $("job-eta").textContent = "0 s";
+      break;
+    case "error":
+      show("job-error", `${e.message} (${e.code})`);
+      $("job-error").dataset.code = e.code;
+      break;
+  }
+  redraw();
+}
+
+function onEnd(p: JobEnd): void {
+  if (!live.job || p.job !== live.job.job) return;
+  live.job = null;
+  live.lastOutcome = p.outcome;
+  if (p.run !== null) live.lastRun = p.run;
+  if (p.error && p.outcome !== "done") {
+    show("job-error", `${p.error.message} (${p.error.code})`);
+    $("job-error").dataset.code = p.error.code;
+  }
+  if (p.outcome === "done") $<HTMLProgressElement>("job-progress").value = 1;
+  setStatus(p.outcome);
+  changed("runs");
+  if (p.outcome === "done" && live.queue.length) startNext();
+  else live.queue = [];
+}
+
+/** Resumes `run` in the live view (also used by the Runs screen). */
+export async function resume(run: number, code: string): Promise<void> {
+  reset(code);
+  live.lastRun = run;
+  try {
+    live.job = await api.resumeRun(run, code);
+    $("job-pid").textContent = String(live.job.pid ?? "–");
+    $("job-run").textContent = String(run);
+    setStatus("running");
+  } catch (e) {
+    failed(errorText(e), (e as { code?: string }).code ?? "internal");
+  }
+}
+
+export function initTune(): void {
+  loss = lossChart("loss-chart");
+  dims = dimsChart("dims-chart");
+  $("tune-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!state.selected.length) {
+      failed("Choose one or more regions on the Regions screen first.", "invalid_input");
+      return;
+    }
+    live.queue = [...state.selected];
+    startNext();
+  });
+  $("tune-cancel").addEventListener("click", async () => {
+    live.queue = [];
+    setStatus("cancelling");
+    $("job-stage").textContent = "stopping the worker…";
+    await api.cancelJob();
+  });
+  $("tune-resume").addEventListener("click", () => {
+    if (live.lastRun !== null) resume(live.lastRun, live.region);
+  });
+  on("selection", () => {
+    const box = $("tune-regions");
+    box.replaceChildren();
+    if (!state.selected.length) box.textContent = "none: pick them on the Regions screen";
+    for (const c of state.selected) {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = c;
+      chip.title = region(c)?.name ?? c;
+      box.append(chip);
+    }
+  });
+  listen<JobEvent>("job-event", (e) => onEvent(e.payload));
+  listen<JobEnd>("job-end", (e) => onEnd(e.payload));
+  setStatus("idle");
+  // After a reload the job may still be running.
+  api.currentJob().then((j) => {
+    if (j) {
+      live.job = j;
+      reset(j.region ?? "");
+      $("job-pid").textContent = String(j.pid ?? "–");
+      setStatus("running");
+    }
+  });
+}
