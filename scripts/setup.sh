@@ -57,7 +57,9 @@ fi
 # The desktop app's front end (ui/ -> ui/dist, embedded into the app at build time).
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   echo "setup: installing the front end's npm packages"
-  npm ci --prefix ui --no-audit --no-fund --loglevel=error
+  # `npm install` with the committed lock, not `npm ci`: npm 11 refuses `ci` when the lock lacks
+  # other platforms' optional packages (rollup's), which it does not always record.
+  npm install --prefix ui --no-save --no-audit --no-fund --loglevel=error
 fi
 npm run --prefix ui --silent build >/dev/null
 
