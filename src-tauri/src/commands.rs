@@ -235,3 +235,35 @@ pub fn cancel_job(jobs: State<'_, Jobs>) -> bool {
 pub fn current_job(jobs: State<'_, Jobs>) -> Option<JobInfo> {
     jobs.current()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_the_workers_command_line() {
+        let s = TuneSettings {
+            region: " JPN ".into(),
+            budget: Some(36),
+            strategy: Some("shade".into()),
+            calibration_regions: Some("  ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.args().unwrap(),
+            [
+                "tune",
+                "--region",
+                "JPN",
+                "--events",
+                "jsonl",
+                "--budget",
+                "36",
+                "--strategy",
+                "shade"
+            ]
+        );
+        let e = TuneSettings::default().args().unwrap_err();
+        assert_eq!(e.code, "invalid_input");
+    }
+}

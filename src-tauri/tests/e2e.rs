@@ -454,3 +454,93 @@ async fn tune_cancel_crash_export_in_a_real_window() {
 
     s.c.close().await.unwrap();
 }
+
+/// The README's screenshots, from the real window: two regions tuned one after another with a
+/// moderate budget and the default calibration. About 8 minutes on 2 cores, so not part of
+/// the test suite; run it with
+/// `CULTURETUNE_SCREENSHOTS=docs/screenshots cargo test -p culturetune-app --test e2e -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes the README's screenshots (about 8 minutes)"]
+async fn readme_screenshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = session(&tmp.path().join("culturetune.db")).await;
+    if let Some(d) = std::env::var_os("CULTURETUNE_SCREENSHOTS") {
+        // Relative to the repository root, as the command in the doc comment is run there.
+        s.shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(d);
+        std::fs::create_dir_all(&s.shots).unwrap();
+    }
+    let save = |s: &mut Session, name: &str| {
+        let path = s.shots.join(format!("{name}.png"));
+        let c = s.c.clone();
+        async move {
+            std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+        }
+    };
+    s.wait(
+        "document.getElementById('model-quant').textContent === 'Q4_1'",
+        STEP,
+        "the model",
+    )
+    .await;
+    save(&mut s, "model").await;
+    s.click("#nav-regions").await;
+    s.wait(
+        "document.querySelectorAll('#region-table tbody tr').length > 100",
+        STEP,
+        "the regions",
+    )
+    .await;
+    s.click("input.region-pick[value='USA']").await;
+    s.click("input.region-pick[value='JPN']").await;
+    s.type_into("region-search", "an").await;
+    save(&mut s, "regions").await;
+    s.click("#nav-tune").await;
+    s.type_into("tune-budget", "36").await;
+    s.click("#tune-start").await;
+    s.wait("document.getElementById('job-run').textContent === '2' && Number(document.getElementById('gen-count').textContent) >= 2", TUNING * 2, "run 2's second generation").await;
+    save(&mut s, "tune").await;
+    s.wait("document.getElementById('job-status').textContent === 'done' && document.getElementById('job-run').textContent === '2'", TUNING, "both runs").await;
+    save(&mut s, "tune-done").await;
+    s.click("#nav-runs").await;
+    s.click("#runs-refresh").await;
+    s.click("#runs-table tr[data-run='1'] button.open").await;
+    s.wait(
+        "document.querySelectorAll('#run-evals tbody tr').length >= 6",
+        STEP,
+        "run 1",
+    )
+    .await;
+    save(&mut s, "runs").await;
+    s.click("#nav-compare").await;
+    s.wait(
+        "document.querySelectorAll('#compare-table tbody tr').length === 2",
+        STEP,
+        "the comparison",
+    )
+    .await;
+    save(&mut s, "compare").await;
+    s.click("#nav-chat").await;
+    s.click("#chat-send").await;
+    s.wait(
+        "document.getElementById('chat-status').textContent === 'done'",
+        STEP,
+        "the chat",
+    )
+    .await;
+    save(&mut s, "chat").await;
+    s.click("#nav-export").await;
+    s.type_into(
+        "export-dir",
+        tmp.path().join("culturetune-USA-run1").to_str().unwrap(),
+    )
+    .await;
+    s.click("#export-go").await;
+    s.wait(
+        "!document.getElementById('export-result').hidden",
+        STEP,
+        "the export",
+    )
+    .await;
+    save(&mut s, "export").await;
+    s.c.clone().close().await.unwrap();
+}

@@ -11,7 +11,8 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Model and evaluation settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
-    /// GGUF model file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf].
+    /// GGUF model file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf, looked for in the
+    /// current directory, then in the data directory's culturetune/models/].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// CPU threads [default: all cores].
@@ -62,24 +63,28 @@ impl EngineArgs {
         Self::default_or(self.model.clone())
     }
 
-    /// `given`, else the default model: models/<default> in the current directory, else the
-    /// one beside the sources this binary was built from.
+    /// `given`, else the default model: models/<default> in the current directory, else in
+    /// the user's data directory (culturetune/models/, for an installed app), else the one
+    /// beside the sources this binary was built from.
     pub fn default_or(given: Option<PathBuf>) -> PathBuf {
         if let Some(p) = given {
             return p;
         }
         let here = PathBuf::from("models").join(DEFAULT_MODEL_FILE);
-        if here.exists() {
-            return here;
-        }
-        let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("models")
-            .join(DEFAULT_MODEL_FILE);
-        if built.exists() {
-            built
-        } else {
-            here
-        }
+        let candidates = [
+            Some(here.clone()),
+            dirs::data_dir().map(|d| d.join("culturetune/models").join(DEFAULT_MODEL_FILE)),
+            Some(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("models")
+                    .join(DEFAULT_MODEL_FILE),
+            ),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|p| p.exists())
+            .unwrap_or(here)
     }
 
     /// Loads the model and prints what was loaded to stderr.

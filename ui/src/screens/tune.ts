@@ -125,6 +125,7 @@ async function onEvent(p: JobEvent): Promise<void> {
       $("job-run").textContent = String(e.run);
       $("job-region").textContent = `${e.region} · ${region(e.region)?.name ?? ""}`;
       $("job-stage").textContent = e.resumed ? "resumed from the last checkpoint" : "evaluating the baselines";
+      changed("runs");
       if (e.resumed) {
         try {
           const d = await api.runDetail(e.run);
