@@ -490,9 +490,11 @@ async fn readme_screenshots() {
         "the regions",
     )
     .await;
+    s.type_into("region-search", "usa").await;
     s.click("input.region-pick[value='USA']").await;
+    s.type_into("region-search", "japan").await;
     s.click("input.region-pick[value='JPN']").await;
-    s.type_into("region-search", "an").await;
+    s.type_into("region-search", "a").await;
     save(&mut s, "regions").await;
     s.click("#nav-tune").await;
     s.type_into("tune-budget", "36").await;
@@ -531,7 +533,7 @@ async fn readme_screenshots() {
     s.click("#nav-export").await;
     s.type_into(
         "export-dir",
-        tmp.path().join("culturetune-USA-run1").to_str().unwrap(),
+        tmp.path().join("culturetune-JPN-run2").to_str().unwrap(),
     )
     .await;
     s.click("#export-go").await;

@@ -3,12 +3,17 @@ import { api, errorText } from "../api";
 import { $ } from "../dom";
 import { on, region, state } from "../state";
 
-/** Fills a select with the finished runs (newest first), keeping the choice if it still exists. */
+/** Fills a select with the finished runs (newest first): the newest is chosen until the user
+ *  picks one, whose choice is then kept while it exists. */
 export function fillRunSelect(id: string): void {
   const sel = $<HTMLSelectElement>(id);
-  const keep = sel.value;
+  if (!sel.dataset.watched) {
+    sel.dataset.watched = "true";
+    sel.addEventListener("change", () => (sel.dataset.userChose = "true"));
+  }
+  const keep = sel.dataset.userChose ? sel.value : "";
   sel.replaceChildren();
-  const done = state.runs.filter((r) => r.status === "done");
+  const done = state.runs.filter((r) => r.status === "done").sort((a, b) => b.id - a.id);
   if (!done.length) {
     const o = document.createElement("option");
     o.value = "";
