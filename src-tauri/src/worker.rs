@@ -112,17 +112,8 @@ pub fn failure(status: ExitStatus, stderr: &str) -> AppError {
     if status.code() == Some(130) {
         return AppError::new("cancelled", "cancelled");
     }
-    let tail: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .take(3)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
     let how = match (status.code(), signal_of(status)) {
         (_, Some(6)) => {
             "the worker aborted (SIGABRT, usually an assertion in llama.cpp)".to_string()

@@ -79,7 +79,7 @@ function redraw(): void {
 }
 
 function reset(code: string): void {
-  Object.assign(live, { region: code, train: "", heldout: "", gens: [], evals: {} });
+  Object.assign(live, { region: code, train: "", heldout: "", gens: [], evals: {}, lastRun: null });
   $("job-run").textContent = "–";
   $("job-region").textContent = code;
   $("job-pid").textContent = "–";
