@@ -48,7 +48,7 @@ pub struct JobEvent {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct JobEnd {
     /// Job number.
     pub job: u64,
@@ -185,70 +185,58 @@ impl Jobs {
             let (run, cancelling) = lock(&current)
                 .as_ref()
                 .map_or((None, false), |c| (c.info.run, c.info.cancelling));
-            let end = match status {
-                Err(e) => JobEnd {
-                    job,
-                    outcome: "failed".into(),
-                    run,
-                    error: Some(AppError::new(
+            let (outcome, error) = match status {
+                Err(e) => (
+                    "failed",
+                    Some(AppError::new(
                         "worker_crashed",
                         format!("lost the worker process: {e}"),
                     )),
-                },
-                Ok(s) if s.success() && finished_status.as_deref() != Some("cancelled") => JobEnd {
-                    job,
-                    outcome: "done".into(),
-                    run,
-                    error: None,
-                },
-                Ok(s) if cancelling || s.code() == Some(130) => JobEnd {
-                    job,
-                    outcome: "cancelled".into(),
-                    run,
-                    error: Some(AppError::new(
-                        "cancelled",
-                        match run {
-                            Some(r) => format!("run {r} was cancelled; Resume continues it from its last checkpoint"),
-                            None => "cancelled before the run started".into(),
-                        },
-                    )),
-                },
+                ),
+                Ok(s) if s.success() && finished_status.as_deref() != Some("cancelled") => {
+                    ("done", None)
+                }
+                Ok(s) if cancelling || s.code() == Some(130) => {
+                    let message = match run {
+                        Some(r) => format!(
+                            "run {r} was cancelled; Resume continues it from its last checkpoint"
+                        ),
+                        None => "cancelled before the run started".into(),
+                    };
+                    ("cancelled", Some(AppError::new("cancelled", message)))
+                }
                 Ok(s) => {
                     let mut e = reported.unwrap_or_else(|| failure(s, &stderr));
-                    if e.code == "worker_crashed" {
-                        if let Some(r) = run {
-                            e.message.push_str(&format!(
-                                "; run {r} can be resumed from its last checkpoint"
-                            ));
-                        }
+                    if let (Some(r), "worker_crashed") = (run, e.code.as_str()) {
+                        e.message.push_str(&format!(
+                            "; run {r} can be resumed from its last checkpoint"
+                        ));
                     }
-                    JobEnd {
-                        job,
-                        outcome: "failed".into(),
-                        run,
-                        error: Some(e),
-                    }
+                    ("failed", Some(e))
                 }
             };
-            // The store must agree with what the window shows: a worker killed by Cancel (or
-            // that died) leaves its run 'running'; opening the store marks a dead worker's run
-            // 'interrupted', and a cancelled one is marked so here.
-            if let Some(r) = run {
-                let outcome = end.outcome.clone();
+            // A worker killed by Cancel leaves its run 'running' (opening the store turns that
+            // into 'interrupted', as for any dead worker); the window says cancelled, so the
+            // store must too.
+            if let (Some(r), "cancelled") = (run, outcome) {
                 let _ = tauri::async_runtime::spawn_blocking(move || {
                     let store = Store::open(&db)?;
-                    if outcome == "cancelled"
-                        && matches!(
-                            store.run(r)?.status,
-                            RunStatus::Running | RunStatus::Interrupted
-                        )
-                    {
+                    if matches!(
+                        store.run(r)?.status,
+                        RunStatus::Running | RunStatus::Interrupted
+                    ) {
                         store.set_status(r, RunStatus::Cancelled, None)?;
                     }
                     Ok::<_, culturetune::store::StoreError>(())
                 })
                 .await;
             }
+            let end = JobEnd {
+                job,
+                outcome: outcome.into(),
+                run,
+                error,
+            };
             *lock(&current) = None;
             let _ = app.emit(JOB_END, end);
         });

@@ -111,18 +111,7 @@ fn a_failing_job_ends_with_the_workers_error_code() {
     let a = app();
     let (tx, rx) = mpsc::channel::<JobEnd>();
     a.app.listen(JOB_END, move |e| {
-        let end: Value = serde_json::from_str(e.payload()).unwrap();
-        let _ = tx.send(JobEnd {
-            job: end["job"].as_u64().unwrap(),
-            outcome: end["outcome"].as_str().unwrap().into(),
-            run: end["run"].as_i64(),
-            error: end["error"].as_object().map(|o| {
-                culturetune_app::error::AppError::new(
-                    o["code"].as_str().unwrap(),
-                    o["message"].as_str().unwrap(),
-                )
-            }),
-        });
+        let _ = tx.send(serde_json::from_str(e.payload()).unwrap());
     });
     let job = a
         .invoke("start_tune", json!({"settings": {"region": "Atlantis"}}))

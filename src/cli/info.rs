@@ -10,7 +10,8 @@ use std::io::Write;
 /// Options of `culturetune info`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// GGUF model file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf].
+    /// GGUF model file [default: models/SmolLM2-135M-Instruct.Q4_1.gguf, looked for in the
+    /// current directory, then in the data directory's culturetune/models/].
     #[arg(long, value_name = "PATH")]
     model: Option<std::path::PathBuf>,
     /// Print JSON.

@@ -43,7 +43,7 @@ export function lossChart(id: string): Chart<"line"> {
 }
 
 /** Sets the loss chart's points and references. */
-export function setLoss(c: Chart<"line">, gens: { generation: number; best_loss: number; mean_loss: number }[],
+function setLoss(c: Chart<"line">, gens: { generation: number; best_loss: number; mean_loss: number }[],
   naive: number | null, icl: number | null): void {
   c.data.labels = gens.map((g) => String(g.generation));
   c.data.datasets[0].data = gens.map((g) => g.best_loss);
@@ -66,7 +66,7 @@ export function dimsChart(id: string): Chart<"bar"> {
 }
 
 /** Replaces the score sets shown (label → six scores; missing ones are gaps). */
-export function setDims(c: Chart<"bar">, sets: { label: string; key: string; scores: Scores | null }[]): void {
+function setDims(c: Chart<"bar">, sets: { label: string; key: string; scores: Scores | null }[]): void {
   c.data.datasets = sets.filter((s) => s.scores).map((s) => ({
     label: s.label,
     data: scoreList(s.scores),
@@ -85,4 +85,24 @@ export function compareChart(id: string): Chart<"bar"> {
       plugins: { legend: { position: "bottom" } },
     },
   });
+}
+
+/** A method's result on the training survey, as a run's charts need it. */
+export type MethodScores = { loss: number; indices: Scores } | undefined;
+
+/** Draws a run on a loss chart and a dimensions chart: best and mean loss per generation with
+ *  naive and ICL as references; target, naive, ICL and the tuned prompt (or, before it exists,
+ *  the best candidate so far). `method` gives each method's training-survey result. */
+export function drawRun(loss: Chart<"line">, dims: Chart<"bar">, targetLabel: string, target: Scores | null,
+  gens: { generation: number; best_loss: number; mean_loss: number; best_scores: Scores }[],
+  method: (m: "naive" | "icl" | "tuned") => MethodScores): void {
+  const [naive, icl, tuned] = [method("naive"), method("icl"), method("tuned")];
+  setLoss(loss, gens, naive?.loss ?? null, icl?.loss ?? null);
+  const best = gens.length ? gens[gens.length - 1].best_scores : null;
+  setDims(dims, [
+    { label: targetLabel, key: "target", scores: target },
+    { label: "naive", key: "naive", scores: naive?.indices ?? null },
+    { label: "ICL", key: "icl", scores: icl?.indices ?? null },
+    { label: tuned ? "tuned" : "best so far", key: "best", scores: tuned?.indices ?? best },
+  ]);
 }

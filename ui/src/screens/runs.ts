@@ -1,6 +1,6 @@
 // Runs screen: the history from SQLite; open a run to see its charts; resume the resumable.
 import { api, errorText, RunDetail, scoreList } from "../api";
-import { dimsChart, lossChart, setDims, setLoss } from "../charts";
+import { dimsChart, drawRun, lossChart } from "../charts";
 import { $, fmt, show, td } from "../dom";
 import { changed, on, region, state } from "../state";
 import { banner } from "../banner";
@@ -54,15 +54,8 @@ function render(d: RunDetail): void {
   const c = d.run.config;
   $("run-detail-title").textContent = `Run ${d.run.id}: ${d.run.region} (${region(d.run.region)?.name ?? ""}), ${d.run.status}, seed ${d.run.seed}`;
   show("run-detail-error", d.run.error);
-  const latest = (m: string, s: string) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === s);
-  setLoss(loss, d.trajectory, latest("naive", c.survey)?.loss ?? null, latest("icl", c.survey)?.loss ?? null);
-  const best = d.trajectory.length ? d.trajectory[d.trajectory.length - 1].best_scores : null;
-  setDims(dims, [
-    { label: "target", key: "target", scores: region(d.run.region)?.scores ?? null },
-    { label: "naive", key: "naive", scores: latest("naive", c.survey)?.indices ?? null },
-    { label: "ICL", key: "icl", scores: latest("icl", c.survey)?.indices ?? null },
-    { label: latest("tuned", c.survey) ? "tuned" : "best so far", key: "best", scores: latest("tuned", c.survey)?.indices ?? best },
-  ]);
+  drawRun(loss, dims, "target", region(d.run.region)?.scores ?? null, d.trajectory,
+    (m) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === c.survey));
   const body = $("run-evals").querySelector("tbody")!;
   body.replaceChildren();
   for (const e of d.evaluations) {

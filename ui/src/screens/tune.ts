@@ -3,7 +3,7 @@
 // selected regions are tuned one after another.
 import { listen } from "@tauri-apps/api/event";
 import { api, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
-import { dimsChart, lossChart, setDims, setLoss } from "../charts";
+import { dimsChart, drawRun, lossChart } from "../charts";
 import { $, duration, fmt, show } from "../dom";
 import { changed, on, region, state } from "../state";
 
@@ -59,17 +59,8 @@ function setStatus(s: string): void {
 }
 
 function redraw(): void {
-  const naive = live.evals[`naive/${live.train}`];
-  const icl = live.evals[`icl/${live.train}`];
-  setLoss(loss, live.gens, naive?.loss ?? null, icl?.loss ?? null);
-  const best = live.gens.length ? live.gens[live.gens.length - 1].best_scores : null;
-  const tuned = live.evals[`tuned/${live.train}`];
-  setDims(dims, [
-    { label: `target (${live.region})`, key: "target", scores: region(live.region)?.scores ?? null },
-    { label: "naive", key: "naive", scores: naive?.indices ?? null },
-    { label: "ICL", key: "icl", scores: icl?.indices ?? null },
-    { label: tuned ? "tuned" : "current best", key: "best", scores: tuned?.indices ?? best },
-  ]);
+  drawRun(loss, dims, `target (${live.region})`, region(live.region)?.scores ?? null, live.gens,
+    (m) => live.evals[`${m}/${live.train}`]);
   for (const [survey, key] of [[live.train, "train"], [live.heldout, "heldout"]]) {
     for (const m of ["naive", "icl", "tuned"]) {
       $(`final-${key}-${m}`).textContent = fmt(live.evals[`${m}/${survey}`]?.loss);
