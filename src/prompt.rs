@@ -120,6 +120,14 @@ pub fn persona_block(method: Method, region: &Region) -> String {
     }
 }
 
+/// The text a soft prompt starts from in the answer-side placement: the first words of the
+/// assistant's turn, right before its answer opening ("Speaking as a person from China.
+/// Answer: "). With z = 0 the soft prompt is exactly these words, so the starting point is a
+/// meaningful hard prompt (the naive persona in the system message plus this sentence).
+pub fn answer_anchor(region: &Region) -> String {
+    format!("Speaking as a person from {}.", display_name(region))
+}
+
 /// One member of the respondent panel; the panel's answers are averaged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Respondent {
@@ -207,6 +215,10 @@ mod tests {
         );
         assert!(icl.contains("individualism 20 (low,"), "{icl}");
         assert!(icl.ends_with("strict social norms)."), "{icl}");
+        assert_eq!(
+            answer_anchor(t.find("ARA").unwrap()),
+            "Speaking as a person from an Arab country."
+        );
         // Saudi Arabia has two published dimensions: only those are described.
         let sau = icl_persona(t.find("SAU").unwrap());
         assert!(

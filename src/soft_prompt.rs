@@ -8,6 +8,47 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+/// Where a soft prompt's rows go in each item prompt.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// In place of the persona sentence at the start of the system message (the method of
+    /// Masoud et al. 2025). Every candidate re-decodes every item after its rows.
+    #[default]
+    Prefix,
+    /// At the end of each item's question, right before the assistant's answer opening; the
+    /// system message holds the naive persona. The item prefixes are decoded once per run and
+    /// kept in the KV cache, so a candidate decodes only its rows and the answer opening.
+    Answer,
+}
+
+impl Placement {
+    /// The placement an export card or a stored prompt's card names
+    /// (`insertion.placement`); cards written before placements existed are `prefix`.
+    pub fn from_card(card: &serde_json::Value) -> Result<Placement, String> {
+        match card.pointer("/insertion/placement") {
+            None => Ok(Placement::Prefix),
+            Some(v) => match v.as_str() {
+                Some("prefix") => Ok(Placement::Prefix),
+                Some("answer") => Ok(Placement::Answer),
+                _ => Err(format!(
+                    "insertion.placement is {v}; expected \"prefix\" or \"answer\""
+                )),
+            },
+        }
+    }
+
+    /// The name used on the command line, in the store and in export cards.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Prefix => "prefix",
+            Placement::Answer => "answer",
+        }
+    }
+}
+
 /// How a soft prompt is parametrized; stored with a run to rebuild A exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parametrization {
@@ -135,6 +176,16 @@ mod tests {
         let rms =
             (moved.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / moved.len() as f64).sqrt();
         assert!((rms - 2.0).abs() < 0.1, "{rms}");
+    }
+
+    #[test]
+    fn placement_is_read_from_cards() {
+        use serde_json::json;
+        assert_eq!(Placement::from_card(&json!({})), Ok(Placement::Prefix));
+        let answer = json!({"insertion": {"placement": "answer"}});
+        assert_eq!(Placement::from_card(&answer), Ok(Placement::Answer));
+        let bad = json!({"insertion": {"placement": 3}});
+        assert!(Placement::from_card(&bad).unwrap_err().contains("expected"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! dropped, so the stored state stays consistent.
 
 use crate::dimension::DimScores;
+use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
 };
@@ -16,7 +17,7 @@ use crate::optim::{DeOptions, DeState, Generation, Outcome, Strategy};
 use crate::prompt::{self, Method, Respondent};
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{indices, Constants, Loss};
-use crate::soft_prompt::SoftPromptSpace;
+use crate::soft_prompt::{Placement, SoftPromptSpace};
 use crate::store::{Checkpoint, EvaluationRecord, Store};
 use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,17 @@ pub struct TuneConfig {
     pub panel: usize,
     /// Counterbalanced option order.
     pub counterbalance: bool,
-    /// Soft-prompt rows beyond the persona sentence's own rows.
+    /// Where the soft prompt's rows go (runs stored before this setting existed are
+    /// `prefix`).
+    #[serde(default)]
+    pub placement: Placement,
+    /// Candidates evaluated in one pass of decodes (answer placement only; 1 = one at a time).
+    /// Part of the procedure: a candidate's result can differ in the last digits with another
+    /// grouping, so it is stored with the run.
+    #[serde(default = "one")]
+    pub candidates_per_decode: usize,
+    /// Soft-prompt rows beyond the anchor text's own rows (the persona sentence for the prefix
+    /// placement, the answer reminder for the answer placement).
     pub extra_rows: usize,
     /// Search dimensions d.
     pub d: usize,
@@ -80,6 +91,8 @@ impl TuneConfig {
             settings: EvalSettings::default(),
             panel: 1,
             counterbalance: false,
+            placement: Placement::Prefix,
+            candidates_per_decode: 1,
             extra_rows: 0,
             d,
             projection_seed: seed,
@@ -126,6 +139,10 @@ impl TuneConfig {
         })
         .to_string()
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Why tuning stopped without a result.
@@ -256,6 +273,14 @@ pub fn calibrate(
     Ok(c)
 }
 
+/// The training prompts of a tuner, in its placement.
+enum TrainingPrompts {
+    /// Rows in place of the persona sentence.
+    Prefix(SurveyPrompts),
+    /// Rows before each answer; prefixes cached.
+    Answer(AnswerPrompts),
+}
+
 /// The soft-prompt search for one region on one survey.
 pub struct Tuner<'m> {
     model: &'m Model,
@@ -264,14 +289,17 @@ pub struct Tuner<'m> {
     region: Region,
     panel: Vec<Respondent>,
     counterbalance: bool,
-    prompts: SurveyPrompts,
+    placement: Placement,
+    group: usize,
+    prompts: TrainingPrompts,
     space: SoftPromptSpace,
     constants: Constants,
 }
 
 impl<'m> Tuner<'m> {
-    /// Sets up the search: the naive prompts, P0 = the persona sentence's rows (plus extra
-    /// rows), and the projection A from the configured seed.
+    /// Sets up the search: the training prompts in the configured placement, P0 = the anchor
+    /// text's rows (the persona sentence, or the answer reminder) plus extra rows, and the
+    /// projection A from the configured seed.
     pub fn new(
         model: &'m Model,
         config: &TuneConfig,
@@ -280,13 +308,37 @@ impl<'m> Tuner<'m> {
         constants: Constants,
     ) -> Result<Tuner<'m>, TuneError> {
         let evaluator = Evaluator::new(model, config.settings)?;
-        let persona = prompt::persona(&region);
         let panel = prompt::panel(config.panel);
-        let prompts =
-            SurveyPrompts::build(model, &survey, &persona, &panel, config.counterbalance)?;
+        let (prompts, anchor) = match config.placement {
+            Placement::Prefix => {
+                let p = SurveyPrompts::build(
+                    model,
+                    &survey,
+                    &prompt::persona(&region),
+                    &panel,
+                    config.counterbalance,
+                )?;
+                let t = p.persona_tokens.clone();
+                (TrainingPrompts::Prefix(p), t)
+            }
+            Placement::Answer => {
+                let p = Self::answer_prompts(model, &survey, &region, &panel, config)?;
+                if config.candidates_per_decode == 0
+                    || config.candidates_per_decode > p.max_group()
+                {
+                    return Err(TuneError::Other(format!(
+                        "candidates per decode must be 1..={} for {} prompts",
+                        p.max_group(),
+                        p.leaves.len()
+                    )));
+                }
+                let t = p.anchor_tokens.clone();
+                (TrainingPrompts::Answer(p), t)
+            }
+        };
         let table = EmbeddingTable::load(model)?;
-        let p0 = table.rows(&prompts.persona_tokens)?;
-        let k = prompts.persona_tokens.len() + config.extra_rows;
+        let p0 = table.rows(&anchor)?;
+        let k = anchor.len() + config.extra_rows;
         let space = SoftPromptSpace::new(
             &p0,
             model.info().n_embd,
@@ -303,10 +355,29 @@ impl<'m> Tuner<'m> {
             region,
             panel,
             counterbalance: config.counterbalance,
+            placement: config.placement,
+            group: config.candidates_per_decode.max(1),
             prompts,
             space,
             constants,
         })
+    }
+
+    fn answer_prompts(
+        model: &Model,
+        survey: &Survey,
+        region: &Region,
+        panel: &[Respondent],
+        config: &TuneConfig,
+    ) -> Result<AnswerPrompts, TuneError> {
+        Ok(AnswerPrompts::build(
+            model,
+            survey,
+            &prompt::persona(region),
+            &prompt::answer_anchor(region),
+            panel,
+            config.counterbalance,
+        )?)
     }
 
     /// The soft prompt of a point z.
@@ -319,21 +390,66 @@ impl<'m> Tuner<'m> {
         &self.space
     }
 
-    /// The persona text the soft prompt replaces.
-    pub fn persona_text(&self) -> &str {
-        &self.prompts.persona_text
+    /// Where the rows go.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// The text the soft prompt starts from (z = 0): the persona sentence, or the answer
+    /// reminder.
+    pub fn anchor_text(&self) -> String {
+        match &self.prompts {
+            TrainingPrompts::Prefix(p) => p.persona_text.clone(),
+            TrainingPrompts::Answer(p) => p.anchor_text.clone(),
+        }
+    }
+
+    /// Where the rows go, in words, for export cards.
+    pub fn insertion(&self) -> serde_json::Value {
+        match self.placement {
+            Placement::Prefix => serde_json::json!({
+                "placement": "prefix", "replaces": "persona sentence",
+                "position": "start of the system message, right after the chat template's opening tokens",
+                "persona_text": self.anchor_text(),
+            }),
+            Placement::Answer => serde_json::json!({
+                "placement": "answer", "replaces": "the assistant's opening sentence",
+                "position": "start of the assistant turn (after the chat template's assistant header), right before the answer opening; the system message holds the naive persona",
+                "system_persona": prompt::persona(&self.region),
+                "anchor_text": self.anchor_text(),
+                "answer_opening": format!(" {}", crate::engine::evaluate::ANSWER_PREFIX),
+            }),
+        }
+    }
+
+    /// Evaluates soft prompts on the training survey, in groups of the configured size.
+    fn evaluate_many(&mut self, all: &[Vec<f32>]) -> Result<Vec<SurveyAnswers>, TuneError> {
+        let mut out = Vec::with_capacity(all.len());
+        match &self.prompts {
+            TrainingPrompts::Prefix(p) => {
+                for rows in all {
+                    out.push(self.evaluator.evaluate(p, PersonaInput::Embeddings(rows))?);
+                }
+            }
+            TrainingPrompts::Answer(p) => {
+                for group in all.chunks(self.group) {
+                    let refs: Vec<&[f32]> = group.iter().map(Vec::as_slice).collect();
+                    out.extend(self.evaluator.evaluate_answer(p, &refs)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Evaluates a soft prompt (rows) on the training survey.
     pub fn evaluate_rows(&mut self, rows: &[f32]) -> Result<MethodResult, TuneError> {
-        let a = self
-            .evaluator
-            .evaluate(&self.prompts, PersonaInput::Embeddings(rows))?;
+        let a = self.evaluate_many(&[rows.to_vec()])?.remove(0);
         score(&self.survey, &a, &self.constants, &self.region)
     }
 
-    /// Evaluates a method (naive or ICL hard prompt, or soft-prompt rows) on any survey with
-    /// given constants, through this tuner's evaluator (same procedure).
+    /// Evaluates a method (naive or ICL hard prompt, or soft-prompt rows in this tuner's
+    /// placement) on any survey with given constants, through this tuner's evaluator (same
+    /// procedure).
     pub fn evaluate_on(
         &mut self,
         survey: &Survey,
@@ -341,16 +457,38 @@ impl<'m> Tuner<'m> {
         method: Method,
         rows: Option<&[f32]>,
     ) -> Result<MethodResult, TuneError> {
-        let block = prompt::persona_block(method, &self.region);
-        let p = SurveyPrompts::build(self.model, survey, &block, &self.panel, self.counterbalance)?;
-        let input = rows.map_or(PersonaInput::Text, PersonaInput::Embeddings);
-        let a = self.evaluator.evaluate(&p, input)?;
+        let a = match (rows, self.placement) {
+            (Some(rows), Placement::Answer) => {
+                let p = AnswerPrompts::build(
+                    self.model,
+                    survey,
+                    &prompt::persona(&self.region),
+                    &prompt::answer_anchor(&self.region),
+                    &self.panel,
+                    self.counterbalance,
+                )?;
+                self.evaluator.evaluate_answer(&p, &[rows])?.remove(0)
+            }
+            _ => {
+                let block = prompt::persona_block(method, &self.region);
+                let p = SurveyPrompts::build(
+                    self.model,
+                    survey,
+                    &block,
+                    &self.panel,
+                    self.counterbalance,
+                )?;
+                let input = rows.map_or(PersonaInput::Text, PersonaInput::Embeddings);
+                self.evaluator.evaluate(&p, input)?
+            }
+        };
         score(survey, &a, constants, &self.region)
     }
 
     /// Runs (or continues) the search. After every generation the state is checkpointed to
     /// `store` and `on_generation` is called with the generation and the best candidate's
-    /// indices. `cancel` is checked before every candidate evaluation.
+    /// indices. `cancel` is checked before every candidate evaluation (or group of candidates
+    /// evaluated together).
     pub fn search(
         &mut self,
         state: &mut DeState,
@@ -365,17 +503,16 @@ impl<'m> Tuner<'m> {
         let mut failure: Option<TuneError> = None;
         let objective = |xs: &[Vec<f64>]| -> Result<Vec<f64>, TuneError> {
             let mut out = Vec::with_capacity(xs.len());
-            for z in xs {
+            for group in xs.chunks(self.group) {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(TuneError::Cancelled);
                 }
-                let rows = self.space.rows(z);
-                let a = self
-                    .evaluator
-                    .evaluate(&self.prompts, PersonaInput::Embeddings(&rows))?;
-                let r = score(&self.survey, &a, &self.constants, &self.region)?;
-                best_scores.borrow_mut().push((z.clone(), r.indices));
-                out.push(r.loss.l1);
+                let rows: Vec<Vec<f32>> = group.iter().map(|z| self.space.rows(z)).collect();
+                for (z, a) in group.iter().zip(self.evaluate_many(&rows)?) {
+                    let r = score(&self.survey, &a, &self.constants, &self.region)?;
+                    best_scores.borrow_mut().push((z.clone(), r.indices));
+                    out.push(r.loss.l1);
+                }
             }
             Ok(out)
         };

@@ -2,6 +2,7 @@
 //! process, with the same model and threads.
 
 use super::engine_args::EngineArgs;
+use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
 use crate::engine::EmbeddingTable;
 use crate::prompt;
@@ -29,6 +30,9 @@ pub struct Args {
     /// Repetitions of each measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Largest group of candidates per decode to measure (1, 2, 4, ... up to this).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_group: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -96,6 +100,41 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         .sum();
     let survey_tps = all_decoded as f64 / survey_time.as_secs_f64();
 
+    // (d) the answer-side placement: prefixes cached once, each candidate decodes its rows and
+    // the answer opening per item. The first call decodes the prefixes (timed separately).
+    let answer = AnswerPrompts::build(
+        &model,
+        &survey,
+        &prompt::persona(region),
+        &prompt::answer_anchor(region),
+        &prompt::panel(args.panel),
+        args.counterbalance,
+    )?;
+    let anchor_rows = table_e.rows(&answer.anchor_tokens)?;
+    let first = ev.evaluate_answer(&answer, &[&anchor_rows])?.remove(0);
+    let prefix_cells = answer.unique_prefix_tokens();
+    let mut groups = Vec::new();
+    for g in [1usize, 2, 4, 8, 16] {
+        if g > answer.max_group() || (g > 1 && g > args.max_group) {
+            continue;
+        }
+        let cands: Vec<&[f32]> = vec![&anchor_rows; g];
+        let times = (0..args.reps)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                ev.evaluate_answer(&answer, &cands).map(|_| start.elapsed())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("answer-side evaluation, {g} candidates per decode"))?;
+        groups.push((g, median(times).as_secs_f64() / g as f64));
+    }
+    let answer_tokens = answer.tokens_per_candidate(answer.anchor_tokens.len());
+    let answer_s = groups[0].1;
+    let best_group = groups
+        .iter()
+        .copied()
+        .fold(groups[0], |b, x| if x.1 < b.1 { x } else { b });
+
     let report = json!({
         "model": model.info().description, "settings": settings, "panel": args.panel,
         "counterbalance": args.counterbalance, "prompts": prompts.leaves.len(), "reps": args.reps,
@@ -105,6 +144,16 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         "one_prompt_at_a_time_tokens": one_at_a_time, "survey_tokens_per_second": survey_tps,
         "decoded_over_minimum": decoded as f64 / minimum as f64,
         "survey_over_raw_throughput": survey_tps / raw_tps,
+        "prefix_candidate_seconds": survey_time.as_secs_f64(), "prefix_candidate_tokens": all_decoded,
+        "prefix_k": prompts.persona_tokens.len(),
+        "answer_k": answer.anchor_tokens.len(), "answer_prefix_cells": prefix_cells,
+        "answer_first_call_seconds": first.elapsed.as_secs_f64(),
+        "answer_candidate_tokens": answer_tokens, "answer_candidate_seconds": answer_s,
+        "answer_over_prefix_tokens": answer_tokens as f64 / all_decoded as f64,
+        "answer_speedup_per_candidate": survey_time.as_secs_f64() / answer_s,
+        "answer_tokens_per_second": answer_tokens as f64 / answer_s,
+        "candidates_per_decode": groups.iter().map(|(g, t)| json!({"candidates": g, "seconds_per_candidate": t})).collect::<Vec<_>>(),
+        "best_candidates_per_decode": best_group.0,
     });
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -136,6 +185,32 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         "(c) decoded/minimum = {:.3} (goal <= 1.05); survey/raw throughput = {:.2} (goal >= 0.8)",
         decoded as f64 / minimum as f64,
         survey_tps / raw_tps
+    )?;
+    writeln!(
+        out,
+        "(d) per candidate: prefix placement (k {}) {all_decoded} tokens in {:.3} s; answer placement (k {}) {answer_tokens} tokens in {answer_s:.3} s, after {prefix_cells} prefix cells decoded once in {:.3} s",
+        prompts.persona_tokens.len(),
+        survey_time.as_secs_f64(),
+        answer.anchor_tokens.len(),
+        first.elapsed.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "    answer/prefix tokens = {:.3} (goal <= 0.25); speed-up per candidate = {:.1}x (goal >= 3); {:.0} tok/s = {:.2} of raw",
+        answer_tokens as f64 / all_decoded as f64,
+        survey_time.as_secs_f64() / answer_s,
+        answer_tokens as f64 / answer_s,
+        answer_tokens as f64 / answer_s / raw_tps
+    )?;
+    let per: Vec<String> = groups
+        .iter()
+        .map(|(g, t)| format!("{g}: {t:.3} s"))
+        .collect();
+    writeln!(
+        out,
+        "(e) candidates per decode, seconds per candidate: {} (fastest: {})",
+        per.join(", "),
+        best_group.0
     )?;
     Ok(())
 }

@@ -7,7 +7,8 @@ use crate::export;
 use crate::prompt;
 use crate::regions::RegionTable;
 use crate::store::Store;
-use anyhow::{bail, Context, Result};
+use crate::soft_prompt::Placement;
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,11 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let region = table.find(&args.region)?;
     let model = args.engine.load()?;
     let n_embd = model.info().n_embd;
-    let rows = match (&args.soft_prompt, args.run) {
-        (Some(dir), _) => export::import(dir, Some(n_embd))?.rows,
+    let (rows, card) = match (&args.soft_prompt, args.run) {
+        (Some(dir), _) => {
+            let f = export::import(dir, Some(n_embd))?;
+            (f.rows, f.card)
+        }
         (None, Some(run)) => {
             let p = Store::open(db)?
                 .prompt_for_run(run)?
@@ -53,14 +57,24 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
                     p.n_embd
                 );
             }
-            p.rows
+            (p.rows, p.card)
         }
         (None, None) => bail!("give the tuned prompt with --soft-prompt DIR or --run N"),
     };
+    let placement = Placement::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
     let chat = ChatPrompt::build(&model, &prompt::persona(region), &args.message)?;
+    let tuned_chat = match placement {
+        Placement::Prefix => chat.clone(),
+        Placement::Answer => ChatPrompt::build_answer(
+            &model,
+            &prompt::persona(region),
+            &prompt::answer_anchor(region),
+            &args.message,
+        )?,
+    };
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
     let naive = ev.generate(&chat, PersonaInput::Text, args.max_tokens)?;
-    let tuned = ev.generate(&chat, PersonaInput::Embeddings(&rows), args.max_tokens)?;
+    let tuned = ev.generate(&tuned_chat, PersonaInput::Embeddings(&rows), args.max_tokens)?;
     if args.json {
         writeln!(
             out,

@@ -9,6 +9,7 @@ use crate::regions::RegionTable;
 use crate::scoring::Constants;
 use crate::store::{EvaluationRecord, RunStatus, Store};
 use crate::survey::Survey;
+use crate::soft_prompt::Placement;
 use crate::tuning::{TuneConfig, Tuner};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -148,6 +149,16 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
         config.de.pop_size,
         config.de.max_evals,
         config.d
+    )?;
+    writeln!(
+        out,
+        "placement {} (soft prompt {}), {} candidate(s) per decode",
+        config.placement.as_str(),
+        match config.placement {
+            Placement::Prefix => "in place of the persona sentence",
+            Placement::Answer => "after each question, before the answer; question prefixes cached",
+        },
+        config.candidates_per_decode
     )?;
     writeln!(out)?;
     writeln!(

@@ -7,7 +7,9 @@ use crate::prompt::{self, Method};
 use crate::regions::RegionTable;
 use crate::scoring::{indices, Loss};
 use crate::survey::Survey;
-use anyhow::{bail, Context, Result};
+use crate::engine::answer::AnswerPrompts;
+use crate::soft_prompt::Placement;
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,8 +38,8 @@ pub struct Args {
     /// Index constants: `zero`, `survey`, or given values such as `PDI=20,IDV=10`.
     #[arg(long, default_value = "zero", value_name = "POLICY")]
     constants: String,
-    /// Use an exported soft prompt (a directory written by `culturetune export`) in place of
-    /// the persona block.
+    /// Use an exported soft prompt (a directory written by `culturetune export`): in place of
+    /// the persona block, or at the answer side, as its card says.
     #[arg(long, value_name = "DIR")]
     soft_prompt: Option<PathBuf>,
     /// Write every rendered prompt (exact text and token counts) as JSON lines to this file.
@@ -73,10 +75,27 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         .map(|dir| crate::export::import(dir, Some(model.info().n_embd)))
         .transpose()?;
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
-    let input = soft
-        .as_ref()
-        .map_or(PersonaInput::Text, |s| PersonaInput::Embeddings(&s.rows));
-    let answers = ev.evaluate(&prompts, input)?;
+    let answers = match &soft {
+        None => ev.evaluate(&prompts, PersonaInput::Text)?,
+        Some(s) => {
+            let placement = Placement::from_card(&s.card)
+                .map_err(|e| anyhow!("{}: culturetune.json: {e}", args.soft_prompt.as_deref().unwrap_or(Path::new("")).display()))?;
+            match placement {
+                Placement::Prefix => ev.evaluate(&prompts, PersonaInput::Embeddings(&s.rows))?,
+                Placement::Answer => {
+                    let p = AnswerPrompts::build(
+                        &model,
+                        &survey,
+                        &block,
+                        &prompt::answer_anchor(region),
+                        &panel,
+                        args.counterbalance,
+                    )?;
+                    ev.evaluate_answer(&p, &[&s.rows])?.remove(0)
+                }
+            }
+        }
+    };
     let scores = indices(&survey, &answers.item_means(), &constants)?;
     let loss = Loss::between(&scores, &region.scores);
 

@@ -11,6 +11,7 @@ use crate::optim::{DeState, Strategy};
 use crate::prompt::Method;
 use crate::regions::{Region, RegionTable};
 use crate::scoring::Constants;
+use crate::soft_prompt::Placement;
 use crate::store::{EvaluationRecord, ModelRecord, RunStatus, Store};
 use crate::survey::Survey;
 use crate::tuning::{calibrate, MethodResult, TuneConfig, TuneError, Tuner};
@@ -47,9 +48,18 @@ pub struct TuneArgs {
     /// Search dimensions d of the projection z -> A z.
     #[arg(long, default_value_t = 24)]
     dims: usize,
-    /// Soft-prompt rows beyond the persona sentence's own rows.
+    /// Soft-prompt rows beyond the anchor text's own rows (the persona sentence for
+    /// `--placement prefix`, the answer reminder for `answer`).
     #[arg(long, default_value_t = 0)]
     extra_rows: usize,
+    /// Where the soft prompt goes: `answer` (after each question, before the answer; the
+    /// question prefixes are decoded once and cached, so candidates are cheap) or `prefix`
+    /// (in place of the persona sentence; the method of Masoud et al. 2025).
+    #[arg(long, value_enum, default_value = "answer")]
+    placement: Placement,
+    /// Candidates evaluated together in one pass (answer placement; more is faster on a GPU).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    candidates_per_decode: usize,
     /// DE strategy.
     #[arg(long, value_enum, default_value = "shade")]
     strategy: Strategy,
@@ -141,6 +151,8 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.panel = args.panel;
     config.counterbalance = args.counterbalance;
     config.extra_rows = args.extra_rows;
+    config.placement = args.placement;
+    config.candidates_per_decode = args.candidates_per_decode;
     config.d = args.dims;
     config.de.dim = args.dims;
     config.de.pop_size = args.population;
@@ -500,7 +512,7 @@ fn drive_inner(
     let card = json!({
         "model_sha256": config.model_sha256, "model_name": model.info().name, "model_file": config.model_path,
         "weights": config.weights, "architecture": model.info().architecture,
-        "insertion": {"replaces": "persona sentence", "position": "start of the system message, right after the chat template's opening tokens", "persona_text": tuner.persona_text()},
+        "insertion": tuner.insertion(),
         "region": region.code, "region_name": region.name, "survey": train.id, "heldout_survey": heldout.id,
         "constants": {"train": c_train, "heldout": c_heldout},
         "losses": {

@@ -5,8 +5,10 @@
 //! different batch layout, so every evaluation runs the same way: clear the KV cache; decode
 //! the template's opening tokens; decode the persona block as its own batch (tokens, or the
 //! rows of a soft prompt); decode the tree of everything after it in depth-first order, split
-//! into batches of `n_batch`. Each respondent of the panel is one such pass. Context size, micro-batch, threads and flash attention are fixed
-//! by [`EvalSettings`] for the life of an [`Evaluator`].
+//! into batches of `n_batch`. Each respondent of the panel is one such pass. Context size,
+//! micro-batch, threads and flash attention are fixed by [`EvalSettings`] for the life of an
+//! [`Evaluator`]. The answer-side placement, which keeps item prefixes cached across
+//! candidates, is in [`super::answer`].
 
 use super::ffi::{BatchInput, ContextParams, RawContext};
 use super::tree::PrefixTree;
@@ -207,6 +209,29 @@ impl ChatPrompt {
     }
 }
 
+impl ChatPrompt {
+    /// A chat turn for an answer-side soft prompt: the naive persona in the system message,
+    /// the user's message, and the assistant's turn opened by `anchor` (the text whose place
+    /// the rows take); the reply is generated right after the rows. `persona_tokens` are the
+    /// anchor's tokens and `tail` is empty.
+    pub fn build_answer(
+        model: &Model,
+        persona_block: &str,
+        anchor: &str,
+        message: &str,
+    ) -> Result<ChatPrompt, EngineError> {
+        let system = format!("{persona_block} {CHAT_INSTRUCTIONS}");
+        let text = model.render_chat(&[("system", &system), ("user", message)])?;
+        let mut head = model.bos_prefix();
+        head.extend(model.tokenize(&text)?);
+        Ok(ChatPrompt {
+            head,
+            persona_tokens: model.tokenize(anchor)?,
+            tail: vec![],
+        })
+    }
+}
+
 /// The instruction after the persona block in a chat.
 pub const CHAT_INSTRUCTIONS: &str = "Answer in a few sentences, from your own point of view.";
 
@@ -267,10 +292,13 @@ impl SurveyAnswers {
 
 /// A context set up for survey evaluation with fixed settings.
 pub struct Evaluator<'m> {
-    model: &'m Model,
-    ctx: RawContext,
-    digits: [i32; 5],
-    settings: EvalSettings,
+    pub(super) model: &'m Model,
+    pub(super) ctx: RawContext,
+    pub(super) digits: [i32; 5],
+    pub(super) settings: EvalSettings,
+    /// Answer-side prefixes held in the KV cache (see [`super::answer`]); `None` whenever the
+    /// cache was cleared or used for anything else.
+    pub(super) cached: Option<super::answer::CachedPrefixes>,
 }
 
 impl<'m> Evaluator<'m> {
@@ -303,6 +331,7 @@ impl<'m> Evaluator<'m> {
             ctx,
             digits,
             settings,
+            cached: None,
         })
     }
 
@@ -334,6 +363,7 @@ impl<'m> Evaluator<'m> {
         if persona_len == 0 {
             return Err(EngineError::Prompt("the persona block is empty".into()));
         }
+        self.cached = None;
         let mut leaves: Vec<Option<LeafAnswer>> = vec![None; prompts.leaves.len()];
         let (mut tail_decoded, mut decoded) = (0, 0);
         for group in prompts.groups() {
@@ -390,7 +420,7 @@ impl<'m> Evaluator<'m> {
             .into_iter()
             .map(|l| l.expect("every leaf has an output"))
             .collect();
-        let items = aggregate(prompts, &leaves);
+        let items = aggregate(&prompts.leaves, prompts.n_items, &leaves);
         Ok(SurveyAnswers {
             leaves,
             items,
@@ -427,43 +457,60 @@ impl<'m> Evaluator<'m> {
     ) -> Result<String, EngineError> {
         let needed =
             prompt.head.len() + prompt.persona_tokens.len().max(1) + prompt.tail.len() + max_tokens;
-        if needed > self.settings.n_ctx as usize || prompt.tail.is_empty() {
+        if needed > self.settings.n_ctx as usize {
             return Err(EngineError::Prompt(format!(
                 "the chat needs {needed} KV cells; n_ctx is {}",
                 self.settings.n_ctx
             )));
         }
+        self.cached = None;
         self.ctx.clear();
         let seq: &[i32] = &[0];
         let mut pos = 0i32;
         if !prompt.head.is_empty() {
             self.decode_shared(BatchInput::Tokens(&prompt.head), &mut pos, seq)?;
         }
-        match persona {
-            PersonaInput::Text => {
-                self.decode_shared(BatchInput::Tokens(&prompt.persona_tokens), &mut pos, seq)?
-            }
-            PersonaInput::Embeddings(rows) => {
-                self.decode_shared(BatchInput::Embeddings(rows), &mut pos, seq)?
-            }
+        // The persona block (or soft prompt) is the last input when there is no tail: then its
+        // last entry's logits give the first reply token.
+        let (input, n) = match persona {
+            PersonaInput::Text => (
+                BatchInput::Tokens(&prompt.persona_tokens),
+                prompt.persona_tokens.len(),
+            ),
+            PersonaInput::Embeddings(rows) => (
+                BatchInput::Embeddings(rows),
+                rows.len() / self.model.info().n_embd.max(1),
+            ),
+        };
+        if n == 0 {
+            return Err(EngineError::Prompt("the persona block is empty".into()));
         }
+        let positions: Vec<i32> = (pos..pos + n as i32).collect();
+        let mut want = vec![false; n];
+        want[n - 1] = prompt.tail.is_empty();
+        self.ctx.decode(input, &positions, &vec![seq; n], &want)?;
+        pos += n as i32;
         let mut out = String::new();
         let mut input = prompt.tail.clone();
+        let mut last = n - 1;
         for _ in 0..max_tokens {
-            let n = input.len();
-            let positions: Vec<i32> = (pos..pos + n as i32).collect();
-            let mut logits = vec![false; n];
-            logits[n - 1] = true;
-            self.ctx.decode(
-                BatchInput::Tokens(&input),
-                &positions,
-                &vec![seq; n],
-                &logits,
-            )?;
-            pos += n as i32;
+            if !input.is_empty() {
+                let n = input.len();
+                let positions: Vec<i32> = (pos..pos + n as i32).collect();
+                let mut logits = vec![false; n];
+                logits[n - 1] = true;
+                self.ctx.decode(
+                    BatchInput::Tokens(&input),
+                    &positions,
+                    &vec![seq; n],
+                    &logits,
+                )?;
+                pos += n as i32;
+                last = n - 1;
+            }
             let l = self
                 .ctx
-                .logits(n - 1)
+                .logits(last)
                 .ok_or_else(|| EngineError::Prompt("no logits".into()))?;
             let next = l
                 .iter()
@@ -488,6 +535,7 @@ impl<'m> Evaluator<'m> {
     /// Decodes `tokens` as one batch of one sequence from an empty cache and returns the wall
     /// time: llama.cpp's raw prompt-processing speed, for benchmarks.
     pub fn time_raw_batch(&mut self, tokens: &[i32]) -> Result<Duration, EngineError> {
+        self.cached = None;
         self.ctx.clear();
         let pos: Vec<i32> = (0..tokens.len() as i32).collect();
         let seqs = vec![&[0][..]; tokens.len()];
@@ -503,7 +551,7 @@ impl<'m> Evaluator<'m> {
 }
 
 /// Softmax over the whole vocabulary, then the five digits renormalised.
-fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> LeafAnswer {
+pub(super) fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> LeafAnswer {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     let shown: [f64; 5] =
@@ -525,11 +573,11 @@ fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> LeafAnswer 
     }
 }
 
-fn aggregate(prompts: &SurveyPrompts, leaves: &[LeafAnswer]) -> Vec<ItemAnswer> {
-    (0..prompts.n_items)
+/// Averages leaf answers into item answers (over respondents and option orders).
+pub(super) fn aggregate(meta: &[Leaf], n_items: usize, leaves: &[LeafAnswer]) -> Vec<ItemAnswer> {
+    (0..n_items)
         .map(|item| {
-            let mine: Vec<&LeafAnswer> = prompts
-                .leaves
+            let mine: Vec<&LeafAnswer> = meta
                 .iter()
                 .zip(leaves)
                 .filter(|(l, _)| l.item == item)

@@ -334,8 +334,56 @@ impl RawContext {
 
     /// Empties the KV cache.
     pub fn clear(&mut self) {
-        // SAFETY: live context; the memory handle belongs to it.
-        unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ptr.as_ptr()), true) }
+        // SAFETY: live memory handle of this context.
+        unsafe { sys::llama_memory_clear(self.memory(), true) }
+    }
+
+    fn memory(&self) -> sys::llama_memory_t {
+        // SAFETY: live context; the memory handle belongs to it and lives as long as it.
+        unsafe { sys::llama_get_memory(self.ptr.as_ptr()) }
+    }
+
+    fn check_seq(&self, seq: i32) -> bool {
+        seq >= 0 && (seq as u32) < self.params.n_seq_max
+    }
+
+    /// Removes sequence `seq`'s cells with positions in `[p0, p1)` (`p1 < 0`: to the end);
+    /// cells no other sequence uses become free. False for a sequence id out of range or when
+    /// llama.cpp refuses (a partial removal it cannot do).
+    pub fn seq_rm(&mut self, seq: i32, p0: i32, p1: i32) -> bool {
+        if !self.check_seq(seq) {
+            return false;
+        }
+        // SAFETY: live memory handle; seq is below n_seq_max (checked), so llama.cpp's own
+        // bounds assertion cannot fire; positions may be any values (-1 = open end).
+        unsafe { sys::llama_memory_seq_rm(self.memory(), seq, p0, p1) }
+    }
+
+    /// Adds sequence `dst` to every cell of sequence `src` with a position in `[p0, p1)`
+    /// (negative: open end). With the unified cache nothing is copied: the cells are shared.
+    /// False (and nothing done) for a sequence id out of range.
+    pub fn seq_cp(&mut self, src: i32, dst: i32, p0: i32, p1: i32) -> bool {
+        if !self.check_seq(src) || !self.check_seq(dst) {
+            return false;
+        }
+        // SAFETY: live memory handle; both ids are below n_seq_max (checked).
+        unsafe { sys::llama_memory_seq_cp(self.memory(), src, dst, p0, p1) };
+        true
+    }
+
+    /// The largest position sequence `seq` holds in the cache, or -1 when it holds none (or
+    /// the id is out of range).
+    pub fn seq_pos_max(&self, seq: i32) -> i32 {
+        if !self.check_seq(seq) {
+            return -1;
+        }
+        // SAFETY: live memory handle; seq is below n_seq_max (checked).
+        unsafe { sys::llama_memory_seq_pos_max(self.memory(), seq) }
+    }
+
+    /// The number of sequence ids batches may use (`n_seq_max`).
+    pub fn n_seq_max(&self) -> u32 {
+        self.params.n_seq_max
     }
 
     /// Decodes one batch. `seqs[i]` are the sequence ids of entry i, `pos[i]` its position,

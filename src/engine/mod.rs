@@ -4,8 +4,10 @@
 //! `ffi` is the only module of culturetune with `unsafe` code. The rest of the engine is safe
 //! Rust over it: [`Model`] (validated loading, tokenizing, chat templates), [`EmbeddingTable`]
 //! (dequantized `token_embd.weight` rows), [`tree`] (the prefix tree) and [`evaluate`] (answer
-//! distributions for a survey).
+//! distributions for a survey) with [`answer`] (soft prompts at the answer side, item prefixes
+//! kept in the KV cache across candidates).
 
+pub mod answer;
 mod embeddings;
 pub mod evaluate;
 mod ffi;

@@ -1,0 +1,379 @@
+//! Answer-side soft prompts with KV reuse across candidates.
+//!
+//! In this placement every item prompt is split in three: the **prefix** (template, system
+//! message with the naive persona, the question and its options, up to the start of the
+//! assistant turn), the soft prompt's **rows** (at z = 0 the tokens of a sentence in the
+//! assistant's voice, "Speaking as a person from China."), and the **suffix** (the answer
+//! opening " Answer: ", 3 tokens). The prefixes do not depend on the candidate, so they are
+//! decoded once, as one prefix tree, and stay in the KV cache: leaf i's prefix lives on
+//! sequence i. A group of G candidates then decodes only its rows and suffixes: candidate c's
+//! copy of leaf i runs on sequence `c * n_leaves + i` (for c > 0 the prefix cells are shared
+//! with `seq_cp`, nothing is copied), and afterwards every cell a candidate added is removed
+//! again with `seq_rm`. llama.cpp moves its slot search back to the first freed cell, so the
+//! cache is then in exactly the state it had after the prefix decode: every group of a run is
+//! evaluated from the same state, which keeps results repeatable and resumable bit for bit.
+
+use super::evaluate::{
+    aggregate, read_answer, Evaluator, Leaf, LeafAnswer, SurveyAnswers, ANSWER_PREFIX,
+};
+use super::ffi::BatchInput;
+use super::tree::PrefixTree;
+use super::{EngineError, Model};
+use crate::prompt::{self, Respondent};
+use crate::survey::Survey;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+/// The item prompts of a survey split around an answer-side soft prompt.
+#[derive(Debug, Clone)]
+pub struct AnswerPrompts {
+    /// One entry per prompt.
+    pub leaves: Vec<Leaf>,
+    /// Tokens before the rows, per leaf (BOS included).
+    pub prefixes: Vec<Vec<i32>>,
+    /// The text the rows stand for at z = 0.
+    pub anchor_text: String,
+    /// Tokens of the anchor text.
+    pub anchor_tokens: Vec<i32>,
+    /// Tokens after the rows (the answer opening), per leaf.
+    pub suffixes: Vec<Vec<i32>>,
+    /// The full rendered prompt text per leaf, anchor included.
+    pub texts: Vec<String>,
+    /// Number of survey items.
+    pub n_items: usize,
+}
+
+impl AnswerPrompts {
+    /// Renders every (respondent, item, order) prompt with `persona_block` in the system
+    /// message, and tokenizes its three parts: the chat up to the start of the assistant turn,
+    /// `anchor` (the text the rows stand for at z = 0), and the answer opening " Answer: ".
+    pub fn build(
+        model: &Model,
+        survey: &Survey,
+        persona_block: &str,
+        anchor: &str,
+        panel: &[Respondent],
+        counterbalance: bool,
+    ) -> Result<AnswerPrompts, EngineError> {
+        if anchor.trim().is_empty() {
+            return Err(EngineError::Prompt(
+                "the answer-side anchor text is empty".into(),
+            ));
+        }
+        let orders: &[bool] = if counterbalance {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let bos = model.bos_prefix();
+        let opening = format!(" {ANSWER_PREFIX}");
+        let mut out = AnswerPrompts {
+            leaves: vec![],
+            prefixes: vec![],
+            anchor_text: anchor.to_string(),
+            anchor_tokens: model.tokenize(anchor)?,
+            suffixes: vec![],
+            texts: vec![],
+            n_items: survey.items.len(),
+        };
+        let suffix = model.tokenize(&opening)?;
+        for (r, resp) in panel.iter().enumerate() {
+            for (i, item) in survey.items.iter().enumerate() {
+                for &reversed in orders {
+                    let system = prompt::system_message(persona_block, resp);
+                    let user = prompt::user_message(survey, item, reversed);
+                    let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
+                    let mut prefix = bos.clone();
+                    prefix.extend(model.tokenize(&rendered)?);
+                    out.prefixes.push(prefix);
+                    out.suffixes.push(suffix.clone());
+                    out.leaves.push(Leaf {
+                        item: i,
+                        respondent: r,
+                        reversed,
+                    });
+                    out.texts.push(format!("{rendered}{anchor}{opening}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most candidates one decode can carry: every (candidate, leaf) pair needs its own
+    /// sequence id.
+    pub fn max_group(&self) -> usize {
+        (super::evaluate::MAX_SEQ / self.leaves.len().max(1)).max(1)
+    }
+
+    /// Tokens a candidate of `k` rows decodes (its rows plus every suffix).
+    pub fn tokens_per_candidate(&self, k: usize) -> usize {
+        self.suffixes.iter().map(|s| k + s.len()).sum()
+    }
+
+    /// Distinct prefix tokens: what is decoded once and kept.
+    pub fn unique_prefix_tokens(&self) -> usize {
+        PrefixTree::new(&self.prefixes).map_or(0, |t| t.unique_tokens())
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.prefixes.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// What the evaluator's KV cache holds between answer-side evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CachedPrefixes {
+    fingerprint: u64,
+    /// KV cells the prefix tree occupies.
+    cells: usize,
+}
+
+impl<'m> Evaluator<'m> {
+    /// Evaluates a group of answer-side soft prompts (each `k * n_embd` values, all of the same
+    /// k) in one pass. The prefixes are decoded on the first call for these prompts and reused
+    /// afterwards; the candidates' cells are removed again before this returns.
+    pub fn evaluate_answer(
+        &mut self,
+        prompts: &AnswerPrompts,
+        candidates: &[&[f32]],
+    ) -> Result<Vec<SurveyAnswers>, EngineError> {
+        let start = Instant::now();
+        let k = self.rows_of(candidates)?;
+        let n = prompts.leaves.len();
+        let g = candidates.len();
+        if n == 0 || g * n > self.ctx.n_seq_max() as usize {
+            return Err(EngineError::Prompt(format!(
+                "{g} candidates x {n} prompts exceed the {} sequences of one decode; evaluate at most {} candidates at once",
+                self.ctx.n_seq_max(),
+                prompts.max_group()
+            )));
+        }
+        let per_candidate = prompts.tokens_per_candidate(k);
+        let prefix_cells = self.ensure_prefixes(prompts, g * per_candidate)?;
+        let fresh = prefix_cells.1;
+        // From here on the cache holds candidate cells until the clean-up below; a failure in
+        // between leaves it in an unknown state, so forget it first.
+        let cached = self.cached.take();
+        let lens: Vec<i32> = prompts.prefixes.iter().map(|p| p.len() as i32).collect();
+        for c in 1..g {
+            for i in 0..n {
+                let ok = self.ctx.seq_cp(i as i32, (c * n + i) as i32, -1, -1);
+                debug_assert!(ok, "sequence ids were checked above");
+            }
+        }
+        // The rows of every (candidate, leaf), then every suffix, each in n_batch chunks.
+        let n_embd = self.model.info().n_embd;
+        let mut rows = Vec::with_capacity(g * n * k * n_embd);
+        let (mut pos, mut seqs) = (vec![], vec![]);
+        for (c, cand) in candidates.iter().enumerate() {
+            for i in 0..n {
+                rows.extend_from_slice(cand);
+                for r in 0..k {
+                    pos.push(lens[i] + r as i32);
+                    seqs.push((c * n + i) as i32);
+                }
+            }
+        }
+        self.decode_chunks(BatchInput::Embeddings(&rows), &pos, &seqs, &[])?;
+        let (mut tokens, mut pos, mut seqs, mut outs) = (vec![], vec![], vec![], vec![]);
+        for c in 0..g {
+            for (i, suffix) in prompts.suffixes.iter().enumerate() {
+                for (j, &t) in suffix.iter().enumerate() {
+                    tokens.push(t);
+                    pos.push(lens[i] + (k + j) as i32);
+                    seqs.push((c * n + i) as i32);
+                }
+                outs.push(tokens.len() - 1);
+            }
+        }
+        let logits = self.decode_chunks(BatchInput::Tokens(&tokens), &pos, &seqs, &outs)?;
+        let mut answers: Vec<LeafAnswer> = Vec::with_capacity(g * n);
+        for (o, l) in logits.iter().enumerate() {
+            answers.push(read_answer(l, &self.digits, prompts.leaves[o % n].reversed));
+        }
+        // Drop every cell the candidates added; the prefixes stay.
+        for c in 0..g {
+            for (i, &len) in lens.iter().enumerate() {
+                let (seq, from) = if c == 0 { (i, len) } else { (c * n + i, -1) };
+                if !self.ctx.seq_rm(seq as i32, from, -1) {
+                    return Err(EngineError::Prompt(
+                        "llama.cpp refused to drop a candidate's cells".into(),
+                    ));
+                }
+            }
+        }
+        self.cached = cached;
+        let elapsed = start.elapsed();
+        let cells = self.cached.map_or(0, |c| c.cells);
+        Ok(answers
+            .chunks(n)
+            .enumerate()
+            .map(|(c, leaves)| SurveyAnswers {
+                items: aggregate(&prompts.leaves, prompts.n_items, leaves),
+                leaves: leaves.to_vec(),
+                tail_tokens_decoded: per_candidate,
+                tokens_decoded: per_candidate + if c == 0 && fresh { cells } else { 0 },
+                elapsed: elapsed / g as u32,
+            })
+            .collect())
+    }
+
+    /// The reference procedure for checks: each prompt decoded alone from an empty cache
+    /// (prefix tokens, rows, suffix), nothing reused.
+    pub fn evaluate_answer_uncached(
+        &mut self,
+        prompts: &AnswerPrompts,
+        rows: &[f32],
+    ) -> Result<SurveyAnswers, EngineError> {
+        let start = Instant::now();
+        let k = self.rows_of(&[rows])?;
+        self.cached = None;
+        let mut leaves = Vec::with_capacity(prompts.leaves.len());
+        let mut decoded = 0;
+        for (i, (prefix, suffix)) in prompts.prefixes.iter().zip(&prompts.suffixes).enumerate() {
+            let total = prefix.len() + k + suffix.len();
+            if total > self.settings.n_ctx as usize {
+                return Err(EngineError::Prompt(format!(
+                    "prompt {i} needs {total} KV cells but n_ctx is {}",
+                    self.settings.n_ctx
+                )));
+            }
+            self.ctx.clear();
+            let seq = |m: usize| vec![0i32; m];
+            let positions = |from: usize, m: usize| (from as i32..(from + m) as i32).collect();
+            let p: Vec<i32> = positions(0, prefix.len());
+            self.decode_chunks(BatchInput::Tokens(prefix), &p, &seq(prefix.len()), &[])?;
+            let p: Vec<i32> = positions(prefix.len(), k);
+            self.decode_chunks(BatchInput::Embeddings(rows), &p, &seq(k), &[])?;
+            let p: Vec<i32> = positions(prefix.len() + k, suffix.len());
+            let l = self.decode_chunks(
+                BatchInput::Tokens(suffix),
+                &p,
+                &seq(suffix.len()),
+                &[suffix.len() - 1],
+            )?;
+            leaves.push(read_answer(&l[0], &self.digits, prompts.leaves[i].reversed));
+            decoded += total;
+        }
+        self.ctx.clear();
+        Ok(SurveyAnswers {
+            items: aggregate(&prompts.leaves, prompts.n_items, &leaves),
+            leaves,
+            tail_tokens_decoded: prompts.tokens_per_candidate(k),
+            tokens_decoded: decoded,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// The largest position sequence `seq` holds in the KV cache (-1: none). For checks that
+    /// candidates leave nothing behind.
+    pub fn seq_pos_max(&self, seq: usize) -> i32 {
+        self.ctx.seq_pos_max(seq as i32)
+    }
+
+    /// KV cells held by cached answer-side prefixes (0 when none are cached).
+    pub fn cached_prefix_cells(&self) -> usize {
+        self.cached.map_or(0, |c| c.cells)
+    }
+
+    /// k for a set of candidates: all must be whole, equal, non-empty sets of rows.
+    fn rows_of(&self, candidates: &[&[f32]]) -> Result<usize, EngineError> {
+        let n_embd = self.model.info().n_embd;
+        let first = candidates
+            .first()
+            .ok_or_else(|| EngineError::Prompt("no candidate to evaluate".into()))?;
+        if candidates
+            .iter()
+            .any(|c| c.is_empty() || c.len() % n_embd != 0 || c.len() != first.len())
+        {
+            return Err(EngineError::Prompt(format!(
+                "every soft prompt must be the same k x {n_embd} values with k >= 1"
+            )));
+        }
+        Ok(first.len() / n_embd)
+    }
+
+    /// Makes sure the KV cache holds exactly these prompts' prefixes with room for `extra`
+    /// more cells; decodes them when it does not. Returns the prefix cells and whether they
+    /// were decoded now.
+    fn ensure_prefixes(
+        &mut self,
+        prompts: &AnswerPrompts,
+        extra: usize,
+    ) -> Result<(usize, bool), EngineError> {
+        let fingerprint = prompts.fingerprint();
+        let tree = PrefixTree::new(&prompts.prefixes)
+            .ok_or_else(|| EngineError::Prompt("an item prompt has an empty prefix".into()))?;
+        let cells = tree.unique_tokens();
+        if cells + extra > self.settings.n_ctx as usize {
+            return Err(EngineError::Prompt(format!(
+                "this evaluation needs {} KV cells ({cells} for the cached prompts, {extra} for the candidates) but n_ctx is {}; raise --n-ctx or evaluate fewer candidates at once",
+                cells + extra,
+                self.settings.n_ctx
+            )));
+        }
+        if self.cached
+            == Some(CachedPrefixes {
+                fingerprint,
+                cells,
+            })
+        {
+            return Ok((cells, false));
+        }
+        self.cached = None;
+        self.ctx.clear();
+        let (batches, _) = tree.schedule(0, self.settings.n_batch as usize);
+        for batch in &batches {
+            let seqs: Vec<&[i32]> = batch.seqs.iter().map(Vec::as_slice).collect();
+            let none = vec![false; batch.tokens.len()];
+            self.ctx
+                .decode(BatchInput::Tokens(&batch.tokens), &batch.pos, &seqs, &none)?;
+        }
+        self.cached = Some(CachedPrefixes { fingerprint, cells });
+        Ok((cells, true))
+    }
+
+    /// Decodes entries (one sequence id each) in chunks of n_batch, in order, and returns the
+    /// logits of the entries listed in `outputs` (ascending indices), in that order.
+    fn decode_chunks(
+        &mut self,
+        input: BatchInput<'_>,
+        pos: &[i32],
+        seqs: &[i32],
+        outputs: &[usize],
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let n_embd = self.model.info().n_embd;
+        let step = self.settings.n_batch as usize;
+        let mut logits = Vec::with_capacity(outputs.len());
+        let mut next_out = outputs.iter().peekable();
+        for start in (0..pos.len()).step_by(step) {
+            let end = (start + step).min(pos.len());
+            let chunk = match input {
+                BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
+                BatchInput::Embeddings(e) => BatchInput::Embeddings(&e[start * n_embd..end * n_embd]),
+            };
+            let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
+            let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();
+            let mut want = vec![false; end - start];
+            let mut here = vec![];
+            while let Some(&&o) = next_out.peek() {
+                if o >= end {
+                    break;
+                }
+                want[o - start] = true;
+                here.push(o - start);
+                next_out.next();
+            }
+            self.ctx.decode(chunk, &pos[start..end], &seq_refs, &want)?;
+            for i in here {
+                logits.push(self.ctx.logits(i).ok_or_else(|| {
+                    EngineError::Prompt("llama.cpp returned no logits for an answer".into())
+                })?);
+            }
+        }
+        Ok(logits)
+    }
+}
