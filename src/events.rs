@@ -56,6 +56,10 @@ pub enum Event {
         dims_used: usize,
         /// Mean digit mass.
         digit_mass: f64,
+        /// Tuned only: per dimension, the share of the naive prompt's distance to the target
+        /// that this method closed on the same survey (see `scoring::gap_closed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gap_closed: Option<DimScores>,
     },
     /// A generation of the search finished (and was checkpointed).
     Generation {

@@ -13,7 +13,9 @@
 //! and respondents as far as the text allows (the engine decodes it as a prefix tree).
 
 use crate::dimension::Dimension;
+use crate::engine::evaluate::ANSWER_PREFIX;
 use crate::regions::Region;
+use crate::soft_prompt::AnswerAnchor;
 use crate::survey::{Item, Survey};
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +128,19 @@ pub fn persona_block(method: Method, region: &Region) -> String {
 /// meaningful hard prompt (the naive persona in the system message plus this sentence).
 pub fn answer_anchor(region: &Region) -> String {
     format!("Speaking as a person from {}.", display_name(region))
+}
+
+/// The two texts around an answer-side soft prompt: what its rows stand for at z = 0, and
+/// the answer opening after them. Together they open the assistant's turn.
+pub fn answer_parts(anchor: AnswerAnchor, region: &Region) -> (String, String) {
+    match anchor {
+        AnswerAnchor::Persona => (answer_anchor(region), format!(" {ANSWER_PREFIX}")),
+        // "Answer: " split where the tokenizer splits it: "Answer", ":" | " ".
+        AnswerAnchor::Opening => (
+            ANSWER_PREFIX.trim_end().to_string(),
+            ANSWER_PREFIX[ANSWER_PREFIX.trim_end().len()..].to_string(),
+        ),
+    }
 }
 
 /// One member of the respondent panel; the panel's answers are averaged.

@@ -155,10 +155,53 @@ impl Loss {
     }
 }
 
+/// The share of the naive prompt's gap to the target that a method closed, per dimension:
+/// `(|naive - target| - |method - target|) / |naive - target|`. 1 = reached the target, 0 =
+/// no better than naive, negative = further away than naive. Absent where a value is
+/// missing or the naive prompt already sits within 0.5 points of the target (the share of
+/// a gap that small says nothing).
+pub fn gap_closed(targets: &DimScores, naive: &DimScores, method: &DimScores) -> DimScores {
+    let mut out = DimScores::default();
+    for d in Dimension::ALL {
+        if let (Some(t), Some(n), Some(m)) = (targets.get(d), naive.get(d), method.get(d)) {
+            let gap = (n - t).abs();
+            if gap >= 0.5 {
+                out.set(d, Some((gap - (m - t).abs()) / gap));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::survey::Survey;
+
+    #[test]
+    fn gap_closed_is_the_share_of_the_naive_distance_removed() {
+        let t = DimScores::full([50.0, 50.0, 50.0, 50.0, 50.0, 50.0]);
+        let n = DimScores::full([30.0, 70.0, 30.0, 50.2, 40.0, 60.0]);
+        let m = DimScores::full([40.0, 50.0, 20.0, 80.0, 60.0, 55.0]);
+        let g = gap_closed(&t, &n, &m);
+        assert_eq!(g.get(Dimension::Pdi), Some(0.5));
+        assert_eq!(g.get(Dimension::Idv), Some(1.0));
+        assert_eq!(g.get(Dimension::Mas), Some(-0.5));
+        assert_eq!(
+            g.get(Dimension::Uai),
+            None,
+            "naive within 0.5 of the target"
+        );
+        assert_eq!(
+            g.get(Dimension::Lto),
+            Some(0.0),
+            "overshooting by the gap gains nothing"
+        );
+        assert_eq!(g.get(Dimension::Ivr), Some(0.5));
+        let mut partial = t;
+        partial.set(Dimension::Pdi, None);
+        assert_eq!(gap_closed(&partial, &n, &m).get(Dimension::Pdi), None);
+    }
 
     fn vsm() -> Survey {
         Survey::builtin("vsm13").unwrap()

@@ -9,18 +9,17 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 /// Where a soft prompt's rows go in each item prompt.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
     /// In place of the persona sentence at the start of the system message (the method of
     /// Masoud et al. 2025). Every candidate re-decodes every item after its rows.
     #[default]
     Prefix,
-    /// At the end of each item's question, right before the assistant's answer opening; the
-    /// system message holds the naive persona. The item prefixes are decoded once per run and
-    /// kept in the KV cache, so a candidate decodes only its rows and the answer opening.
+    /// At the start of the assistant's turn of each item, in place of the anchor text (see
+    /// `AnswerAnchor`); the system message holds the naive persona. The item prefixes are
+    /// decoded once per run and kept in the KV cache, so a candidate decodes only its rows
+    /// and what follows them.
     Answer,
 }
 
@@ -45,6 +44,42 @@ impl Placement {
         match self {
             Placement::Prefix => "prefix",
             Placement::Answer => "answer",
+        }
+    }
+}
+
+/// What the rows of an answer-side soft prompt stand for at z = 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerAnchor {
+    /// A sentence in the assistant's voice before the answer opening ("Speaking as a person
+    /// from China." then " Answer: "). Runs stored before anchors existed used this one.
+    #[default]
+    Persona,
+    /// The answer opening itself ("Answer:" then " "): z = 0 is exactly the naive prompt.
+    Opening,
+}
+
+impl AnswerAnchor {
+    /// The anchor an export card names (`insertion.anchor`); cards without one are `persona`.
+    pub fn from_card(card: &serde_json::Value) -> Result<AnswerAnchor, String> {
+        match card.pointer("/insertion/anchor") {
+            None => Ok(AnswerAnchor::Persona),
+            Some(v) => match v.as_str() {
+                Some("persona") => Ok(AnswerAnchor::Persona),
+                Some("opening") => Ok(AnswerAnchor::Opening),
+                _ => Err(format!(
+                    "insertion.anchor is {v}; expected \"persona\" or \"opening\""
+                )),
+            },
+        }
+    }
+
+    /// The name used on the command line, in the store and in export cards.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerAnchor::Persona => "persona",
+            AnswerAnchor::Opening => "opening",
         }
     }
 }

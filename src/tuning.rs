@@ -7,7 +7,7 @@
 //! cancel flag stops it between two candidate evaluations; the unfinished generation is
 //! dropped, so the stored state stays consistent.
 
-use crate::dimension::DimScores;
+use crate::dimension::{DimScores, Dimension};
 use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
@@ -17,7 +17,7 @@ use crate::optim::{DeOptions, DeState, Generation, Outcome, Strategy};
 use crate::prompt::{self, Method, Respondent};
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{indices, Constants, Loss};
-use crate::soft_prompt::{Placement, SoftPromptSpace};
+use crate::soft_prompt::{AnswerAnchor, Placement, SoftPromptSpace};
 use crate::store::{Checkpoint, EvaluationRecord, Store};
 use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,10 @@ pub struct TuneConfig {
     /// `prefix`).
     #[serde(default)]
     pub placement: Placement,
+    /// What an answer-side soft prompt's rows stand for at z = 0 (runs stored before this
+    /// setting existed are `persona`).
+    #[serde(default)]
+    pub anchor: AnswerAnchor,
     /// Candidates evaluated in one pass of decodes (answer placement only; 1 = one at a time).
     /// Part of the procedure: a candidate's result can differ in the last digits with another
     /// grouping, so it is stored with the run.
@@ -68,6 +72,10 @@ pub struct TuneConfig {
     pub extra_rows: usize,
     /// Search dimensions d.
     pub d: usize,
+    /// Scale of the projection A: its entries have standard deviation
+    /// `a_scale * embedding std / sqrt(d)` (runs stored before this setting existed are 1).
+    #[serde(default = "unit_scale")]
+    pub a_scale: f64,
     /// Seed of the projection A (the optimizer has its own in `de`).
     pub projection_seed: u64,
     /// Optimizer settings (dim = d).
@@ -77,10 +85,12 @@ pub struct TuneConfig {
 }
 
 impl TuneConfig {
-    /// A configuration with culturetune's defaults for a region (chosen by measurement; see
-    /// the tuner's closing notes in docs).
+    /// A configuration with culturetune's defaults for a region, chosen by the sweep in
+    /// docs/tuning.md: the answer placement with the answer opening as its anchor (so z = 0
+    /// is the naive prompt), the anchor's own rows, d = 100, A at scale 1, SHADE with 12
+    /// members and 288 candidates.
     pub fn new(region: &str, model_path: &str, model_sha256: &str, seed: u64) -> TuneConfig {
-        let d = 24;
+        let d = 100;
         TuneConfig {
             region: region.to_string(),
             survey: crate::survey::TRAINING_SURVEY_ID.into(),
@@ -91,10 +101,12 @@ impl TuneConfig {
             settings: EvalSettings::default(),
             panel: 1,
             counterbalance: false,
-            placement: Placement::Prefix,
+            placement: Placement::Answer,
+            anchor: AnswerAnchor::Opening,
             candidates_per_decode: 1,
             extra_rows: 0,
             d,
+            a_scale: 1.0,
             projection_seed: seed,
             de: DeOptions {
                 dim: d,
@@ -104,7 +116,7 @@ impl TuneConfig {
                 f: 0.5,
                 cr: 0.9,
                 max_generations: None,
-                max_evals: Some(144),
+                max_evals: Some(288),
                 patience: None,
                 seed,
                 include_origin: true,
@@ -143,6 +155,10 @@ impl TuneConfig {
 
 fn one() -> usize {
     1
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 /// Why tuning stopped without a result.
@@ -273,6 +289,51 @@ pub fn calibrate(
     Ok(c)
 }
 
+/// The calibrated constants of a survey for a configuration: the stored ones when this model
+/// and procedure were calibrated before, otherwise calibrated now (`progress` sees each
+/// region) and stored.
+pub fn constants_for(
+    store: &Store,
+    model: &Model,
+    survey: &Survey,
+    table: &RegionTable,
+    config: &TuneConfig,
+    progress: impl FnMut(usize, &str),
+) -> Result<Constants, TuneError> {
+    let key = config.calibration_key(&survey.id);
+    let values = match store.calibration(&key)? {
+        Some((c, _)) => c,
+        None => {
+            let mut ev = Evaluator::new(model, config.settings)?;
+            let c = calibrate(model, &mut ev, survey, table, config, progress)?;
+            store.save_calibration(
+                &key,
+                &config.model_sha256,
+                &survey.id,
+                &config.calibration_regions,
+                &c,
+            )?;
+            c
+        }
+    };
+    Ok(config.calibrated(values))
+}
+
+/// What a search for the extreme of one index found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reach {
+    /// The index searched.
+    pub dimension: Dimension,
+    /// Whether it was maximized (else minimized).
+    pub maximize: bool,
+    /// The most extreme value found.
+    pub value: f64,
+    /// All six indices of the candidate that reached it.
+    pub indices: DimScores,
+    /// Candidates evaluated.
+    pub evals: usize,
+}
+
 /// The training prompts of a tuner, in its placement.
 enum TrainingPrompts {
     /// Rows in place of the persona sentence.
@@ -290,6 +351,7 @@ pub struct Tuner<'m> {
     panel: Vec<Respondent>,
     counterbalance: bool,
     placement: Placement,
+    anchor: AnswerAnchor,
     group: usize,
     prompts: TrainingPrompts,
     space: SoftPromptSpace,
@@ -323,8 +385,7 @@ impl<'m> Tuner<'m> {
             }
             Placement::Answer => {
                 let p = Self::answer_prompts(model, &survey, &region, &panel, config)?;
-                if config.candidates_per_decode == 0
-                    || config.candidates_per_decode > p.max_group()
+                if config.candidates_per_decode == 0 || config.candidates_per_decode > p.max_group()
                 {
                     return Err(TuneError::Other(format!(
                         "candidates per decode must be 1..={} for {} prompts",
@@ -345,7 +406,7 @@ impl<'m> Tuner<'m> {
             k,
             config.d,
             config.projection_seed,
-            table.std()?,
+            table.std()? * config.a_scale,
         )
         .map_err(TuneError::Other)?;
         Ok(Tuner {
@@ -356,6 +417,7 @@ impl<'m> Tuner<'m> {
             panel,
             counterbalance: config.counterbalance,
             placement: config.placement,
+            anchor: config.anchor,
             group: config.candidates_per_decode.max(1),
             prompts,
             space,
@@ -370,11 +432,13 @@ impl<'m> Tuner<'m> {
         panel: &[Respondent],
         config: &TuneConfig,
     ) -> Result<AnswerPrompts, TuneError> {
+        let (anchor, opening) = prompt::answer_parts(config.anchor, region);
         Ok(AnswerPrompts::build(
             model,
             survey,
             &prompt::persona(region),
-            &prompt::answer_anchor(region),
+            &anchor,
+            &opening,
             panel,
             config.counterbalance,
         )?)
@@ -413,11 +477,12 @@ impl<'m> Tuner<'m> {
                 "persona_text": self.anchor_text(),
             }),
             Placement::Answer => serde_json::json!({
-                "placement": "answer", "replaces": "the assistant's opening sentence",
-                "position": "start of the assistant turn (after the chat template's assistant header), right before the answer opening; the system message holds the naive persona",
+                "placement": "answer", "anchor": self.anchor.as_str(),
+                "replaces": "the start of the assistant's turn (anchor_text)",
+                "position": "start of the assistant turn (after the chat template's assistant header), followed by answer_opening; the system message holds the naive persona",
                 "system_persona": prompt::persona(&self.region),
                 "anchor_text": self.anchor_text(),
-                "answer_opening": format!(" {}", crate::engine::evaluate::ANSWER_PREFIX),
+                "answer_opening": prompt::answer_parts(self.anchor, &self.region).1,
             }),
         }
     }
@@ -459,11 +524,13 @@ impl<'m> Tuner<'m> {
     ) -> Result<MethodResult, TuneError> {
         let a = match (rows, self.placement) {
             (Some(rows), Placement::Answer) => {
+                let (anchor, opening) = prompt::answer_parts(self.anchor, &self.region);
                 let p = AnswerPrompts::build(
                     self.model,
                     survey,
                     &prompt::persona(&self.region),
-                    &prompt::answer_anchor(&self.region),
+                    &anchor,
+                    &opening,
                     &self.panel,
                     self.counterbalance,
                 )?;
@@ -483,6 +550,58 @@ impl<'m> Tuner<'m> {
             }
         };
         score(survey, &a, constants, &self.region)
+    }
+
+    /// Controllability bound: a DE search over this tuner's soft-prompt space for the largest
+    /// (or smallest) value of one index on the training survey, not stored anywhere. Every
+    /// candidate's indices go to `seen`, so a caller can also keep the range of the other
+    /// indices over all candidates. `options.dim` must be the space's d.
+    pub fn reach(
+        &mut self,
+        dimension: Dimension,
+        maximize: bool,
+        options: DeOptions,
+        cancel: &AtomicBool,
+        mut seen: impl FnMut(&DimScores),
+    ) -> Result<Reach, TuneError> {
+        let mut state = DeState::new(options).map_err(TuneError::Other)?;
+        let sign = if maximize { -1.0 } else { 1.0 };
+        let mut best: Option<(f64, DimScores)> = None;
+        let outcome = state.run(
+            |xs: &[Vec<f64>]| -> Result<Vec<f64>, TuneError> {
+                let mut out = Vec::with_capacity(xs.len());
+                for group in xs.chunks(self.group) {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(TuneError::Cancelled);
+                    }
+                    let rows: Vec<Vec<f32>> = group.iter().map(|z| self.space.rows(z)).collect();
+                    for a in self.evaluate_many(&rows)? {
+                        let r = score(&self.survey, &a, &self.constants, &self.region)?;
+                        seen(&r.indices);
+                        let v = r.indices.get(dimension).ok_or_else(|| {
+                            TuneError::Other(format!(
+                                "the survey does not score {}",
+                                dimension.code()
+                            ))
+                        })?;
+                        if best.is_none_or(|(b, _)| sign * v < sign * b) {
+                            best = Some((v, r.indices));
+                        }
+                        out.push(sign * v);
+                    }
+                }
+                Ok(out)
+            },
+            |_, _| ControlFlow::Continue(()),
+        )?;
+        let (value, indices) = best.ok_or_else(|| TuneError::Other("no candidate".into()))?;
+        Ok(Reach {
+            dimension,
+            maximize,
+            value,
+            indices,
+            evals: outcome.evals,
+        })
     }
 
     /// Runs (or continues) the search. After every generation the state is checkpointed to

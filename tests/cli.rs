@@ -194,3 +194,60 @@ fn info_reads_the_model_header_and_errors_carry_stable_codes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent.csv"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_context_too_small_for_the_survey_is_an_error_not_an_abort() {
+    // These used to end in a llama.cpp assertion (SIGABRT): n_batch (cut to n_ctx) was
+    // smaller than the 256 outputs llama.cpp reserves for 256 sequences.
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let m = model.display().to_string();
+    for n_ctx in ["10", "64", "65", "100", "128", "255", "1000"] {
+        let o = culturetune(&["survey", "--model", &m, "--region", "USA", "--n-ctx", n_ctx]);
+        assert_eq!(o.status.code(), Some(1), "--n-ctx {n_ctx}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("n_ctx is {n_ctx}")) && e.contains("--n-ctx"),
+            "--n-ctx {n_ctx}: {e}"
+        );
+    }
+}
+
+#[test]
+fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
+    // A database written by another tool (or edited by hand) may hold a short hash; `show`
+    // used to panic slicing it, and printed Rust debug text ("budget Some(144)").
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let config = culturetune::tuning::TuneConfig::new("CHI", "m.gguf", "abc", 7);
+    let store = culturetune::store::Store::open(&db).unwrap();
+    store
+        .upsert_model(&culturetune::store::ModelRecord {
+            sha256: "abc".into(),
+            path: "m.gguf".into(),
+            name: "m".into(),
+            architecture: "llama".into(),
+            n_embd: 8,
+            file_size: 1,
+        })
+        .unwrap();
+    let id = store
+        .create_run(
+            "CHI",
+            "vsm13",
+            "naive",
+            "abc",
+            &serde_json::to_value(&config).unwrap(),
+            7,
+        )
+        .unwrap();
+    drop(store);
+    let o = culturetune(&["--db", &db.display().to_string(), "show", &id.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("(sha256 abc)"), "{text}");
+    assert!(text.contains("weights auto; DE shade"), "{text}");
+    assert!(text.contains("budget 288,"), "{text}");
+    assert!(text.contains("placement answer"), "{text}");
+    assert!(!text.contains("Some("), "{text}");
+}

@@ -262,6 +262,63 @@ fn bad_model_files_give_clear_errors_without_aborting() {
 }
 
 #[test]
+fn absurd_hyperparameters_are_refused_before_llama_cpp_asserts_on_them() {
+    // These passed the header check and then aborted the process inside llama.cpp
+    // (GGML_ASSERT on n_layer). Each is the real file with one u32 value rewritten.
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(model_path()).unwrap();
+    let patch = |key: &str, value: u32| -> std::path::PathBuf {
+        let k = key.as_bytes();
+        let at = real
+            .windows(k.len())
+            .position(|w| w == k)
+            .unwrap_or_else(|| panic!("{key} in the model"))
+            + k.len();
+        // Key, then its value type (4 = u32), then the value.
+        assert_eq!(&real[at..at + 4], &4u32.to_le_bytes(), "{key} is a u32");
+        let mut patched = real.clone();
+        patched[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+        let p = dir.path().join(format!("{key}-{value}.gguf"));
+        std::fs::write(&p, &patched).unwrap();
+        p
+    };
+    for (key, value, expected) in [
+        (
+            "llama.block_count",
+            0,
+            "llama.block_count is 0; expected 1..=512",
+        ),
+        (
+            "llama.block_count",
+            1000,
+            "llama.block_count is 1000; expected 1..=512",
+        ),
+        (
+            "llama.block_count",
+            29,
+            "but the file holds tensors of 30 layers",
+        ),
+        ("llama.embedding_length", 0, "llama.embedding_length is 0"),
+        (
+            "llama.embedding_length",
+            512,
+            "token_embd.weight rows are 576 wide",
+        ),
+        (
+            "llama.attention.head_count_kv",
+            7,
+            "expected a divisor of 9",
+        ),
+        ("llama.context_length", 0, "llama.context_length is 0"),
+    ] {
+        let p = patch(key, value);
+        let msg = load_err(&p);
+        assert!(msg.contains(expected), "{key} = {value}: {msg}");
+        assert!(msg.contains(&format!("{key}-{value}.gguf")), "{msg}");
+    }
+}
+
+#[test]
 fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
     let p = prompts(Method::Naive, "USA", 1);
     let mut ev = evaluator();
@@ -276,6 +333,8 @@ fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
         model(),
         EvalSettings {
             n_ctx: 256,
+            n_batch: 256,
+            n_ubatch: 256,
             ..EvalSettings::default()
         },
     )

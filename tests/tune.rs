@@ -6,6 +6,7 @@ use culturetune::engine::{EmbeddingTable, Model};
 use culturetune::prompt::Method;
 use culturetune::regions::RegionTable;
 use culturetune::scoring::Constants;
+use culturetune::soft_prompt::Placement;
 use culturetune::store::{RunStatus, Store};
 use culturetune::survey::Survey;
 use culturetune::tuning::{TuneConfig, Tuner};
@@ -301,6 +302,72 @@ fn tuning_end_to_end() {
     assert!(v[1]["run"].is_null());
 }
 
+/// SIGKILL after generation 1, then `resume`: the run ends with what an uninterrupted run of
+/// the same arguments gives, bit for bit (best loss, held-out loss, stored rows).
+fn assert_kill_and_resume_is_bit_identical(args: &[String], dir: &Path) {
+    let db_a = dir.join("whole.db");
+    let (ev, code, err) = run_events(&args_with_db(args, &db_a));
+    assert_eq!(code, Some(0), "{err}");
+    let db_b = dir.join("killed.db");
+    let (ev_b, _) = run_until_generation(&args_with_db(args, &db_b), |c| c.kill().unwrap());
+    assert!(of(&ev_b, "finished").is_empty());
+    let run_b = of(&ev_b, "started")[0]["run"].as_i64().unwrap();
+    let (ev_r, code, err) = run_events(&[
+        "--db".into(),
+        db_b.display().to_string(),
+        "resume".into(),
+        run_b.to_string(),
+        "--events".into(),
+        "jsonl".into(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        of(&ev_r, "finished")[0]["best_loss"],
+        of(&ev, "finished")[0]["best_loss"]
+    );
+    assert_eq!(
+        loss(&ev_r, "tuned", "vsm13-alt"),
+        loss(&ev, "tuned", "vsm13-alt")
+    );
+    let rows = |db: &Path, run: i64| {
+        Store::open(db)
+            .unwrap()
+            .prompt_for_run(run)
+            .unwrap()
+            .unwrap()
+            .rows
+    };
+    assert_eq!(rows(&db_a, 1), rows(&db_b, run_b));
+}
+
+/// `args` with its `--db` value replaced.
+fn args_with_db(args: &[String], db: &Path) -> Vec<String> {
+    let mut a = args.to_vec();
+    let i = a.iter().position(|x| x == "--db").unwrap();
+    a[i + 1] = db.display().to_string();
+    a
+}
+
+#[test]
+fn prefix_placement_runs_and_resumes_bit_identically() {
+    // The seed paper's placement (every candidate re-decodes the survey).
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = tune_args(&dir.path().join("x.db"));
+    args.extend(["--placement".into(), "prefix".into()]);
+    assert_kill_and_resume_is_bit_identical(&args, dir.path());
+    let o = ct()
+        .args([
+            "--db",
+            &dir.path().join("whole.db").display().to_string(),
+            "show",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("placement prefix"), "{text}");
+}
+
 #[test]
 fn z_zero_reproduces_the_naive_prompt_exactly() {
     let model = Model::load(&model_path(), 0).unwrap();
@@ -309,6 +376,7 @@ fn z_zero_reproduces_the_naive_prompt_exactly() {
     let survey = Survey::builtin("vsm13").unwrap();
     let config = TuneConfig {
         d: 8,
+        placement: Placement::Prefix,
         ..TuneConfig::new("IND", "m", "sha", 1)
     };
     let mut tuner = Tuner::new(&model, &config, survey.clone(), region, Constants::Zero).unwrap();
@@ -327,4 +395,53 @@ fn z_zero_reproduces_the_naive_prompt_exactly() {
     assert_eq!(soft, naive);
     let moved = tuner.evaluate_rows(&tuner.rows(&[0.5; 8])).unwrap();
     assert_ne!(moved.indices, naive.indices, "z moves the answers");
+}
+
+#[test]
+fn reach_brackets_the_start_and_every_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_path().display().to_string();
+    let o = ct()
+        .args([
+            "--db",
+            &dir.path().join("r.db").display().to_string(),
+            "reach",
+            "--model",
+            &m,
+            "--region",
+            "CHI",
+            "--budget",
+            "4",
+            "--population",
+            "4",
+            "--dims",
+            "8",
+            "--calibration-regions",
+            "USA,CHI",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let dims = v["dimensions"].as_array().unwrap();
+    assert_eq!(dims.len(), 6);
+    let mut moved = 0;
+    for d in dims {
+        let f = |k: &str| d[k].as_f64().unwrap_or_else(|| panic!("{k} in {d}"));
+        // z = 0 is in every search's first generation.
+        assert!(
+            f("seen_min") <= f("start") && f("start") <= f("seen_max"),
+            "{d}"
+        );
+        assert!(f("min") <= f("start") && f("max") >= f("start"), "{d}");
+        assert!(
+            f("seen_min") <= f("min") && f("max") <= f("seen_max"),
+            "{d}"
+        );
+        if f("max") - f("min") > 0.5 {
+            moved += 1;
+        }
+    }
+    assert!(moved >= 3, "the soft prompt moves the indices: {v}");
 }

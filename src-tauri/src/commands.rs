@@ -25,8 +25,10 @@ pub struct TuneSettings {
     pub dims: Option<u32>,
     /// Seed.
     pub seed: Option<u64>,
-    /// DE strategy (`shade`, `rand1bin`, ...).
+    /// DE strategy (`shade`, `rand1-bin`, ...).
     pub strategy: Option<String>,
+    /// Where the soft prompt goes (`answer` or `prefix`).
+    pub placement: Option<String>,
     /// Panel respondents.
     pub panel: Option<u32>,
     /// Comma-separated calibration regions.
@@ -68,6 +70,7 @@ impl TuneSettings {
         opt("--dims", self.dims.map(|v| v.to_string()));
         opt("--seed", self.seed.map(|v| v.to_string()));
         opt("--strategy", self.strategy.clone());
+        opt("--placement", self.placement.clone());
         opt("--panel", self.panel.map(|v| v.to_string()));
         opt("--calibration-regions", self.calibration_regions.clone());
         opt("--weights", self.weights.clone());
@@ -246,6 +249,7 @@ mod tests {
             region: " JPN ".into(),
             budget: Some(36),
             strategy: Some("shade".into()),
+            placement: Some("prefix".into()),
             calibration_regions: Some("  ".into()),
             ..Default::default()
         };
@@ -260,7 +264,9 @@ mod tests {
                 "--budget",
                 "36",
                 "--strategy",
-                "shade"
+                "shade",
+                "--placement",
+                "prefix"
             ]
         );
         let e = TuneSettings::default().args().unwrap_err();

@@ -7,6 +7,7 @@ use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
 use crate::engine::EmbeddingTable;
 use crate::prompt;
 use crate::regions::RegionTable;
+use crate::soft_prompt::AnswerAnchor;
 use crate::survey::Survey;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -33,6 +34,9 @@ pub struct Args {
     /// Largest group of candidates per decode to measure (1, 2, 4, ... up to this).
     #[arg(long, default_value_t = 8, value_name = "N")]
     max_group: usize,
+    /// What the answer placement's rows stand for (as for `tune`).
+    #[arg(long, value_enum, default_value = "opening")]
+    anchor: AnswerAnchor,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -102,11 +106,13 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
 
     // (d) the answer-side placement: prefixes cached once, each candidate decodes its rows and
     // the answer opening per item. The first call decodes the prefixes (timed separately).
+    let (anchor, opening) = prompt::answer_parts(args.anchor, region);
     let answer = AnswerPrompts::build(
         &model,
         &survey,
         &prompt::persona(region),
-        &prompt::answer_anchor(region),
+        &anchor,
+        &opening,
         &prompt::panel(args.panel),
         args.counterbalance,
     )?;
@@ -146,7 +152,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         "survey_over_raw_throughput": survey_tps / raw_tps,
         "prefix_candidate_seconds": survey_time.as_secs_f64(), "prefix_candidate_tokens": all_decoded,
         "prefix_k": prompts.persona_tokens.len(),
-        "answer_k": answer.anchor_tokens.len(), "answer_prefix_cells": prefix_cells,
+        "answer_k": answer.anchor_tokens.len(), "answer_anchor": args.anchor, "answer_prefix_cells": prefix_cells,
         "answer_first_call_seconds": first.elapsed.as_secs_f64(),
         "answer_candidate_tokens": answer_tokens, "answer_candidate_seconds": answer_s,
         "answer_over_prefix_tokens": answer_tokens as f64 / all_decoded as f64,
@@ -188,10 +194,11 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     )?;
     writeln!(
         out,
-        "(d) per candidate: prefix placement (k {}) {all_decoded} tokens in {:.3} s; answer placement (k {}) {answer_tokens} tokens in {answer_s:.3} s, after {prefix_cells} prefix cells decoded once in {:.3} s",
+        "(d) per candidate: prefix placement (k {}) {all_decoded} tokens in {:.3} s; answer placement (k {}, {} anchor) {answer_tokens} tokens in {answer_s:.3} s, after {prefix_cells} prefix cells decoded once in {:.3} s",
         prompts.persona_tokens.len(),
         survey_time.as_secs_f64(),
         answer.anchor_tokens.len(),
+        args.anchor.as_str(),
         first.elapsed.as_secs_f64()
     )?;
     writeln!(

@@ -6,8 +6,8 @@ use crate::engine::evaluate::{ChatPrompt, Evaluator, PersonaInput};
 use crate::export;
 use crate::prompt;
 use crate::regions::RegionTable;
+use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::Store;
-use crate::soft_prompt::Placement;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
@@ -65,16 +65,24 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let chat = ChatPrompt::build(&model, &prompt::persona(region), &args.message)?;
     let tuned_chat = match placement {
         Placement::Prefix => chat.clone(),
-        Placement::Answer => ChatPrompt::build_answer(
-            &model,
-            &prompt::persona(region),
-            &prompt::answer_anchor(region),
-            &args.message,
-        )?,
+        Placement::Answer => {
+            let anchor =
+                AnswerAnchor::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
+            ChatPrompt::build_answer(
+                &model,
+                &prompt::persona(region),
+                &prompt::answer_parts(anchor, region).0,
+                &args.message,
+            )?
+        }
     };
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
     let naive = ev.generate(&chat, PersonaInput::Text, args.max_tokens)?;
-    let tuned = ev.generate(&tuned_chat, PersonaInput::Embeddings(&rows), args.max_tokens)?;
+    let tuned = ev.generate(
+        &tuned_chat,
+        PersonaInput::Embeddings(&rows),
+        args.max_tokens,
+    )?;
     if args.json {
         writeln!(
             out,

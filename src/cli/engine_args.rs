@@ -113,11 +113,14 @@ impl EngineArgs {
     /// The evaluation settings these options select.
     pub fn settings(&self) -> EvalSettings {
         let d = EvalSettings::default();
+        // A batch never exceeds the context (llama.cpp cuts it there itself); a survey that
+        // does not fit a small context is then refused with the cells it needs.
+        let n_batch = d.n_batch.max(self.n_ubatch).min(self.n_ctx.max(1));
         EvalSettings {
             threads: self.threads.unwrap_or(d.threads),
             n_ctx: self.n_ctx,
-            n_batch: d.n_batch.max(self.n_ubatch),
-            n_ubatch: self.n_ubatch,
+            n_batch,
+            n_ubatch: self.n_ubatch.min(n_batch),
             flash_attn: !self.no_flash_attn,
         }
     }

@@ -6,6 +6,7 @@ mod constants;
 mod engine_args;
 mod format;
 mod info;
+mod reach;
 mod regions;
 mod report;
 mod runs;
@@ -122,6 +123,12 @@ enum Command {
     /// cancels and `resume` continues exactly), then compares naive, ICL and tuned on the
     /// training and the held-out survey.
     Tune(tune::TuneArgs),
+    /// How far a soft prompt can move each index at all (a controllability bound).
+    ///
+    /// For each of the six indices, one DE search for its largest and one for its smallest
+    /// value on the training survey, in the soft-prompt space `tune` would search with the
+    /// same settings. Prints the target, the value at z = 0 and the range reached.
+    Reach(reach::Args),
     /// Continue a cancelled or interrupted run from its last checkpoint.
     Resume(tune::ResumeArgs),
     /// List tuning runs with their status and best loss.
@@ -164,6 +171,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Survey(a) => survey::run(a, &table()?, out),
         Command::Bench(a) => bench::run(a, &table()?, out),
         Command::Tune(a) => tune::tune(a, &table()?, &db, out),
+        Command::Reach(a) => reach::run(a, &table()?, &db, out),
         Command::Resume(a) => tune::resume(a, &table()?, &db, out),
         Command::Runs(a) => runs::runs(a, &db, out),
         Command::Show(a) => runs::show(a, &table()?, &db, out),

@@ -1,9 +1,9 @@
 //! The comparison table printed after tuning and by `show`, `eval` and `compare`.
 
 use super::format::{cell, dim_header, dim_row};
-use crate::dimension::DimScores;
+use crate::dimension::{DimScores, Dimension};
 use crate::regions::Region;
-use crate::scoring::Constants;
+use crate::scoring::{gap_closed, Constants};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
@@ -26,6 +26,20 @@ pub struct MethodRow {
     pub digit_mass: f64,
 }
 
+/// Per survey label ("train", "held-out") with both a naive and a tuned row: the share of
+/// the naive gap the tuned prompt closed, per dimension.
+fn gap_rows(region: &Region, rows: &[MethodRow]) -> Vec<(String, DimScores)> {
+    let find = |label: String| rows.iter().find(|r| r.label == label).map(|r| r.indices);
+    ["train", "held-out"]
+        .iter()
+        .filter_map(|s| {
+            let naive = find(format!("{s} naive"))?;
+            let tuned = find(format!("{s} tuned"))?;
+            Some((s.to_string(), gap_closed(&region.scores, &naive, &tuned)))
+        })
+        .collect()
+}
+
 /// Prints the target, each method's indices and losses (or JSON).
 pub fn print_comparison(
     out: &mut dyn Write,
@@ -35,8 +49,13 @@ pub fn print_comparison(
     json_out: bool,
     run: Option<(i64, usize, f64)>,
 ) -> Result<()> {
+    let closed = gap_rows(region, rows);
     if json_out {
-        let v = json!({"region": region, "constants": constants, "rows": rows, "run": run.map(|(id, evals, secs)| json!({"id": id, "evals": evals, "seconds": secs}))});
+        let gaps: serde_json::Map<String, serde_json::Value> = closed
+            .iter()
+            .map(|(label, g)| (label.clone(), json!(g)))
+            .collect();
+        let v = json!({"region": region, "constants": constants, "rows": rows, "gap_closed": gaps, "run": run.map(|(id, evals, secs)| json!({"id": id, "evals": evals, "seconds": secs}))});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
@@ -69,6 +88,22 @@ pub fn print_comparison(
             cell(Some(r.loss)),
             cell(Some(r.loss_mean)),
             r.digit_mass
+        )?;
+    }
+    for (label, g) in &closed {
+        let pct: String = Dimension::ALL
+            .iter()
+            .map(|&d| match g.get(d) {
+                Some(v) => format!("{:>7}", format!("{:.0}%", v * 100.0)),
+                None => format!("{:>7}", "-"),
+            })
+            .collect();
+        writeln!(out, "{:<16}{pct}", format!("{label} closed"))?;
+    }
+    if !closed.is_empty() {
+        writeln!(
+            out,
+            "closed = share of the naive prompt's distance to the target that the tuned prompt removed, per dimension (100% = on target, negative = further away)"
         )?;
     }
     if let Some(r) = rows.first() {

@@ -7,9 +7,9 @@ use super::tune::comparison_rows;
 use crate::prompt::Method;
 use crate::regions::RegionTable;
 use crate::scoring::Constants;
+use crate::soft_prompt::Placement;
 use crate::store::{EvaluationRecord, RunStatus, Store};
 use crate::survey::Survey;
-use crate::soft_prompt::Placement;
 use crate::tuning::{TuneConfig, Tuner};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -141,22 +141,30 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     }
     writeln!(
         out,
-        "model {} (sha256 {}), weights {:?}; DE {:?}, population {}, budget {:?}, d {}",
+        "model {} (sha256 {}), weights {}; DE {}, population {}, budget {}, d {}, A scale {}, extra rows {}",
         config.model_path,
-        &config.model_sha256[..12],
-        config.weights,
-        config.de.strategy,
+        config.model_sha256.get(..12).unwrap_or(&config.model_sha256),
+        serde_name(&config.weights),
+        serde_name(&config.de.strategy),
         config.de.pop_size,
-        config.de.max_evals,
-        config.d
+        config
+            .de
+            .max_evals
+            .map_or("none".to_string(), |b| b.to_string()),
+        config.d,
+        config.a_scale,
+        config.extra_rows
     )?;
     writeln!(
         out,
         "placement {} (soft prompt {}), {} candidate(s) per decode",
         config.placement.as_str(),
-        match config.placement {
-            Placement::Prefix => "in place of the persona sentence",
-            Placement::Answer => "after each question, before the answer; question prefixes cached",
+        match (config.placement, config.anchor) {
+            (Placement::Prefix, _) => "in place of the persona sentence".to_string(),
+            (Placement::Answer, a) => format!(
+                "opening each answer from the {} anchor, the naive persona in the system message; questions cached",
+                a.as_str()
+            ),
         },
         config.candidates_per_decode
     )?;
@@ -259,7 +267,13 @@ pub fn compare(
             json!({"region": region.code, "name": region.name, "run": run.map(|r| r.id)});
         if let Some(run) = run {
             let config: TuneConfig = serde_json::from_value(run.config.clone())?;
-            let evals = store.evaluations(Some(run.id))?;
+            // Runs of this region with the same settings but another seed: mean and spread.
+            let same: Vec<&crate::store::RunRecord> = all
+                .iter()
+                .filter(|r| r.region == region.code && r.status == RunStatus::Done)
+                .filter(|r| seedless(&r.config) == seedless(&run.config))
+                .collect();
+            let mut seeds = json!({"runs": same.iter().map(|r| r.id).collect::<Vec<_>>()});
             for (key, survey) in [
                 ("train", &config.survey),
                 ("heldout", &config.heldout_survey),
@@ -267,6 +281,7 @@ pub fn compare(
                 let id = Survey::from_id_or_path(survey)
                     .map(|s| s.id)
                     .unwrap_or_else(|_| survey.clone());
+                let evals = store.evaluations(Some(run.id))?;
                 let mut m = serde_json::Map::new();
                 for method in ["naive", "icl", "tuned"] {
                     let e = evals
@@ -276,7 +291,20 @@ pub fn compare(
                     m.insert(method.into(), json!(e.map(|e| e.loss)));
                 }
                 entry[key] = serde_json::Value::Object(m);
+                let mut tuned = Vec::new();
+                for r in &same {
+                    if let Some(e) = store
+                        .evaluations(Some(r.id))?
+                        .into_iter()
+                        .rev()
+                        .find(|e| e.method == "tuned" && e.survey == id)
+                    {
+                        tuned.push(e.loss);
+                    }
+                }
+                seeds[key] = spread(&tuned);
             }
+            entry["seeds"] = seeds;
         }
         report.push(entry);
     }
@@ -290,29 +318,51 @@ pub fn compare(
     )?;
     writeln!(
         out,
-        "{:<7} {:>5} | {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
-        "REGION", "RUN", "naive", "icl", "tuned", "naive", "icl", "tuned"
+        "{:<7} {:>5} | {:>7} {:>7} {:>7} {:>16} | {:>7} {:>7} {:>7} {:>16}",
+        "REGION",
+        "RUN",
+        "naive",
+        "icl",
+        "tuned",
+        "tuned, all seeds",
+        "naive",
+        "icl",
+        "tuned",
+        "tuned, all seeds"
     )?;
     writeln!(
         out,
-        "{:<7} {:>5} | {:^23} | {:^23}",
+        "{:<7} {:>5} | {:^40} | {:^40}",
         "", "", "training survey", "held-out survey"
     )?;
     for e in &report {
         let v = |s: &str, m: &str| cell(e[s][m].as_f64());
+        let all_seeds = |s: &str| {
+            let x = &e["seeds"][s];
+            match (x["mean"].as_f64(), x["sd"].as_f64(), x["n"].as_u64()) {
+                (Some(m), Some(sd), Some(n)) => format!("{m:.1} ± {sd:.1} (n {n})"),
+                _ => "-".into(),
+            }
+        };
         writeln!(
             out,
-            "{:<7} {:>5} | {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7}",
+            "{:<7} {:>5} | {:>7} {:>7} {:>7} {:>16} | {:>7} {:>7} {:>7} {:>16}",
             e["region"].as_str().unwrap_or(""),
             e["run"].as_i64().map_or("-".into(), |r| r.to_string()),
             v("train", "naive"),
             v("train", "icl"),
             v("train", "tuned"),
+            all_seeds("train"),
             v("heldout", "naive"),
             v("heldout", "icl"),
             v("heldout", "tuned"),
+            all_seeds("heldout"),
         )?;
     }
+    writeln!(
+        out,
+        "RUN = the newest finished run; all seeds = mean ± sample sd of the tuned loss over the finished runs with the same settings but another seed"
+    )?;
     if report.iter().any(|e| e["run"].is_null()) {
         writeln!(
             out,
@@ -320,4 +370,42 @@ pub fn compare(
         )?;
     }
     Ok(())
+}
+
+/// A stored configuration without its seeds: runs that differ only here are repeats.
+fn seedless(config: &serde_json::Value) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("projection_seed");
+    }
+    if let Some(o) = c.get_mut("de").and_then(|d| d.as_object_mut()) {
+        o.remove("seed");
+    }
+    c
+}
+
+/// Count, mean, sample standard deviation (0 for one value), min and max; nulls when empty.
+fn spread(xs: &[f64]) -> serde_json::Value {
+    if xs.is_empty() {
+        return json!({"n": 0, "mean": null, "sd": null, "min": null, "max": null});
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = if xs.len() > 1 {
+        (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    json!({"n": xs.len(), "mean": mean, "sd": sd, "min": min, "max": max})
+}
+
+/// A value's name as it is stored (serde's spelling), e.g. `auto` or `shade`.
+fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
 }

@@ -2,13 +2,13 @@
 
 use super::engine_args::EngineArgs;
 use super::format::{cell, dim_header, dim_row};
+use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
 use crate::prompt::{self, Method};
 use crate::regions::RegionTable;
 use crate::scoring::{indices, Loss};
+use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::survey::Survey;
-use crate::engine::answer::AnswerPrompts;
-use crate::soft_prompt::Placement;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
@@ -42,7 +42,8 @@ pub struct Args {
     /// the persona block, or at the answer side, as its card says.
     #[arg(long, value_name = "DIR")]
     soft_prompt: Option<PathBuf>,
-    /// Write every rendered prompt (exact text and token counts) as JSON lines to this file.
+    /// Write every rendered prompt (exact text, token counts and token ids) as JSON lines to
+    /// this file.
     #[arg(long, value_name = "FILE")]
     dump_prompts: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -78,16 +79,27 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let answers = match &soft {
         None => ev.evaluate(&prompts, PersonaInput::Text)?,
         Some(s) => {
-            let placement = Placement::from_card(&s.card)
-                .map_err(|e| anyhow!("{}: culturetune.json: {e}", args.soft_prompt.as_deref().unwrap_or(Path::new("")).display()))?;
+            let card_error = |e: String| {
+                anyhow!(
+                    "{}: culturetune.json: {e}",
+                    args.soft_prompt
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                )
+            };
+            let placement = Placement::from_card(&s.card).map_err(card_error)?;
             match placement {
                 Placement::Prefix => ev.evaluate(&prompts, PersonaInput::Embeddings(&s.rows))?,
                 Placement::Answer => {
+                    let anchor = AnswerAnchor::from_card(&s.card).map_err(card_error)?;
+                    let (anchor, opening) = prompt::answer_parts(anchor, region);
                     let p = AnswerPrompts::build(
                         &model,
                         &survey,
                         &block,
-                        &prompt::answer_anchor(region),
+                        &anchor,
+                        &opening,
                         &panel,
                         args.counterbalance,
                     )?;
@@ -180,6 +192,7 @@ fn dump_prompts(path: &Path, prompts: &SurveyPrompts) -> Result<()> {
             "tokens": prompts.head.len() + prompts.persona_tokens.len() + prompts.tails[k].len(),
             "head_tokens": prompts.head.len(), "persona_tokens": prompts.persona_tokens.len(),
             "tail_tokens": prompts.tails[k].len(),
+            "token_ids": prompts.head.iter().chain(&prompts.persona_tokens).chain(&prompts.tails[k]).collect::<Vec<_>>(),
         });
         text.push_str(&line.to_string());
         text.push('\n');

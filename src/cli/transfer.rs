@@ -184,7 +184,7 @@ pub fn calibrate_model(
             out,
             "stored in {} for model {} (regions: {})",
             db.display(),
-            &sha[..12],
+            sha.get(..12).unwrap_or(&sha),
             config.calibration_regions.join(",")
         )?;
     }

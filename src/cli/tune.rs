@@ -10,11 +10,11 @@ use crate::fingerprint::sha256_file;
 use crate::optim::{DeState, Strategy};
 use crate::prompt::Method;
 use crate::regions::{Region, RegionTable};
-use crate::scoring::Constants;
-use crate::soft_prompt::Placement;
+use crate::scoring::{gap_closed, Constants};
+use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::{EvaluationRecord, ModelRecord, RunStatus, Store};
 use crate::survey::Survey;
-use crate::tuning::{calibrate, MethodResult, TuneConfig, TuneError, Tuner};
+use crate::tuning::{constants_for, MethodResult, TuneConfig, TuneError, Tuner};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -38,25 +38,34 @@ pub struct TuneArgs {
     /// Region (code or name) to tune toward.
     #[arg(long, value_name = "CODE")]
     region: String,
-    /// Evaluation budget: candidate soft prompts to evaluate (about 3 s each for the default
-    /// model on 2 cores).
-    #[arg(long, default_value_t = 144)]
+    /// Evaluation budget: candidate soft prompts to evaluate (for the default model on 2
+    /// cores about 0.45 s each with the default answer placement, 3 s with prefix).
+    #[arg(long, default_value_t = 288)]
     budget: usize,
     /// Population size of Differential Evolution.
     #[arg(long, default_value_t = 12)]
     population: usize,
     /// Search dimensions d of the projection z -> A z.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 100)]
     dims: usize,
     /// Soft-prompt rows beyond the anchor text's own rows (the persona sentence for
     /// `--placement prefix`, the answer reminder for `answer`).
     #[arg(long, default_value_t = 0)]
     extra_rows: usize,
+    /// Scale of the projection A: each entry has standard deviation a-scale x the embedding
+    /// table's std / sqrt(dims). Larger values let the bounded search move further.
+    #[arg(long, default_value_t = 1.0)]
+    a_scale: f64,
     /// Where the soft prompt goes: `answer` (after each question, before the answer; the
     /// question prefixes are decoded once and cached, so candidates are cheap) or `prefix`
     /// (in place of the persona sentence; the method of Masoud et al. 2025).
     #[arg(long, value_enum, default_value = "answer")]
     placement: Placement,
+    /// What the answer-side rows start from: `opening` (the answer opening "Answer:" itself,
+    /// so that z = 0 is exactly the naive prompt) or `persona` ("Speaking as a person from
+    /// China." before " Answer: ").
+    #[arg(long, value_enum, default_value = "opening")]
+    anchor: AnswerAnchor,
     /// Candidates evaluated together in one pass (answer placement; more is faster on a GPU).
     #[arg(long, default_value_t = 1, value_name = "N")]
     candidates_per_decode: usize,
@@ -151,7 +160,12 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.panel = args.panel;
     config.counterbalance = args.counterbalance;
     config.extra_rows = args.extra_rows;
+    if !(args.a_scale.is_finite() && args.a_scale > 0.0) {
+        bail!("--a-scale must be a positive number (got {})", args.a_scale);
+    }
+    config.a_scale = args.a_scale;
     config.placement = args.placement;
+    config.anchor = args.anchor;
     config.candidates_per_decode = args.candidates_per_decode;
     config.d = args.dims;
     config.de.dim = args.dims;
@@ -295,44 +309,38 @@ fn drive_inner(
         file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
     })?;
 
-    let mut tuner_eval = crate::engine::evaluate::Evaluator::new(&model, config.settings)?;
-    let mut constants_for =
-        |survey: &Survey, em: &mut Emitter<'_>, run: Option<i64>| -> Result<Constants> {
-            let key = config.calibration_key(&survey.id);
-            let values = match store.calibration(&key)? {
-                Some((c, _)) => c,
-                None => {
+    let constants_for = |survey: &Survey,
+                         em: &mut Emitter<'_>,
+                         run: Option<i64>|
+     -> Result<Constants> {
+        let total = config.calibration_regions.len();
+        let mut announced = false;
+        Ok(constants_for(
+            store,
+            &model,
+            survey,
+            table,
+            config,
+            |done, _| {
+                if !announced {
                     eprintln!(
-                        "calibrating constants on {} ({} regions, once per model and procedure)",
-                        survey.id,
-                        config.calibration_regions.len()
+                        "calibrating constants on {} ({total} regions, once per model and procedure)",
+                        survey.id
                     );
-                    let total = config.calibration_regions.len();
-                    let c =
-                        calibrate(&model, &mut tuner_eval, survey, table, config, |done, _| {
-                            // A closed stdout must not stop the calibration; it is reported on the next emit.
-                            let _ = em.emit(Event::Progress {
-                                run,
-                                stage: format!("calibrating {}", survey.id),
-                                done,
-                                total,
-                            });
-                        })?;
-                    store.save_calibration(
-                        &key,
-                        &config.model_sha256,
-                        &survey.id,
-                        &config.calibration_regions,
-                        &c,
-                    )?;
-                    c
+                    announced = true;
                 }
-            };
-            Ok(config.calibrated(values))
-        };
+                // A closed stdout must not stop the calibration; it is reported on the next emit.
+                let _ = em.emit(Event::Progress {
+                    run,
+                    stage: format!("calibrating {}", survey.id),
+                    done,
+                    total,
+                });
+            },
+        )?)
+    };
     let c_train = constants_for(&train, em, *run_id)?;
     let c_heldout = constants_for(&heldout, em, *run_id)?;
-    drop(tuner_eval);
 
     let resumed = run_id.is_some();
     let id = match *run_id {
@@ -373,6 +381,16 @@ fn drive_inner(
                   constants: &Constants,
                   r: &MethodResult|
      -> Result<()> {
+        let gap_closed = if method == "tuned" {
+            store
+                .evaluations(Some(id))?
+                .into_iter()
+                .rev()
+                .find(|e| e.method == "naive" && e.survey == survey.id)
+                .map(|n| gap_closed(&region.scores, &n.indices, &r.indices))
+        } else {
+            None
+        };
         store.save_evaluation(&r.record(
             Some(id),
             &config.model_sha256,
@@ -390,6 +408,7 @@ fn drive_inner(
             loss_mean: r.loss.mean,
             dims_used: r.loss.dims_used,
             digit_mass: r.digit_mass,
+            gap_closed,
         })
     };
 

@@ -13,9 +13,7 @@
 //! cache is then in exactly the state it had after the prefix decode: every group of a run is
 //! evaluated from the same state, which keeps results repeatable and resumable bit for bit.
 
-use super::evaluate::{
-    aggregate, read_answer, Evaluator, Leaf, LeafAnswer, SurveyAnswers, ANSWER_PREFIX,
-};
+use super::evaluate::{aggregate, read_answer, Evaluator, Leaf, LeafAnswer, SurveyAnswers};
 use super::ffi::BatchInput;
 use super::tree::PrefixTree;
 use super::{EngineError, Model};
@@ -47,12 +45,15 @@ pub struct AnswerPrompts {
 impl AnswerPrompts {
     /// Renders every (respondent, item, order) prompt with `persona_block` in the system
     /// message, and tokenizes its three parts: the chat up to the start of the assistant turn,
-    /// `anchor` (the text the rows stand for at z = 0), and the answer opening " Answer: ".
+    /// `anchor` (the text the rows stand for at z = 0), and the answer `opening` after the rows
+    /// (see `prompt::answer_parts`).
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         model: &Model,
         survey: &Survey,
         persona_block: &str,
         anchor: &str,
+        opening: &str,
         panel: &[Respondent],
         counterbalance: bool,
     ) -> Result<AnswerPrompts, EngineError> {
@@ -66,8 +67,12 @@ impl AnswerPrompts {
         } else {
             &[false]
         };
+        if opening.is_empty() {
+            return Err(EngineError::Prompt(
+                "the answer opening after the rows is empty".into(),
+            ));
+        }
         let bos = model.bos_prefix();
-        let opening = format!(" {ANSWER_PREFIX}");
         let mut out = AnswerPrompts {
             leaves: vec![],
             prefixes: vec![],
@@ -77,7 +82,7 @@ impl AnswerPrompts {
             texts: vec![],
             n_items: survey.items.len(),
         };
-        let suffix = model.tokenize(&opening)?;
+        let suffix = model.tokenize(opening)?;
         for (r, resp) in panel.iter().enumerate() {
             for (i, item) in survey.items.iter().enumerate() {
                 for &reversed in orders {
@@ -315,12 +320,7 @@ impl<'m> Evaluator<'m> {
                 self.settings.n_ctx
             )));
         }
-        if self.cached
-            == Some(CachedPrefixes {
-                fingerprint,
-                cells,
-            })
-        {
+        if self.cached == Some(CachedPrefixes { fingerprint, cells }) {
             return Ok((cells, false));
         }
         self.cached = None;
@@ -353,7 +353,9 @@ impl<'m> Evaluator<'m> {
             let end = (start + step).min(pos.len());
             let chunk = match input {
                 BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
-                BatchInput::Embeddings(e) => BatchInput::Embeddings(&e[start * n_embd..end * n_embd]),
+                BatchInput::Embeddings(e) => {
+                    BatchInput::Embeddings(&e[start * n_embd..end * n_embd])
+                }
             };
             let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
             let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();

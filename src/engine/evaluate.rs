@@ -305,14 +305,23 @@ impl<'m> Evaluator<'m> {
     /// Creates the context. Fails if the model cannot answer with single-digit tokens.
     pub fn new(model: &'m Model, settings: EvalSettings) -> Result<Evaluator<'m>, EngineError> {
         let digits = model.digit_tokens()?;
-        if settings.n_batch == 0
+        // llama.cpp keeps one output row per sequence (MAX_SEQ of them) within n_batch outputs,
+        // and cuts n_batch to n_ctx; outside these limits it aborts instead of failing.
+        let min = MAX_SEQ as u32;
+        if settings.n_ctx < min {
+            return Err(EngineError::Prompt(format!(
+                "n_ctx is {}; it must be at least {min} (raise --n-ctx)",
+                settings.n_ctx
+            )));
+        }
+        if settings.n_batch < min
+            || settings.n_batch > settings.n_ctx
             || settings.n_ubatch == 0
             || settings.n_ubatch > settings.n_batch
-            || settings.n_ctx < 64
         {
             return Err(EngineError::Prompt(format!(
-                "invalid settings: n_ctx {} (at least 64), n_batch {}, n_ubatch {} (1..=n_batch)",
-                settings.n_ctx, settings.n_batch, settings.n_ubatch
+                "invalid settings: n_batch {} ({min}..=n_ctx {}), n_ubatch {} (1..=n_batch)",
+                settings.n_batch, settings.n_ctx, settings.n_ubatch
             )));
         }
         let params = ContextParams {

@@ -78,6 +78,8 @@ impl GgufInfo {
 enum Value {
     Str(String),
     Int(u64),
+    /// An array, by its length.
+    Array(u64),
     Other,
 }
 
@@ -158,6 +160,7 @@ impl<R: Read> Reader<R> {
             9 => {
                 let et = self.u32(what)?;
                 let n = self.len(what)?;
+                let array = Value::Array(n);
                 match et {
                     0 | 1 | 7 => self.skip(n, what)?,
                     2 | 3 => self.skip(2 * n, what)?,
@@ -176,6 +179,7 @@ impl<R: Read> Reader<R> {
                         })
                     }
                 }
+                return Ok(array);
             }
             _ => {
                 return Err(EngineError::BadGguf {
@@ -251,6 +255,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
     }
     let (mut architecture, mut name, mut chat_template) = (None, None, None);
     let mut ints = std::collections::HashMap::new();
+    let mut n_vocab_tokens = None;
     let mut alignment = ALIGNMENT_DEFAULT;
     for i in 0..n_kv {
         let key = r.string(&format!("metadata key {i}"))?;
@@ -266,6 +271,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             (_, Value::Int(v)) => {
                 ints.insert(key, v);
             }
+            ("tokenizer.ggml.tokens", Value::Array(n)) => n_vocab_tokens = Some(n),
             _ => {}
         }
     }
@@ -280,6 +286,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
     // Tensor infos: check each tensor's data lies inside the file.
     let mut data_end = 0u64;
     let mut n_elements = 0u64;
+    let mut shapes = std::collections::HashMap::new();
     for i in 0..n_tensors {
         let tname = r.string(&format!("tensor info {i}"))?;
         let n_dims = r.u32(&format!("tensor {tname}"))?;
@@ -302,6 +309,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
                 detail: format!("tensor {tname}: unknown type {ty} or bad shape {ne:?}"),
             })?;
         data_end = data_end.max(offset.saturating_add(bytes));
+        shapes.insert(tname, ne);
         n_elements = n_elements.saturating_add(ne.iter().product());
     }
     let header_end = r.r.stream_position().map_err(|source| EngineError::Io {
@@ -317,6 +325,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             detail: format!("tensor data needs {needed} bytes but the file has {file_size} (incomplete download?)"),
         });
     }
+    check_hyperparameters(&p, &architecture, &ints, n_vocab_tokens, &shapes)?;
     Ok(GgufInfo {
         version,
         name,
@@ -333,4 +342,85 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             .and_then(|&v| u32::try_from(v).ok()),
         architecture,
     })
+}
+
+/// llama.cpp's own limit on layers (LLAMA_MAX_LAYERS); it asserts on more.
+const MAX_LAYERS: u64 = 512;
+
+/// The architecture's hyper-parameters within llama.cpp's limits and matching the tensors
+/// present: llama.cpp asserts (aborts the process) on several of them instead of failing.
+fn check_hyperparameters(
+    path: &str,
+    arch: &str,
+    ints: &std::collections::HashMap<String, u64>,
+    n_vocab_tokens: Option<u64>,
+    shapes: &std::collections::HashMap<String, [u64; 4]>,
+) -> Result<(), EngineError> {
+    let bad = |detail: String| EngineError::BadGguf {
+        path: path.to_string(),
+        detail,
+    };
+    let key = |k: &str| format!("{arch}.{k}");
+    let get = |k: &str| ints.get(&key(k)).copied();
+    if let Some(n) = get("block_count") {
+        if n == 0 || n > MAX_LAYERS {
+            return Err(bad(format!(
+                "{} is {n}; expected 1..={MAX_LAYERS}",
+                key("block_count")
+            )));
+        }
+        // The layers' tensors are named blk.<i>.*: the highest index must be the last layer.
+        let highest = shapes
+            .keys()
+            .filter_map(|t| {
+                t.strip_prefix("blk.")?
+                    .split('.')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max();
+        if let Some(h) = highest {
+            if h + 1 != n {
+                return Err(bad(format!(
+                    "{} is {n} but the file holds tensors of {} layers (blk.0 .. blk.{h})",
+                    key("block_count"),
+                    h + 1
+                )));
+            }
+        }
+    }
+    for k in ["embedding_length", "context_length", "attention.head_count"] {
+        if get(k) == Some(0) {
+            return Err(bad(format!("{} is 0; expected at least 1", key(k))));
+        }
+    }
+    if let (Some(h), Some(kv)) = (get("attention.head_count"), get("attention.head_count_kv")) {
+        if kv == 0 || kv > h || h % kv != 0 {
+            return Err(bad(format!(
+                "{} is {kv} for {h} attention heads; expected a divisor of {h}",
+                key("attention.head_count_kv")
+            )));
+        }
+    }
+    if let Some(e) = shapes.get("token_embd.weight") {
+        if let Some(n) = get("embedding_length") {
+            if e[0] != n {
+                return Err(bad(format!(
+                    "{} is {n} but token_embd.weight rows are {} wide",
+                    key("embedding_length"),
+                    e[0]
+                )));
+            }
+        }
+        if let Some(v) = n_vocab_tokens {
+            if e[1] != v {
+                return Err(bad(format!(
+                    "tokenizer.ggml.tokens lists {v} tokens but token_embd.weight has {} rows",
+                    e[1]
+                )));
+            }
+        }
+    }
+    Ok(())
 }

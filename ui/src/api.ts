@@ -37,13 +37,18 @@ export interface RunDetail {
   evaluations: Evaluation[];
 }
 export type Losses = { naive: number | null; icl: number | null; tuned: number | null };
-export interface CompareRow { region: string; name: string; run: number | null; train?: Losses; heldout?: Losses }
+/** Tuned losses over the finished runs of a region that differ only in their seed. */
+export interface Spread { n: number; mean: number | null; sd: number | null; min: number | null; max: number | null }
+export interface CompareRow {
+  region: string; name: string; run: number | null; train?: Losses; heldout?: Losses;
+  seeds?: { runs: number[]; train: Spread; heldout: Spread };
+}
 export interface JobInfo { job: number; kind: string; pid: number | null; run: number | null; region: string | null; cancelling: boolean }
 export interface JobEvent { job: number; event: { event: string; [k: string]: any } }
 export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed"; run: number | null; error: AppError | null }
 export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
-  strategy?: string; panel?: number; calibrationRegions?: string; weights?: string; threads?: number;
+  strategy?: string; placement?: string; panel?: number; calibrationRegions?: string; weights?: string; threads?: number;
   gpuLayers?: number;
 }
 

@@ -23,6 +23,8 @@ function render(rows: CompareRow[]): void {
       const vals = [l?.naive, l?.icl, l?.tuned];
       const min = Math.min(...vals.filter((v): v is number => typeof v === "number"));
       for (const v of vals) tr.append(td(fmt(v), v === min ? "num best" : "num"));
+      const sp = r.seeds?.[s];
+      tr.append(td(sp && sp.n > 0 ? `${fmt(sp.mean)} ± ${fmt(sp.sd)} (n ${sp.n})` : "–", "num"));
     }
     body.append(tr);
   }

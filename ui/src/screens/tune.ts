@@ -2,9 +2,9 @@
 // view of the job: loss curve, six-dimension chart, evaluations, ETA, final scores. Several
 // selected regions are tuned one after another.
 import { listen } from "@tauri-apps/api/event";
-import { api, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
+import { api, DIMS, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
 import { dimsChart, drawRun, lossChart } from "../charts";
-import { $, duration, fmt, show } from "../dom";
+import { $, duration, fmt, show, td } from "../dom";
 import { changed, on, region, state } from "../state";
 
 interface Gen { generation: number; best_loss: number; mean_loss: number; best_scores: Scores }
@@ -18,7 +18,7 @@ const live = {
   train: "",
   heldout: "",
   gens: [] as Gen[],
-  evals: {} as Record<string, { loss: number; indices: Scores }>,
+  evals: {} as Record<string, { loss: number; indices: Scores; gap_closed?: Scores }>,
 };
 
 let loss: ReturnType<typeof lossChart>;
@@ -38,6 +38,7 @@ function settings(code: string): TuneSettings {
     dims: num("tune-dims"),
     seed: num("tune-seed"),
     strategy: $<HTMLSelectElement>("tune-strategy").value,
+    placement: $<HTMLSelectElement>("tune-placement").value,
     panel: num("tune-panel"),
     calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
     weights: $<HTMLSelectElement>("tune-weights").value,
@@ -67,6 +68,37 @@ function redraw(): void {
     }
   }
   $("gen-count").textContent = String(live.gens.length);
+  drawDims();
+}
+
+/** Target, naive and tuned per dimension on the training survey, and the share of the gap closed. */
+function drawDims(): void {
+  const target = region(live.region)?.scores ?? null;
+  const naive = live.evals[`naive/${live.train}`];
+  const tuned = live.evals[`tuned/${live.train}`];
+  type Dim = (typeof DIMS)[number];
+  const rows: [string, (d: Dim) => string][] = [
+    ["target", (d) => fmt(target?.[d])],
+    ["naive", (d) => fmt(naive?.indices[d])],
+    ["tuned", (d) => fmt(tuned?.indices[d])],
+    ["gap closed", (d) => {
+      const g = tuned?.gap_closed?.[d];
+      return g === undefined ? "–" : `${Math.round(g * 100)}%`;
+    }],
+  ];
+  const body = $("final-dims").querySelector("tbody")!;
+  body.replaceChildren(...rows.map(([label, value]) => {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = label;
+    tr.append(th, ...DIMS.map((d) => {
+      const cell = td(value(d));
+      cell.dataset.dim = d;
+      return cell;
+    }));
+    tr.dataset.row = label;
+    return tr;
+  }));
 }
 
 function reset(code: string): void {
@@ -131,7 +163,7 @@ async function onEvent(p: JobEvent): Promise<void> {
       $<HTMLProgressElement>("job-progress").value = e.total ? e.done / e.total : 0;
       break;
     case "evaluation":
-      live.evals[`${e.method}/${e.survey}`] = { loss: e.loss, indices: e.indices };
+      live.evals[`${e.method}/${e.survey}`] = { loss: e.loss, indices: e.indices, gap_closed: e.gap_closed };
       $("job-stage").textContent = `${e.method} on ${e.survey}: L1 ${fmt(e.loss)}`;
       break;
     case "generation":
