@@ -10,7 +10,7 @@ use crate::fingerprint::sha256_file;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::soft_prompt::{AnswerAnchor, Placement};
-use crate::store::Store;
+use crate::store::{ModelRecord, Store};
 use crate::survey::Survey;
 use crate::tuning::{constants_for, Reach, TuneConfig, Tuner};
 use anyhow::{anyhow, bail, Context, Result};
@@ -90,6 +90,15 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;
     let model = args.engine.load()?;
     let store = Store::open(db)?;
+    // Calibrations refer to the model's record.
+    store.upsert_model(&ModelRecord {
+        sha256: sha.clone(),
+        path: given.display().to_string(),
+        name: model.info().name.clone(),
+        architecture: model.info().architecture.clone(),
+        n_embd: model.info().n_embd,
+        file_size: std::fs::metadata(&given).map(|m| m.len()).unwrap_or(0),
+    })?;
     let constants = constants_for(&store, &model, &train, table, &config, |done, code| {
         eprintln!(
             "calibrating on {} ({done}/{})",

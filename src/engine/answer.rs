@@ -174,10 +174,10 @@ impl<'m> Evaluator<'m> {
         let mut rows = Vec::with_capacity(g * n * k * n_embd);
         let (mut pos, mut seqs) = (vec![], vec![]);
         for (c, cand) in candidates.iter().enumerate() {
-            for i in 0..n {
+            for (i, &len) in lens.iter().enumerate().take(n) {
                 rows.extend_from_slice(cand);
                 for r in 0..k {
-                    pos.push(lens[i] + r as i32);
+                    pos.push(len + r as i32);
                     seqs.push((c * n + i) as i32);
                 }
             }
