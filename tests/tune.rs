@@ -352,7 +352,12 @@ fn args_with_db(args: &[String], db: &Path) -> Vec<String> {
 fn prefix_placement_runs_and_resumes_bit_identically() {
     // The seed paper's placement (every candidate re-decodes the survey).
     let dir = tempfile::tempdir().unwrap();
+    // Half the usual run (3 generations of 4): every prefix candidate re-decodes the survey.
     let mut args = tune_args(&dir.path().join("x.db"));
+    for (flag, value) in [("--budget", "12"), ("--population", "4")] {
+        let i = args.iter().position(|x| x == flag).unwrap();
+        args[i + 1] = value.into();
+    }
     args.extend(["--placement".into(), "prefix".into()]);
     assert_kill_and_resume_is_bit_identical(&args, dir.path());
     let o = ct()
