@@ -125,3 +125,20 @@ impl EngineArgs {
         }
     }
 }
+
+/// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
+/// given file's, which is what the hash covers.
+pub fn model_record(
+    model: &Model,
+    sha: &str,
+    given: &std::path::Path,
+) -> crate::store::ModelRecord {
+    crate::store::ModelRecord {
+        sha256: sha.to_string(),
+        path: given.display().to_string(),
+        name: model.info().name.clone(),
+        architecture: model.info().architecture.clone(),
+        n_embd: model.info().n_embd,
+        file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
+    }
+}

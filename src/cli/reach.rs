@@ -10,7 +10,7 @@ use crate::fingerprint::sha256_file;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::soft_prompt::{AnswerAnchor, Placement};
-use crate::store::{ModelRecord, Store};
+use crate::store::Store;
 use crate::survey::Survey;
 use crate::tuning::{constants_for, Reach, TuneConfig, Tuner};
 use anyhow::{anyhow, bail, Context, Result};
@@ -91,14 +91,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let model = args.engine.load()?;
     let store = Store::open(db)?;
     // Calibrations refer to the model's record.
-    store.upsert_model(&ModelRecord {
-        sha256: sha.clone(),
-        path: given.display().to_string(),
-        name: model.info().name.clone(),
-        architecture: model.info().architecture.clone(),
-        n_embd: model.info().n_embd,
-        file_size: std::fs::metadata(&given).map(|m| m.len()).unwrap_or(0),
-    })?;
+    store.upsert_model(&super::engine_args::model_record(&model, &sha, &given))?;
     let constants = constants_for(&store, &model, &train, table, &config, |done, code| {
         eprintln!(
             "calibrating on {} ({done}/{})",

@@ -12,7 +12,7 @@ use crate::prompt::Method;
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{gap_closed, Constants};
 use crate::soft_prompt::{AnswerAnchor, Placement};
-use crate::store::{EvaluationRecord, ModelRecord, RunStatus, Store};
+use crate::store::{EvaluationRecord, RunStatus, Store};
 use crate::survey::Survey;
 use crate::tuning::{constants_for, MethodResult, TuneConfig, TuneError, Tuner};
 use anyhow::{anyhow, bail, Context, Result};
@@ -300,14 +300,11 @@ fn drive_inner(
             config.model_sha256
         );
     }
-    store.upsert_model(&ModelRecord {
-        sha256: config.model_sha256.clone(),
-        path: config.model_path.clone(),
-        name: model.info().name.clone(),
-        architecture: model.info().architecture.clone(),
-        n_embd: model.info().n_embd,
-        file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
-    })?;
+    store.upsert_model(&super::engine_args::model_record(
+        &model,
+        &config.model_sha256,
+        given,
+    ))?;
 
     let constants_for = |survey: &Survey,
                          em: &mut Emitter<'_>,
