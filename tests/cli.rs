@@ -173,6 +173,30 @@ fn info_reads_the_model_header_and_errors_carry_stable_codes() {
     assert_eq!(v["is_default"], true);
     let params = v["n_params"].as_u64().unwrap();
     assert!((130_000_000..140_000_000).contains(&params), "{params}");
+    // The device report: this build has only the CPU, so the plan offloads nothing. The
+    // plan's sizes come from the header: 30 layers of 3.5 M weights each, Q4_1 (2.2 MB), plus
+    // an F16 KV cache of 2 x 8192 cells x 192 (3 of 9 heads of 64) x 2 bytes; the output is
+    // the tied Q8_0 embedding (576 x 49152 x 34/32 bytes) and the F32 output norm.
+    assert_eq!(v["devices"][0]["kind"], "cpu", "{v}");
+    let plan = &v["gpu_plan"];
+    assert_eq!(plan["gpu_layers"], 0, "{plan}");
+    assert_eq!(plan["n_layer"], 30);
+    assert_eq!(plan["note"], "no GPU: every layer runs on the CPU");
+    assert_eq!(plan["output_bytes"], 576 * 49152 * 34 / 32 + 576 * 4);
+    let kv = 2 * 8192 * 192 * 2;
+    let per_layer = plan["per_layer_bytes"].as_u64().unwrap();
+    assert!(
+        (kv + 2_000_000..kv + 2_500_000).contains(&per_layer),
+        "{plan}"
+    );
+    // --gpu-layers takes `auto` or a count and names what it expected otherwise.
+    let o = culturetune(&["survey", "--region", "USA", "--gpu-layers", "all"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expected `auto` or a number of layers"),
+        "{}",
+        stderr(&o)
+    );
 
     // --json-errors: the last stderr line is {code, message}; the exit status stays 1.
     let dir = tempfile::tempdir().unwrap();

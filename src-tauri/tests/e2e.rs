@@ -262,6 +262,12 @@ async fn tune_cancel_crash_export_in_a_real_window() {
         json!(true)
     );
     assert!(s.text("model-gpu-reason").await.contains("no GPU backend"));
+    // The device report and the layer plan from `info --json`: the CPU only, no layers.
+    assert!(s.text("model-devices").await.starts_with("CPU ("));
+    assert_eq!(
+        s.text("model-plan").await,
+        "no GPU: every layer runs on the CPU"
+    );
     s.shot("model").await;
 
     // Regions: search and pick one.

@@ -143,6 +143,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
 
     let report = json!({
         "model": model.info().description, "settings": settings, "panel": args.panel,
+        "gpu_layers": model.info().gpu_layers, "devices": crate::engine::offload::devices(),
         "counterbalance": args.counterbalance, "prompts": prompts.leaves.len(), "reps": args.reps,
         "raw_pp512_seconds": raw.as_secs_f64(), "raw_tokens_per_second": raw_tps,
         "survey_seconds": survey_time.as_secs_f64(), "survey_tokens_decoded": all_decoded,

@@ -1,6 +1,7 @@
 //! Options shared by every command that runs the model.
 
 use crate::engine::evaluate::EvalSettings;
+use crate::engine::offload::{self, GpuLayers, LayerPlan};
 use crate::engine::{self, Model, WeightType};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -28,9 +29,15 @@ pub struct EngineArgs {
     /// Turn flash attention off (also changes results slightly).
     #[arg(long)]
     pub no_flash_attn: bool,
-    /// Model layers to put on the GPU (ignored, i.e. 0, when built without a GPU backend).
-    #[arg(long, default_value_t = 0)]
-    pub gpu_layers: i32,
+    /// Model layers to put on the GPU: `auto` plans them from free device memory (all when
+    /// they fit), a number sets them (more than the model has = all and the output). 0 without
+    /// a GPU backend.
+    #[arg(long, default_value = "auto", value_name = "auto|N")]
+    pub gpu_layers: GpuLayers,
+    /// Cap, in MiB, on the GPU memory that `--gpu-layers auto` plans with (default: all free
+    /// memory the driver reports).
+    #[arg(long, value_name = "MIB")]
+    pub gpu_memory: Option<u64>,
     /// Weight type to evaluate with: `auto` (F16 for models whose F16 copy is at most 1 GiB,
     /// else the file as given), the file as given, or a converted copy cached in a cache/
     /// folder beside the model on first use. Changes speed and, slightly, results: compare
@@ -51,9 +58,26 @@ impl EngineArgs {
             n_ctx: config.settings.n_ctx,
             n_ubatch: config.settings.n_ubatch,
             no_flash_attn: !config.settings.flash_attn,
-            gpu_layers: 0,
+            // Offload changes results slightly: a stored run is reproduced with its own layers.
+            gpu_layers: GpuLayers::Count(config.gpu_layers),
+            gpu_memory: None,
             weights: config.weights,
             verbose,
+        }
+    }
+
+    /// The default options with `--model path`.
+    pub fn for_path(path: PathBuf) -> EngineArgs {
+        EngineArgs {
+            model: Some(path),
+            threads: None,
+            n_ctx: EvalSettings::default().n_ctx,
+            n_ubatch: EvalSettings::default().n_ubatch,
+            no_flash_attn: false,
+            gpu_layers: GpuLayers::Auto,
+            gpu_memory: None,
+            weights: WeightType::Auto,
+            verbose: false,
         }
     }
 
@@ -93,7 +117,13 @@ impl EngineArgs {
         let given = self.model_path();
         let path = engine::converted_path(&given, self.weights, self.settings().threads)
             .context("converting the model's weights")?;
-        let model = Model::load(&path, self.gpu_layers).context("loading the model")?;
+        let layers = self.resolve_layers(&path)?;
+        let model = Model::load_offloaded(&path, layers, &mut |tried, next| {
+            eprintln!(
+                "llama.cpp could not load the model with {tried} GPU layers (out of device memory?); retrying with {next}"
+            )
+        })
+        .context("loading the model")?;
         let i = model.info();
         eprintln!(
             "model: {} ({}; {}, {:.1} M parameters, {:.1} MB, n_embd {}, context {}, GPU layers {}{})",
@@ -108,6 +138,35 @@ impl EngineArgs {
             if engine::gpu_available() { "" } else { ": no GPU backend in this build" },
         );
         Ok(model)
+    }
+
+    /// The GPU layers to load the model at `path` with: the number given, or for `auto` the
+    /// plan (printed to stderr when there is a GPU); 0 in a build without a GPU backend.
+    pub fn resolve_layers(&self, path: &std::path::Path) -> Result<u32> {
+        if !engine::gpu_available() {
+            return Ok(0);
+        }
+        Ok(match self.gpu_layers {
+            GpuLayers::Count(n) => n,
+            GpuLayers::Auto => {
+                let plan = self.plan(path)?;
+                if plan.budget_bytes.is_some() {
+                    eprintln!("GPU plan: {}", plan.note);
+                }
+                plan.gpu_layers
+            }
+        })
+    }
+
+    /// The layer plan for the model at `path` on this machine's GPUs (under --gpu-memory).
+    pub fn plan(&self, path: &std::path::Path) -> Result<LayerPlan> {
+        let info = engine::inspect(path)?;
+        let free = offload::gpu_free_bytes(&offload::devices());
+        let budget = match (free, self.gpu_memory) {
+            (Some(f), Some(cap)) => Some(f.min(cap.saturating_mul(1 << 20))),
+            (f, _) => f,
+        };
+        Ok(offload::plan(&info, self.settings().n_ctx, budget))
     }
 
     /// The evaluation settings these options select.

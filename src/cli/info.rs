@@ -3,6 +3,7 @@
 
 use super::engine_args::EngineArgs;
 use crate::engine;
+use crate::engine::offload;
 use anyhow::Result;
 use serde_json::json;
 use std::io::Write;
@@ -14,6 +15,9 @@ pub struct Args {
     /// current directory, then in the data directory's culturetune/models/].
     #[arg(long, value_name = "PATH")]
     model: Option<std::path::PathBuf>,
+    /// Cap, in MiB, on the GPU memory the layer plan may use.
+    #[arg(long, value_name = "MIB")]
+    gpu_memory: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -26,6 +30,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     engine::init(false);
     let gpu = engine::gpu_available();
+    let devices = offload::devices();
+    let engine_args = EngineArgs {
+        gpu_memory: args.gpu_memory,
+        ..EngineArgs::for_path(path.clone())
+    };
+    let plan = engine_args.plan(&path)?;
     let v = json!({
         "path": path,
         "is_default": args.model.is_none(),
@@ -43,6 +53,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         "gpu_reason": (!gpu).then_some(
             "this build of llama.cpp has no GPU backend (build with --features cuda, metal or vulkan)"
         ),
+        "devices": devices,
+        "gpu_plan": plan,
     });
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -81,5 +93,18 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             "not in this build"
         }
     )?;
+    for d in &devices {
+        writeln!(
+            out,
+            "device        {} ({}, {}): {}, {} of {} MiB free",
+            d.name,
+            d.backend,
+            serde_json::to_value(d.kind)?.as_str().unwrap_or("?"),
+            d.description,
+            d.free_bytes >> 20,
+            d.total_bytes >> 20
+        )?;
+    }
+    writeln!(out, "GPU plan      {}", plan.note)?;
     Ok(())
 }

@@ -157,7 +157,7 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     )?;
     writeln!(
         out,
-        "placement {} (soft prompt {}), {} candidate(s) per decode",
+        "placement {} (soft prompt {}), {} candidate(s) per decode, {} GPU layers",
         config.placement.as_str(),
         match (config.placement, config.anchor) {
             (Placement::Prefix, _) => "in place of the persona sentence".to_string(),
@@ -166,7 +166,8 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
                 a.as_str()
             ),
         },
-        config.candidates_per_decode
+        config.candidates_per_decode,
+        config.gpu_layers
     )?;
     writeln!(out)?;
     writeln!(

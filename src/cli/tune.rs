@@ -14,7 +14,9 @@ use crate::scoring::{gap_closed, Constants};
 use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::{EvaluationRecord, RunStatus, Store};
 use crate::survey::Survey;
-use crate::tuning::{constants_for, MethodResult, TuneConfig, TuneError, Tuner};
+use crate::tuning::{
+    constants_for, MethodResult, TuneConfig, TuneError, Tuner, GPU_CANDIDATES_PER_DECODE,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -66,9 +68,10 @@ pub struct TuneArgs {
     /// China." before " Answer: ").
     #[arg(long, value_enum, default_value = "opening")]
     anchor: AnswerAnchor,
-    /// Candidates evaluated together in one pass (answer placement; more is faster on a GPU).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    candidates_per_decode: usize,
+    /// Candidates evaluated together in one pass (answer placement) [default: 8 with layers on
+    /// a GPU, else 1; docs/performance.md].
+    #[arg(long, value_name = "N")]
+    candidates_per_decode: Option<usize>,
     /// DE strategy.
     #[arg(long, value_enum, default_value = "shade")]
     strategy: Strategy,
@@ -166,7 +169,20 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.a_scale = args.a_scale;
     config.placement = args.placement;
     config.anchor = args.anchor;
-    config.candidates_per_decode = args.candidates_per_decode;
+    config.gpu_layers = args.engine.resolve_layers(&given)?;
+    let leaves = Survey::from_id_or_path(&config.survey)
+        .context("loading the training survey")?
+        .items
+        .len()
+        * args.panel
+        * if args.counterbalance { 2 } else { 1 };
+    config.candidates_per_decode = args
+        .candidates_per_decode
+        .unwrap_or(if config.gpu_layers > 0 {
+            GPU_CANDIDATES_PER_DECODE.min(crate::engine::answer::group_limit(leaves))
+        } else {
+            1
+        });
     config.d = args.dims;
     config.de.dim = args.dims;
     config.de.pop_size = args.population;

@@ -42,6 +42,12 @@ pub struct AnswerPrompts {
     pub n_items: usize,
 }
 
+/// The most candidates one decode can hold for a survey of `n_leaves` prompts (items x
+/// respondents x option orders): each candidate needs a sequence per leaf.
+pub fn group_limit(n_leaves: usize) -> usize {
+    (super::evaluate::MAX_SEQ / n_leaves.max(1)).max(1)
+}
+
 impl AnswerPrompts {
     /// Renders every (respondent, item, order) prompt with `persona_block` in the system
     /// message, and tokenizes its three parts: the chat up to the start of the assistant turn,
@@ -108,7 +114,7 @@ impl AnswerPrompts {
     /// The most candidates one decode can carry: every (candidate, leaf) pair needs its own
     /// sequence id.
     pub fn max_group(&self) -> usize {
-        (super::evaluate::MAX_SEQ / self.leaves.len().max(1)).max(1)
+        group_limit(self.leaves.len())
     }
 
     /// Tokens a candidate of `k` rows decodes (its rows plus every suffix).

@@ -42,10 +42,86 @@ pub fn init_backend(verbose: bool) {
     });
 }
 
+/// Initialises llama.cpp if needed, leaving the log setting as it is.
+pub fn ensure_backend() {
+    init_backend(VERBOSE.load(Ordering::Relaxed));
+}
+
 /// Whether this build has a GPU backend that can take layers.
 pub fn supports_gpu_offload() -> bool {
     // SAFETY: a pure query with no arguments.
     unsafe { sys::llama_supports_gpu_offload() }
+}
+
+/// One compute device as ggml's backend registry reports it.
+pub struct RawDevice {
+    /// Device name (`CPU`, `CUDA0`, `Vulkan0`, ...).
+    pub name: String,
+    /// Description (the GPU's or CPU's model name).
+    pub description: String,
+    /// The backend that provides it (`CPU`, `CUDA`, `Vulkan`, `Metal`, ...).
+    pub backend: String,
+    /// ggml's device type: 0 CPU, 1 GPU, 2 integrated GPU, 3 accelerator.
+    pub kind: u32,
+    /// Free memory in bytes, as the driver reports it now.
+    pub free: u64,
+    /// Total memory in bytes.
+    pub total: u64,
+}
+
+fn owned(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: checked non-NULL; ggml's device and registry names are NUL-terminated strings
+    // that live as long as the registry (the whole process).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Every device llama.cpp can run on, in ggml's registry order.
+pub fn devices() -> Vec<RawDevice> {
+    ensure_backend();
+    // SAFETY: a pure query of the static registry, after llama_backend_init.
+    let n = unsafe { sys::ggml_backend_dev_count() };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: i < ggml_backend_dev_count(); the registry returns a device pointer that
+        // stays valid for the process, or NULL, which we skip.
+        let dev = unsafe { sys::ggml_backend_dev_get(i) };
+        if dev.is_null() {
+            continue;
+        }
+        let (mut free, mut total) = (0usize, 0usize);
+        // SAFETY: dev is a valid device; the two out-pointers point at live locals.
+        unsafe { sys::ggml_backend_dev_memory(dev, &mut free, &mut total) };
+        // SAFETY: dev is valid; these return static strings, a plain enum and a registry
+        // pointer (checked for NULL before its name is read).
+        let (name, description, kind, reg) = unsafe {
+            (
+                sys::ggml_backend_dev_name(dev),
+                sys::ggml_backend_dev_description(dev),
+                sys::ggml_backend_dev_type(dev),
+                sys::ggml_backend_dev_backend_reg(dev),
+            )
+        };
+        let backend = if reg.is_null() {
+            String::new()
+        } else {
+            // SAFETY: reg is a valid, non-NULL registry entry.
+            owned(unsafe { sys::ggml_backend_reg_name(reg) })
+        };
+        out.push(RawDevice {
+            name: owned(name),
+            description: owned(description),
+            backend,
+            // The C enum's Rust type is platform-dependent (u32 here, i32 on MSVC).
+            #[allow(clippy::unnecessary_cast)]
+            kind: kind as u32,
+            free: free as u64,
+            total: total as u64,
+        });
+    }
+    out
 }
 
 /// llama.cpp's description of the CPU features it was built with.

@@ -30,6 +30,16 @@ pub struct GgufInfo {
     pub n_layer: Option<u64>,
     /// `general.file_type`: llama.cpp's code for the file's main weight type, if present.
     pub file_type: Option<u32>,
+    /// `<architecture>.attention.head_count`, if present.
+    pub n_head: Option<u64>,
+    /// `<architecture>.attention.head_count_kv` (the head count when absent).
+    pub n_head_kv: Option<u64>,
+    /// Bytes of each layer's tensors (`blk.<i>.*`), by layer index: what offloading that
+    /// layer puts on the GPU.
+    pub layer_bytes: Vec<u64>,
+    /// Bytes of the output tensors (`output.weight`, or `token_embd.weight` when the output
+    /// is tied to it, and `output_norm.weight`): what offloading the output layer adds.
+    pub output_bytes: u64,
 }
 
 impl GgufInfo {
@@ -287,6 +297,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
     let mut data_end = 0u64;
     let mut n_elements = 0u64;
     let mut shapes = std::collections::HashMap::new();
+    let mut sizes = std::collections::HashMap::new();
     for i in 0..n_tensors {
         let tname = r.string(&format!("tensor info {i}"))?;
         let n_dims = r.u32(&format!("tensor {tname}"))?;
@@ -309,6 +320,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
                 detail: format!("tensor {tname}: unknown type {ty} or bad shape {ne:?}"),
             })?;
         data_end = data_end.max(offset.saturating_add(bytes));
+        sizes.insert(tname.clone(), bytes);
         shapes.insert(tname, ne);
         n_elements = n_elements.saturating_add(ne.iter().product());
     }
@@ -326,7 +338,18 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
         });
     }
     check_hyperparameters(&p, &architecture, &ints, n_vocab_tokens, &shapes)?;
+    let (layer_bytes, output_bytes) = offload_sizes(&sizes);
+    let n_head = ints
+        .get(&format!("{architecture}.attention.head_count"))
+        .copied();
     Ok(GgufInfo {
+        n_head,
+        n_head_kv: ints
+            .get(&format!("{architecture}.attention.head_count_kv"))
+            .copied()
+            .or(n_head),
+        layer_bytes,
+        output_bytes,
         version,
         name,
         chat_template,
@@ -342,6 +365,33 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             .and_then(|&v| u32::try_from(v).ok()),
         architecture,
     })
+}
+
+/// Bytes per layer (`blk.<i>.*`, by index) and of the output layer, from tensor sizes.
+fn offload_sizes(sizes: &std::collections::HashMap<String, u64>) -> (Vec<u64>, u64) {
+    let mut layers = Vec::new();
+    for (name, &bytes) in sizes {
+        let Some(i) = name
+            .strip_prefix("blk.")
+            .and_then(|r| r.split('.').next()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        // check_hyperparameters bounds the highest index by block_count (at most 512).
+        if i < MAX_LAYERS as usize {
+            if layers.len() <= i {
+                layers.resize(i + 1, 0);
+            }
+            layers[i] += bytes;
+        }
+    }
+    let output = sizes
+        .get("output.weight")
+        .or_else(|| sizes.get("token_embd.weight"))
+        .copied()
+        .unwrap_or(0)
+        + sizes.get("output_norm.weight").copied().unwrap_or(0);
+    (layers, output)
 }
 
 /// llama.cpp's own limit on layers (LLAMA_MAX_LAYERS); it asserts on more.

@@ -13,6 +13,7 @@ pub mod evaluate;
 mod ffi;
 mod gguf;
 mod model;
+pub mod offload;
 pub mod tree;
 mod weights;
 

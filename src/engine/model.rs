@@ -48,7 +48,7 @@ impl Model {
             .chat_template
             .clone()
             .ok_or_else(|| EngineError::NoChatTemplate { path: p.clone() })?;
-        ffi::init_backend(false);
+        ffi::ensure_backend();
         let gpu_layers = if ffi::supports_gpu_offload() {
             gpu_layers
         } else {
@@ -83,6 +83,31 @@ impl Model {
             info,
             template,
         })
+    }
+
+    /// Loads a model with `gpu_layers` on the GPU and, when llama.cpp cannot load it so
+    /// (usually out of device memory), again with half as many, down to none. Each retry is
+    /// reported to `on_retry(tried, next)`; an error only when even the CPU load fails or the
+    /// file is invalid.
+    pub fn load_offloaded(
+        path: &Path,
+        gpu_layers: u32,
+        on_retry: &mut dyn FnMut(u32, u32),
+    ) -> Result<Model, EngineError> {
+        let mut layers = gpu_layers;
+        loop {
+            let n = i32::try_from(layers).unwrap_or(i32::MAX);
+            match Model::load(path, n) {
+                Err(EngineError::LoadFailed { .. })
+                    if layers > 0 && ffi::supports_gpu_offload() =>
+                {
+                    let next = layers / 2;
+                    on_retry(layers, next);
+                    layers = next;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// What was loaded.

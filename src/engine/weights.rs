@@ -68,7 +68,7 @@ pub fn converted_path(
         source,
     })?;
     let tmp = dir.join(format!(".{stem}-{suffix}.{}.partial", std::process::id()));
-    ffi::init_backend(false);
+    ffi::ensure_backend();
     if !ffi::convert_model(model, &tmp, ftype, threads) {
         let _ = std::fs::remove_file(&tmp);
         return Err(EngineError::LoadFailed {

@@ -17,6 +17,16 @@ export interface ModelInfo {
   path: string; is_default: boolean; name: string | null; architecture: string;
   file_size: number; n_params: number; quantization: string | null; n_embd: number | null;
   n_layer: number | null; gpu_available: boolean; gpu_reason: string | null;
+  devices: Device[]; gpu_plan: LayerPlan;
+}
+/** One device llama.cpp sees (`culturetune info --json`). */
+export interface Device {
+  name: string; description: string; backend: string; kind: string; free_bytes: number; total_bytes: number;
+}
+/** The automatic GPU layer plan for a model (`--gpu-layers auto`). */
+export interface LayerPlan {
+  gpu_layers: number; n_layer: number; budget_bytes: number | null; margin_bytes: number;
+  per_layer_bytes: number; output_bytes: number; full_offload_bytes: number; note: string;
 }
 export interface RunSummary {
   id: number; status: string; region: string; survey: string; seed: number;

@@ -7,7 +7,8 @@ export const state = {
   regions: [] as Region[],
   selected: [] as string[],
   model: null as ModelInfo | null,
-  gpuLayers: 0,
+  /** GPU layers chosen on the Model screen; null = automatic plan. */
+  gpuLayers: null as number | null,
   runs: [] as RunSummary[],
   listeners: new Map<string, Listener[]>(),
 };

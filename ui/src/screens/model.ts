@@ -25,7 +25,13 @@ async function load(path?: string): Promise<void> {
     const gpu = $<HTMLInputElement>("model-gpu-layers");
     gpu.disabled = !m.gpu_available;
     if (!m.gpu_available) gpu.value = "0";
-    $("model-gpu-reason").textContent = m.gpu_available ? "layers to offload to the GPU" : `disabled: ${m.gpu_reason}`;
+    $("model-gpu-reason").textContent = m.gpu_available
+      ? "layers to offload to the GPU (empty = the plan)"
+      : `disabled: ${m.gpu_reason}`;
+    $("model-devices").textContent = m.devices
+      .map((d) => `${d.name} (${d.description}): ${mib(d.free_bytes)} free of ${mib(d.total_bytes)}`)
+      .join("; ");
+    $("model-plan").textContent = m.gpu_plan.note;
     $("side-model").textContent = `model: ${m.name ?? m.path.split(/[\\/]/).pop()}`;
     changed("model");
   } catch (e) {
@@ -48,7 +54,8 @@ export function initModel(): void {
     }
   });
   $<HTMLInputElement>("model-gpu-layers").addEventListener("change", (e) => {
-    state.gpuLayers = Number((e.target as HTMLInputElement).value) || 0;
+    const v = (e.target as HTMLInputElement).value.trim();
+    state.gpuLayers = v === "" ? null : Math.max(0, Math.floor(Number(v)) || 0);
   });
   api.appInfo().then((i) => ($("app-db").textContent = i.db)).catch(() => undefined);
   load();

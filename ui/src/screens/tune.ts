@@ -43,7 +43,7 @@ function settings(code: string): TuneSettings {
     calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
     weights: $<HTMLSelectElement>("tune-weights").value,
     threads: num("tune-threads"),
-    gpuLayers: state.gpuLayers > 0 ? state.gpuLayers : undefined,
+    gpuLayers: state.gpuLayers ?? undefined,
   };
 }
 
