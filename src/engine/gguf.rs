@@ -88,8 +88,6 @@ impl GgufInfo {
 enum Value {
     Str(String),
     Int(u64),
-    /// An array, by its length.
-    Array(u64),
     Other,
 }
 
@@ -149,6 +147,35 @@ impl<R: Read> Reader<R> {
         }
         Ok(())
     }
+    /// Reads an array that must hold distinct strings (the vocabulary: llama.cpp maps each
+    /// token's text to its id and asserts, aborting the process, when two are the same).
+    /// Returns its length.
+    fn distinct_strings(&mut self, what: &str) -> Result<u64, EngineError> {
+        let et = self.u32(what)?;
+        let n = self.len(what)?;
+        if et != 8 {
+            return Err(EngineError::BadGguf {
+                path: self.path.clone(),
+                detail: format!("{what}: an array of type {et}, expected strings (8)"),
+            });
+        }
+        let mut seen = std::collections::HashMap::new();
+        for i in 0..n {
+            let l = self.len(what)? as usize;
+            let mut b = vec![0u8; l];
+            self.r
+                .read_exact(&mut b)
+                .map_err(|_| self.truncated(what))?;
+            if let Some(first) = seen.insert(b, i) {
+                return Err(EngineError::BadGguf {
+                    path: self.path.clone(),
+                    detail: format!("{what}: tokens {first} and {i} have the same text"),
+                });
+            }
+        }
+        Ok(n)
+    }
+
     /// Reads (or skips) a value of GGUF type `ty`; returns strings and integers.
     fn value(&mut self, ty: u32, what: &str) -> Result<Value, EngineError> {
         match ty {
@@ -170,7 +197,6 @@ impl<R: Read> Reader<R> {
             9 => {
                 let et = self.u32(what)?;
                 let n = self.len(what)?;
-                let array = Value::Array(n);
                 match et {
                     0 | 1 | 7 => self.skip(n, what)?,
                     2 | 3 => self.skip(2 * n, what)?,
@@ -189,7 +215,6 @@ impl<R: Read> Reader<R> {
                         })
                     }
                 }
-                return Ok(array);
             }
             _ => {
                 return Err(EngineError::BadGguf {
@@ -225,9 +250,22 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             detail: "it is a directory".into(),
         });
     }
-    let file_size = meta.len();
+    check(BufReader::with_capacity(1 << 16, file), meta.len(), p)
+}
+
+/// Checks a GGUF image held in memory as [`inspect`] checks a file (`name` stands for its
+/// path in errors). For tests and fuzzing of the validation.
+pub fn inspect_bytes(bytes: &[u8], name: &str) -> Result<GgufInfo, EngineError> {
+    check(
+        std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        name.to_string(),
+    )
+}
+
+fn check<R: Read + Seek>(reader: R, file_size: u64, p: String) -> Result<GgufInfo, EngineError> {
     let mut r = Reader {
-        r: BufReader::with_capacity(1 << 16, file),
+        r: reader,
         path: p.clone(),
     };
 
@@ -274,6 +312,10 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             alignment = u64::from(r.u32("general.alignment")?);
             continue;
         }
+        if key == "tokenizer.ggml.tokens" && ty == 9 {
+            n_vocab_tokens = Some(r.distinct_strings(&key)?);
+            continue;
+        }
         match (key.as_str(), r.value(ty, &format!("metadata {key}"))?) {
             ("general.architecture", Value::Str(v)) => architecture = Some(v),
             ("general.name", Value::Str(v)) => name = Some(v),
@@ -281,7 +323,6 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
             (_, Value::Int(v)) => {
                 ints.insert(key, v);
             }
-            ("tokenizer.ggml.tokens", Value::Array(n)) => n_vocab_tokens = Some(n),
             _ => {}
         }
     }

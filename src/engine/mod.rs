@@ -19,7 +19,7 @@ mod weights;
 
 pub use embeddings::EmbeddingTable;
 pub use ffi::DecodeError;
-pub use gguf::{inspect, GgufInfo};
+pub use gguf::{inspect, inspect_bytes, GgufInfo};
 pub use model::{Model, ModelInfo};
 pub use weights::{converted_path, WeightType};
 
