@@ -158,3 +158,26 @@ fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
         .expect("a directory is refused");
     assert!(matches!(err, StoreError::NotADatabase { .. }));
 }
+
+#[test]
+fn many_connections_opening_a_new_database_at_once_all_succeed() {
+    // Before: two processes opening a new file raced in the migration ("table models already
+    // exists") or in the switch to WAL ("database is locked").
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || culturetune::store::Store::open(&p).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let s = culturetune::store::Store::open(&path).unwrap();
+        assert!(s.schema_version().unwrap() >= 1);
+    }
+}

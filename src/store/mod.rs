@@ -225,6 +225,14 @@ pub struct Store {
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
+/// Whether SQLite said the database is busy or locked by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl Store {
     /// The default database: `culturetune/culturetune.db` in the user's data directory.
     pub fn default_path() -> PathBuf {
@@ -266,7 +274,28 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(sql)?;
+        // Two processes opening a new database at once can find it busy while the other
+        // switches it to WAL or creates the schema, and SQLite does not always wait for that
+        // itself (a journal-mode change does not call the busy handler): retry for up to 10 s.
+        let mut tries = 0;
+        loop {
+            let conn = Connection::open(path).map_err(sql)?;
+            match Self::prepare(conn, path) {
+                Err(StoreError::Sqlite { source, .. }) if is_busy(&source) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sets the connection up, migrates the schema and marks stale runs.
+    fn prepare(conn: Connection, path: &Path) -> Result<Store, StoreError> {
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -303,9 +332,23 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// Brings the schema up to date in one IMMEDIATE transaction that reads the version
+    /// itself: two processes opening a new database at once cannot both create its tables
+    /// (the second waits for the first, then finds the schema current).
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let have = self.schema_version()?;
+        let path = self.path.clone();
+        let sql = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let latest = migrations::MIGRATIONS.len() as i64;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&sql)?;
+        let have: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(&sql)?;
         if have > latest {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
@@ -318,18 +361,11 @@ impl Store {
             .enumerate()
             .skip(have as usize)
         {
-            let path = self.path.clone();
-            let sql = move |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            };
-            let tx = self.conn.transaction().map_err(&sql)?;
             tx.execute_batch(m).map_err(&sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)
                 .map_err(&sql)?;
-            tx.commit().map_err(&sql)?;
         }
-        Ok(())
+        tx.commit().map_err(&sql)
     }
 
     /// Runs left `running` by a process that no longer exists become `interrupted`.
