@@ -8,6 +8,7 @@
 
 pub mod atomic_file;
 pub mod cli;
+pub mod csv_lines;
 pub mod dimension;
 pub mod engine;
 pub mod events;

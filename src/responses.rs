@@ -106,12 +106,17 @@ impl Responses {
         origin: &str,
         survey: &Survey,
     ) -> Result<Responses, ResponsesError> {
+        let text = crate::csv_lines::CsvText::read(reader).map_err(|e| ResponsesError::Csv {
+            origin: origin.to_string(),
+            line: 0,
+            message: e.to_string(),
+        })?;
         let mut csv = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(reader);
+            .from_reader(&text.data[..]);
         let csv_err = |e: csv::Error| ResponsesError::Csv {
             origin: origin.to_string(),
-            line: e.position().map_or(0, |p| p.line()),
+            line: text.line_of(e.position()),
             message: e.to_string(),
         };
         let header = csv.headers().map_err(csv_err)?.clone();
@@ -152,7 +157,7 @@ impl Responses {
         let mut respondents = 0;
         for record in csv.records() {
             let record = record.map_err(csv_err)?;
-            let line = record.position().map_or(0, |p| p.line());
+            let line = text.line_of(record.position());
             respondents += 1;
             for (k, &col) in columns.iter().enumerate() {
                 let cell = record.get(col).unwrap_or("");

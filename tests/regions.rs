@@ -74,6 +74,11 @@ fn a_bad_targets_file_names_the_line_and_column() {
         err.contains("t.csv: line 3") && err.contains("column idv") && err.contains("\"two\""),
         "{err}"
     );
+    // The same file saved with CRLF line ends names the same line.
+    let err = RegionTable::from_reader(csv.replace('\n', "\r\n").as_bytes(), "t.csv")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("t.csv: line 3"), "{err}");
     let err = RegionTable::from_reader("name,code\n".as_bytes(), "t.csv")
         .unwrap_err()
         .to_string();
