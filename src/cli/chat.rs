@@ -40,6 +40,9 @@ pub struct Args {
 /// Answers the message twice.
 pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
     let region = table.find(&args.region)?;
+    if args.message.trim().is_empty() {
+        bail!("the message is empty; give the text the model should answer");
+    }
     let model = args.engine.load()?;
     let n_embd = model.info().n_embd;
     let (rows, card) = match (&args.soft_prompt, args.run) {

@@ -116,7 +116,7 @@ impl EngineArgs {
         engine::init(self.verbose);
         let given = self.model_path();
         let path = engine::converted_path(&given, self.weights, self.settings().threads)
-            .context("converting the model's weights")?;
+            .context("loading the model")?;
         let layers = self.resolve_layers(&path)?;
         let model = Model::load_offloaded(&path, layers, &mut |tried, next| {
             eprintln!(

@@ -203,11 +203,12 @@ where
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<Cancelled>() => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = error_text(&e);
+            eprintln!("error: {message}");
             if json_errors {
                 eprintln!(
                     "{}",
-                    serde_json::json!({"code": error_code(&e), "message": format!("{e:#}")})
+                    serde_json::json!({"code": error_code(&e), "message": message})
                 );
             }
             ExitCode::FAILURE
@@ -215,9 +216,49 @@ where
     }
 }
 
+/// An error and its causes as one line, `context: error: cause`. A cause is left out when
+/// the text before it already ends with it: the library's errors name their cause in their
+/// own message (`cannot read model file X: <io error>`), and anyhow's `{:#}` would repeat it.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.ends_with(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use crate::engine::EngineError;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(EngineError::Io {
+            path: "m.gguf".into(),
+            source: io,
+        })
+        .context("loading the model");
+        assert_eq!(
+            error_text(&e),
+            "loading the model: cannot read model file m.gguf: gone"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&plain), "outer: inner");
+    }
 }

@@ -32,6 +32,9 @@ pub enum EventFormat {
     Jsonl,
 }
 
+/// Largest `--budget`: a million candidates is days of work for the default model.
+const MAX_BUDGET: usize = 1_000_000;
+
 /// Options of `culturetune tune`.
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
@@ -187,6 +190,14 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.de.dim = args.dims;
     config.de.pop_size = args.population;
     config.de.strategy = args.strategy;
+    if args.budget < args.population || args.budget > MAX_BUDGET {
+        bail!(
+            "--budget must be {}..={MAX_BUDGET} candidates (at least one generation of --population {}), got {}",
+            args.population,
+            args.population,
+            args.budget
+        );
+    }
     config.de.max_evals = Some(args.budget);
     config.de.patience = args.patience;
     if let Some(r) = &args.calibration_regions {
@@ -276,12 +287,12 @@ fn drive(
         Err(e) if e.is::<Cancelled>() => {}
         Err(e) => {
             if let Some(id) = run_id {
-                let _ = store.set_status(id, RunStatus::Failed, Some(&format!("{e:#}")));
+                let _ = store.set_status(id, RunStatus::Failed, Some(&super::error_text(e)));
             }
             let _ = em.emit(Event::Error {
                 run: run_id,
                 code: super::error_code(e).into(),
-                message: format!("{e:#}"),
+                message: super::error_text(e),
             });
         }
     }

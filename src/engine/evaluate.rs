@@ -24,6 +24,13 @@ pub const ANSWER_PREFIX: &str = "Answer: ";
 /// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
 pub const MAX_SEQ: usize = 256;
 
+/// Most CPU threads llama.cpp takes (GGML_MAX_N_THREADS).
+pub const MAX_THREADS: i32 = 512;
+
+/// Most KV cells an evaluation may ask for: far beyond any survey (a few thousand cells), and
+/// small enough that a typo cannot ask llama.cpp for terabytes.
+pub const MAX_CTX: u32 = 1 << 20;
+
 /// Settings that fix the evaluation procedure (and its speed).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalSettings {
@@ -308,6 +315,18 @@ impl<'m> Evaluator<'m> {
         // llama.cpp keeps one output row per sequence (MAX_SEQ of them) within n_batch outputs,
         // and cuts n_batch to n_ctx; outside these limits it aborts instead of failing.
         let min = MAX_SEQ as u32;
+        if !(1..=MAX_THREADS).contains(&settings.threads) {
+            return Err(EngineError::Prompt(format!(
+                "threads is {}; it must be 1..={MAX_THREADS} (llama.cpp's limit; --threads)",
+                settings.threads
+            )));
+        }
+        if settings.n_ctx > MAX_CTX {
+            return Err(EngineError::Prompt(format!(
+                "n_ctx is {}; it must be at most {MAX_CTX} (lower --n-ctx)",
+                settings.n_ctx
+            )));
+        }
         if settings.n_ctx < min {
             return Err(EngineError::Prompt(format!(
                 "n_ctx is {}; it must be at least {min} (raise --n-ctx)",
@@ -329,7 +348,7 @@ impl<'m> Evaluator<'m> {
             n_batch: settings.n_batch,
             n_ubatch: settings.n_ubatch,
             n_seq_max: MAX_SEQ as u32,
-            n_threads: settings.threads.max(1),
+            n_threads: settings.threads,
             flash_attn: settings.flash_attn,
         };
         let ctx = RawContext::new(model.raw(), params).ok_or(EngineError::ContextFailed {
