@@ -1,12 +1,12 @@
 //! `culturetune export`, `import` and `calibrate`.
 
-use super::engine_args::EngineArgs;
+use super::engine_args::{model_record, EngineArgs};
 use crate::dimension::Dimension;
 use crate::engine::evaluate::Evaluator;
 use crate::export;
 use crate::fingerprint::sha256_file;
 use crate::regions::RegionTable;
-use crate::store::{ModelRecord, Store};
+use crate::store::Store;
 use crate::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
 use crate::tuning::{calibrate, TuneConfig};
 use anyhow::{Context, Result};
@@ -96,14 +96,7 @@ pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<(
         eprintln!("warning: {} was tuned on another model file (card model_sha256 differs); answers may not transfer", args.dir.display());
     }
     let store = Store::open(db)?;
-    store.upsert_model(&ModelRecord {
-        sha256: sha.clone(),
-        path: args.engine.model_path().display().to_string(),
-        name: model.info().name.clone(),
-        architecture: model.info().architecture.clone(),
-        n_embd: model.info().n_embd,
-        file_size: model.info().file_size,
-    })?;
+    store.upsert_model(&model_record(&model, &sha, &args.engine.model_path()))?;
     let id = store.save_prompt(None, &sha, file.k, file.n_embd, &file.rows, &file.card)?;
     writeln!(
         out,
@@ -137,14 +130,7 @@ pub fn calibrate_model(
     }
     let model = args.engine.load()?;
     let store = Store::open(db)?;
-    store.upsert_model(&ModelRecord {
-        sha256: sha.clone(),
-        path: given.display().to_string(),
-        name: model.info().name.clone(),
-        architecture: model.info().architecture.clone(),
-        n_embd: model.info().n_embd,
-        file_size: model.info().file_size,
-    })?;
+    store.upsert_model(&model_record(&model, &sha, &given))?;
     let mut ev = Evaluator::new(&model, config.settings)?;
     let mut report = Vec::new();
     for id in [TRAINING_SURVEY_ID, HELDOUT_SURVEY_ID] {
