@@ -78,36 +78,32 @@ impl Table {
             ("CRLF line ends (works)", "crlf", text.replace('\n', "\r\n")),
         ] {
             let a = args(self.file(&format!("{stem}-{kind}.csv"), body));
-            let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            self.case(group, name, Want::Works, &a);
+            self.case(group, name, Want::Works, a);
         }
     }
 
     /// Runs one case, checks how it ended, and adds its row.
-    fn case(&mut self, group: &str, input: &str, want: Want, args: &[&str]) -> Output {
+    fn case<S: AsRef<str>>(&mut self, group: &str, input: &str, want: Want, args: impl AsRef<[S]>) {
+        let args = args.as_ref();
         let o = Command::new(bin())
-            .args(args)
+            .args(args.iter().map(|a| a.as_ref()))
             .output()
             .expect("the binary runs");
-        self.record(group, input, want, args, &o);
-        o
+        self.record(group, input, want, args, &o, None);
     }
 
-    fn record(&mut self, group: &str, input: &str, want: Want, args: &[&str], o: &Output) {
-        self.record_as(group, input, want, args, o, None);
-    }
-
-    /// As `record`, with a fixed text in place of the output's first line (for outputs that
-    /// hold timings or depend on which of two processes came first).
-    fn record_as(
+    /// Checks how a run ended and adds its row; `shown` replaces the output's first line (for
+    /// outputs that hold timings or depend on which of two processes came first).
+    fn record(
         &mut self,
         group: &str,
         input: &str,
         want: Want,
-        args: &[&str],
+        args: &[impl AsRef<str>],
         o: &Output,
         shown: Option<&str>,
     ) {
+        let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
         let stderr = String::from_utf8_lossy(&o.stderr);
         let stdout = String::from_utf8_lossy(&o.stdout);
         let code = o.status.code();
@@ -124,9 +120,9 @@ impl Table {
             o.status
         );
         assert!(!stderr.contains("panicked"), "{group} / {input}: {stderr}");
-        let first = match (shown, want) {
-            (Some(text), _) => text.to_string(),
-            (None, want) => match want {
+        let first = match shown {
+            Some(text) => text.to_string(),
+            None => match want {
                 Want::Works => stdout
                     .lines()
                     .find(|l| !l.trim().is_empty())
@@ -213,34 +209,27 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         .map(|s| s.to_string())
         .collect()
     };
-    let run = |t: &mut Table, group: &str, input: &str, want: Want, args: Vec<String>| {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        t.case(group, input, want, &a)
-    };
-
     // ------------------------------------------------------------------ model files
     let g = "model file";
-    run(
-        &mut t,
+    t.case(
         g,
         "the generated one-layer model (valid)",
         Want::Works,
         survey(&tiny_path),
     );
     let p = t.path("missing.gguf");
-    run(&mut t, g, "missing", Want::Error, survey(&p));
+    t.case(g, "missing", Want::Error, survey(&p));
     let p = t.path("");
-    run(
-        &mut t,
+    t.case(
         g,
         "a directory",
         Want::Error,
         survey(p.trim_end_matches('/')),
     );
     let p = t.file("empty.gguf", b"");
-    run(&mut t, g, "empty", Want::Error, survey(&p));
+    t.case(g, "empty", Want::Error, survey(&p));
     let p = t.file("text.gguf", "this is not a model\n");
-    run(&mut t, g, "not GGUF (text)", Want::Error, survey(&p));
+    t.case(g, "not GGUF (text)", Want::Error, survey(&p));
     for (name, len) in [
         ("truncated inside the magic (3 bytes)", 3),
         ("truncated inside the header (20 bytes)", 20),
@@ -248,23 +237,16 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         ("truncated inside the tensor data", tiny.len() - 100),
     ] {
         let p = t.file(&format!("cut-{len}.gguf"), &tiny[..len]);
-        run(&mut t, g, name, Want::Error, survey(&p));
+        t.case(g, name, Want::Error, survey(&p));
     }
     let mut m = tiny.clone();
     set_u32(&mut m, 4, 7);
     let p = t.file("version.gguf", &m);
-    run(
-        &mut t,
-        g,
-        "corrupted header: version 7",
-        Want::Error,
-        survey(&p),
-    );
+    t.case(g, "corrupted header: version 7", Want::Error, survey(&p));
     let mut m = tiny.clone();
     set_u64(&mut m, 16, 1 << 40);
     let p = t.file("nkv.gguf", &m);
-    run(
-        &mut t,
+    t.case(
         g,
         "corrupted header: 2^40 metadata keys",
         Want::Error,
@@ -274,8 +256,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     let at = seed.values["general.name"] - 4;
     set_u32(&mut m, at, 99);
     let p = t.file("type.gguf", &m);
-    run(
-        &mut t,
+    t.case(
         g,
         "corrupted header: unknown value type",
         Want::Error,
@@ -298,8 +279,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         let mut m = tiny.clone();
         set_u32(&mut m, seed.values[key], v);
         let p = t.file(&format!("{key}-{v}.gguf"), &m);
-        run(
-            &mut t,
+        t.case(
             g,
             &format!("edited hyper-parameter: {name}"),
             Want::Error,
@@ -308,8 +288,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     }
     let (_, dup) = common::tiny_model_with(|t| t[66] = t[65].clone());
     let p = t.file("dup.gguf", &dup);
-    run(
-        &mut t,
+    t.case(
         g,
         "two vocabulary entries with the same text",
         Want::Error,
@@ -317,12 +296,12 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     );
     let (_, plain) = common::tiny_model_opts(|_| {}, false);
     let p = t.file("plain.gguf", &plain);
-    run(&mut t, g, "no chat template", Want::Error, survey(&p));
+    t.case(g, "no chat template", Want::Error, survey(&p));
     let a = t.path("loop-a.gguf");
     let b = t.path("loop-b.gguf");
     std::os::unix::fs::symlink(&b, &a).unwrap();
     std::os::unix::fs::symlink(&a, &b).unwrap();
-    run(&mut t, g, "a symlink loop", Want::Error, survey(&a));
+    t.case(g, "a symlink loop", Want::Error, survey(&a));
 
     // ------------------------------------------------------------------ surveys
     let g = "survey file";
@@ -406,7 +385,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     ];
     for (i, (name, want, text)) in cases.into_iter().enumerate() {
         let a = with(&t, &format!("survey-{i}.toml"), text);
-        run(&mut t, g, name, want, a);
+        t.case(g, name, want, a);
     }
 
     // ------------------------------------------------------------------ targets CSV
@@ -420,7 +399,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         "t-bad.csv",
         shipped.replacen(",64,27,", ",sixty-four,27,", 1),
     );
-    run(&mut t, g, "a bad number", Want::Error, regions(p));
+    t.case(g, "a bad number", Want::Error, regions(p));
     let p = t.file(
         "t-col.csv",
         shipped.replacen(
@@ -429,7 +408,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
             1,
         ),
     );
-    run(&mut t, g, "a missing column", Want::Error, regions(p));
+    t.case(g, "a missing column", Want::Error, regions(p));
     t.encodings(g, "t", &shipped, regions);
     let mut big = String::from("country,code,pdi,idv,mas,uai,lto,ivr\n");
     for i in 0..1_000_000 {
@@ -437,7 +416,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     }
     let p = t.file("t-million.csv", &big);
     let start = Instant::now();
-    run(&mut t, g, "a million rows (works)", Want::Works, regions(p));
+    t.case(g, "a million rows (works)", Want::Works, regions(p));
     eprintln!(
         "targets, a million rows: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -467,9 +446,9 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         "r-bad.csv",
         good.replacen("r2,", "r2,x", 1).replacen("r2,x3", "r2,x", 1),
     );
-    run(&mut t, g, "a bad number", Want::Error, score(p));
+    t.case(g, "a bad number", Want::Error, score(p));
     let p = t.file("r-col.csv", good.replacen(",q24", "", 1));
-    run(&mut t, g, "a missing column", Want::Error, score(p));
+    t.case(g, "a missing column", Want::Error, score(p));
     t.encodings(g, "r", &good, score);
     let mut big = format!("{header}\n");
     for i in 0..1_000_000 {
@@ -478,13 +457,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     }
     let p = t.file("r-million.csv", &big);
     let start = Instant::now();
-    run(
-        &mut t,
-        g,
-        "a million respondents (works)",
-        Want::Works,
-        score(p),
-    );
+    t.case(g, "a million respondents (works)", Want::Works, score(p));
     eprintln!(
         "responses, a million rows: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -494,18 +467,11 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     let g = "database";
     let runs = |p: &str| vec!["runs".to_string(), "--db".into(), p.to_string()];
     let p = t.path("");
-    run(
-        &mut t,
-        g,
-        "a directory",
-        Want::Error,
-        runs(p.trim_end_matches('/')),
-    );
+    t.case(g, "a directory", Want::Error, runs(p.trim_end_matches('/')));
     let p = t.file("text.db", "not a database\n".repeat(100));
-    run(&mut t, g, "not SQLite", Want::Error, runs(&p));
+    t.case(g, "not SQLite", Want::Error, runs(&p));
     let p = t.path("deeper/still/runs.db");
-    run(
-        &mut t,
+    t.case(
         g,
         "a missing parent directory (created)",
         Want::Works,
@@ -564,7 +530,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     integrity_ok(&db);
     let resume = ["resume", "1", "--db", &db];
     let o = Command::new(bin()).args(resume).output().unwrap();
-    t.record_as(
+    t.record(
         g,
         "SIGKILL during a run, then resume (works)",
         Want::Works,
@@ -596,13 +562,11 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         (s, e)
     };
     assert!(a_out.0.success(), "{}", a_out.1);
-    let args2: Vec<String> = tune(&two, "2");
-    let a2: Vec<&str> = args2.iter().map(String::as_str).collect();
-    t.record_as(
+    t.record(
         g,
         "two processes writing at once (both finish)",
         Want::Works,
-        &a2,
+        &tune(&two, "2"),
         &b,
         Some("(both runs done, integrity_check ok)"),
     );
@@ -642,16 +606,10 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         false,
     )
     .unwrap();
-    run(
-        &mut t,
-        g,
-        "a valid export (works)",
-        Want::Works,
-        import(&good),
-    );
+    t.case(g, "a valid export (works)", Want::Works, import(&good));
     integrity_ok(&db);
     let p = t.path("no-such-export");
-    run(&mut t, g, "a missing directory", Want::Error, import(&p));
+    t.case(g, "a missing directory", Want::Error, import(&p));
     let tmpdir = t.tmp().to_path_buf();
     let copy = |name: &str| -> PathBuf {
         let d = tmpdir.join(name);
@@ -667,8 +625,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     };
     let d = copy("export-nofile");
     std::fs::remove_file(d.join("adapter_model.safetensors")).unwrap();
-    run(
-        &mut t,
+    t.case(
         g,
         "the tensor file missing",
         Want::Error,
@@ -685,8 +642,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         false,
     )
     .unwrap();
-    run(
-        &mut t,
+    t.case(
         g,
         "the wrong width (100 for a 64-wide model)",
         Want::Error,
@@ -698,8 +654,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     let n = st2.len();
     st2[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(d.join("adapter_model.safetensors"), &st2).unwrap();
-    run(
-        &mut t,
+    t.case(
         g,
         "a NaN value",
         Want::Error,
@@ -711,8 +666,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     huge.extend_from_slice(head.as_bytes());
     huge.extend(vec![0u8; 512]);
     std::fs::write(d.join("adapter_model.safetensors"), &huge).unwrap();
-    run(
-        &mut t,
+    t.case(
         g,
         "a huge declared shape",
         Want::Error,
@@ -742,7 +696,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         ("--gpu-layers", "100000", Want::Works),
         ("--gpu-memory", "0", Want::Works),
     ] {
-        run(&mut t, g, &format!("{f} {v}"), want, flag(f, v));
+        t.case(g, &format!("{f} {v}"), want, flag(f, v));
     }
     for (v, want) in [
         ("0", Want::Error),
@@ -752,7 +706,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         let mut a = tune(&t.path("flags.db"), "1");
         let at = a.iter().position(|x| x == "--budget").unwrap();
         a[at + 1] = v.to_string();
-        run(&mut t, g, &format!("--budget {v}"), want, a);
+        t.case(g, &format!("--budget {v}"), want, a);
     }
 
     // ------------------------------------------------------------------ chat
@@ -775,10 +729,9 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
             msg.to_string(),
         ]
     };
-    run(&mut t, g, "an empty message", Want::Error, chat(""));
+    t.case(g, "an empty message", Want::Error, chat(""));
     let long = "word ".repeat(4000);
-    run(
-        &mut t,
+    t.case(
         g,
         "a message longer than the context",
         Want::Error,

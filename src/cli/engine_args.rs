@@ -66,21 +66,6 @@ impl EngineArgs {
         }
     }
 
-    /// The default options with `--model path`.
-    pub fn for_path(path: PathBuf) -> EngineArgs {
-        EngineArgs {
-            model: Some(path),
-            threads: None,
-            n_ctx: EvalSettings::default().n_ctx,
-            n_ubatch: EvalSettings::default().n_ubatch,
-            no_flash_attn: false,
-            gpu_layers: GpuLayers::Auto,
-            gpu_memory: None,
-            weights: WeightType::Auto,
-            verbose: false,
-        }
-    }
-
     /// The model path: --model, else models/<default> in the current directory, else the one
     /// in the source tree this binary was built from.
     pub fn model_path(&self) -> PathBuf {
@@ -160,13 +145,12 @@ impl EngineArgs {
 
     /// The layer plan for the model at `path` on this machine's GPUs (under --gpu-memory).
     pub fn plan(&self, path: &std::path::Path) -> Result<LayerPlan> {
-        let info = engine::inspect(path)?;
-        let free = offload::gpu_free_bytes(&offload::devices());
-        let budget = match (free, self.gpu_memory) {
-            (Some(f), Some(cap)) => Some(f.min(cap.saturating_mul(1 << 20))),
-            (f, _) => f,
-        };
-        Ok(offload::plan(&info, self.settings().n_ctx, budget))
+        let budget = offload::budget(&offload::devices(), self.gpu_memory);
+        Ok(offload::plan(
+            &engine::inspect(path)?,
+            self.settings().n_ctx,
+            budget,
+        ))
     }
 
     /// The evaluation settings these options select.

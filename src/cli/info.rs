@@ -3,6 +3,7 @@
 
 use super::engine_args::EngineArgs;
 use crate::engine;
+use crate::engine::evaluate::EvalSettings;
 use crate::engine::offload;
 use anyhow::Result;
 use serde_json::json;
@@ -31,11 +32,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     engine::init(false);
     let gpu = engine::gpu_available();
     let devices = offload::devices();
-    let engine_args = EngineArgs {
-        gpu_memory: args.gpu_memory,
-        ..EngineArgs::for_path(path.clone())
-    };
-    let plan = engine_args.plan(&path)?;
+    let plan = offload::plan(
+        &info,
+        EvalSettings::default().n_ctx,
+        offload::budget(&devices, args.gpu_memory),
+    );
     let v = json!({
         "path": path,
         "is_default": args.model.is_none(),

@@ -5,6 +5,7 @@
 use super::engine_args::EngineArgs;
 use super::report::{print_comparison, MethodRow};
 use super::Cancelled;
+use crate::engine::answer::group_limit;
 use crate::events::{to_line, Event};
 use crate::fingerprint::sha256_file;
 use crate::optim::{DeState, Strategy};
@@ -173,16 +174,15 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.placement = args.placement;
     config.anchor = args.anchor;
     config.gpu_layers = args.engine.resolve_layers(&given)?;
-    let leaves = Survey::from_id_or_path(&config.survey)
+    let n_items = Survey::from_id_or_path(&config.survey)
         .context("loading the training survey")?
         .items
-        .len()
-        * args.panel
-        * if args.counterbalance { 2 } else { 1 };
+        .len();
     config.candidates_per_decode = args
         .candidates_per_decode
         .unwrap_or(if config.gpu_layers > 0 {
-            GPU_CANDIDATES_PER_DECODE.min(crate::engine::answer::group_limit(leaves))
+            let limit = group_limit(n_items, args.panel, args.counterbalance);
+            GPU_CANDIDATES_PER_DECODE.min(limit)
         } else {
             1
         });

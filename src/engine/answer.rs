@@ -42,9 +42,14 @@ pub struct AnswerPrompts {
     pub n_items: usize,
 }
 
-/// The most candidates one decode can hold for a survey of `n_leaves` prompts (items x
-/// respondents x option orders): each candidate needs a sequence per leaf.
-pub fn group_limit(n_leaves: usize) -> usize {
+/// The most candidates one decode can hold for a survey of `n_items` items asked of `panel`
+/// respondents, in both option orders when `counterbalance`: each candidate needs a sequence
+/// per (respondent, item, order) leaf, as [`AnswerPrompts::build`] lays them out.
+pub fn group_limit(n_items: usize, panel: usize, counterbalance: bool) -> usize {
+    leaf_limit(n_items * panel * if counterbalance { 2 } else { 1 })
+}
+
+fn leaf_limit(n_leaves: usize) -> usize {
     (super::evaluate::MAX_SEQ / n_leaves.max(1)).max(1)
 }
 
@@ -114,7 +119,7 @@ impl AnswerPrompts {
     /// The most candidates one decode can carry: every (candidate, leaf) pair needs its own
     /// sequence id.
     pub fn max_group(&self) -> usize {
-        group_limit(self.leaves.len())
+        leaf_limit(self.leaves.len())
     }
 
     /// Tokens a candidate of `k` rows decodes (its rows plus every suffix).

@@ -74,10 +74,12 @@ pub fn devices() -> Vec<Device> {
         .collect()
 }
 
-/// Free memory over all GPUs, or `None` when there is none.
-pub fn gpu_free_bytes(devices: &[Device]) -> Option<u64> {
+/// The memory a plan may use: free memory over all GPUs, at most `cap_mib` MiB when given;
+/// `None` when there is no GPU.
+pub fn budget(devices: &[Device], cap_mib: Option<u64>) -> Option<u64> {
     let gpus: Vec<&Device> = devices.iter().filter(|d| d.kind.is_gpu()).collect();
-    (!gpus.is_empty()).then(|| gpus.iter().map(|d| d.free_bytes).sum())
+    let free: u64 = gpus.iter().map(|d| d.free_bytes).sum();
+    (!gpus.is_empty()).then(|| cap_mib.map_or(free, |c| free.min(c.saturating_mul(MIB))))
 }
 
 /// `--gpu-layers`: a number of layers, or `auto` (planned from free device memory).
@@ -275,6 +277,28 @@ mod tests {
         assert!(p.note.starts_with("0 of 32 layers"), "{}", p.note);
         // More context, bigger KV cache per layer, fewer layers.
         assert!(plan(&i, 8192, Some(2 << 30)).gpu_layers < 11);
+    }
+
+    #[test]
+    fn the_budget_is_free_gpu_memory_under_the_cap() {
+        let dev = |kind, free_bytes| Device {
+            name: String::new(),
+            description: String::new(),
+            backend: String::new(),
+            kind,
+            free_bytes,
+            total_bytes: free_bytes,
+        };
+        let cpu = dev(DeviceKind::Cpu, 64 << 30);
+        assert_eq!(budget(std::slice::from_ref(&cpu), None), None);
+        let devices = [
+            cpu,
+            dev(DeviceKind::Gpu, 6 << 30),
+            dev(DeviceKind::Gpu, 2 << 30),
+        ];
+        assert_eq!(budget(&devices, None), Some(8 << 30));
+        assert_eq!(budget(&devices, Some(2048)), Some(2 << 30));
+        assert_eq!(budget(&devices, Some(u64::MAX)), Some(8 << 30));
     }
 
     #[test]
