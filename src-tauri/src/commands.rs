@@ -1,6 +1,7 @@
 //! The commands the window invokes. Each one runs a worker (or asks the job supervisor) and
 //! hands back JSON as the command line prints it; nothing here computes results itself.
 
+use crate::chat_worker::ChatWorker;
 use crate::error::{AppError, AppResult};
 use crate::jobs::{JobInfo, Jobs};
 use crate::worker::Worker;
@@ -140,10 +141,12 @@ pub async fn compare(worker: State<'_, Worker>, regions: Vec<String>) -> AppResu
         .await
 }
 
-/// The same message answered with the naive persona and with a run's tuned prompt.
+/// The same message answered with the naive persona and with a run's tuned prompt, by the
+/// long-lived chat worker (the model stays loaded between messages).
 #[tauri::command]
 pub async fn chat(
     worker: State<'_, Worker>,
+    chat: State<'_, ChatWorker>,
     region: String,
     run: i64,
     message: String,
@@ -152,21 +155,9 @@ pub async fn chat(
     if message.trim().is_empty() {
         return Err(AppError::new("invalid_input", "type a message first"));
     }
-    let mut args = vec![
-        "chat".to_string(),
-        "--region".into(),
-        region,
-        "--run".into(),
-        run.to_string(),
-        "--json".into(),
-    ];
-    if let Some(m) = model.filter(|m| !m.trim().is_empty()) {
-        args.push("--model".into());
-        args.push(m);
-    }
-    args.push("--".into());
-    args.push(message);
-    worker.json(&args).await
+    let model = model.filter(|m| !m.trim().is_empty());
+    let request = serde_json::json!({"region": region, "run": run, "message": message});
+    chat.ask(&worker, model, &request).await
 }
 
 /// Writes a run's tuned prompt as a PEFT adapter directory (`culturetune export`).

@@ -1,7 +1,9 @@
 //! The culturetune desktop shell: Tauri commands, job supervision and app state. No science
 //! here: every survey, tuning run and chat runs in a worker process (culturetune's command
-//! line, see [`worker`]), and results are read back through its JSON output.
+//! line, see [`worker`]), and results are read back through its JSON output. Chat keeps one
+//! worker with the model loaded ([`chat_worker`]).
 
+pub mod chat_worker;
 pub mod commands;
 pub mod error;
 pub mod jobs;
@@ -15,6 +17,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>, worker: worker::Worker) -> Bui
     builder
         .manage(worker)
         .manage(jobs::Jobs::default())
+        .manage(chat_worker::ChatWorker::default())
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::model_info,

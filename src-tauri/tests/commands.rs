@@ -1,6 +1,9 @@
 //! The app's commands without a window (`tauri::test`'s mock runtime), each against a real
 //! worker process (this package's own binary in worker mode) and a real, temporary database.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use culturetune_app::jobs::{JobEnd, JOB_END};
 use culturetune_app::worker::{Worker, WORKER_ARG};
 use serde_json::{json, Value};
@@ -126,4 +129,80 @@ fn a_failing_job_ends_with_the_workers_error_code() {
     assert!(err.message.contains("Atlantis"), "{err:?}");
     // The slot is free again.
     assert_eq!(a.invoke("current_job", json!({})).unwrap(), Value::Null);
+}
+
+#[test]
+#[cfg(unix)]
+fn chat_keeps_one_worker_with_the_model_loaded() {
+    let a = app();
+    let dir = a._dir.path();
+    let model = dir.join("tiny.gguf");
+    std::fs::write(&model, common::tiny_model().1).unwrap();
+    // A run with a tuned prompt, written straight into the app's database.
+    let store = culturetune::store::Store::open(&dir.join("runs.db")).unwrap();
+    let n = common::N_EMBD as usize;
+    store
+        .upsert_model(&culturetune::store::ModelRecord {
+            sha256: "tiny".into(),
+            path: model.display().to_string(),
+            name: "tiny".into(),
+            architecture: "llama".into(),
+            n_embd: n,
+            file_size: 1,
+        })
+        .unwrap();
+    let run = store
+        .create_run("USA", "vsm13", "tuned", "tiny", &json!({}), 1)
+        .unwrap();
+    let rows: Vec<f32> = (0..2 * n).map(|i| ((i % 5) as f32 - 2.0) * 0.05).collect();
+    store
+        .save_prompt(Some(run), "tiny", 2, n, &rows, &json!({"region": "USA"}))
+        .unwrap();
+    drop(store);
+    let model = model.display().to_string();
+    let chat = |text: &str| {
+        a.invoke(
+            "chat",
+            json!({"region": "USA", "run": run, "message": text, "model": model}),
+        )
+    };
+    let first = chat("Describe a good boss.").unwrap();
+    assert!(
+        first["naive"].is_string() && first["tuned"].is_string(),
+        "{first}"
+    );
+    let pid = first["worker"]["pid"].as_u64().unwrap();
+    assert_eq!(first["worker"]["model_loads"], 1, "{first}");
+    // The second message goes to the same process, which does not load the model again.
+    let second = chat("What matters in a job?").unwrap();
+    assert_eq!(second["worker"]["pid"], pid, "{second}");
+    assert_eq!(second["worker"]["model_loads"], 1, "{second}");
+    assert_eq!(second["worker"]["requests"], 2, "{second}");
+    // A request error comes back with its code and keeps the worker.
+    let e = a
+        .invoke(
+            "chat",
+            json!({"region": "USA", "run": run + 7, "message": "hi", "model": model}),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], "invalid_input", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("no tuned prompt"),
+        "{e}"
+    );
+    // A worker that died (here: killed) is replaced by the next message.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let third = chat("And a bad one?").unwrap();
+    assert_ne!(third["worker"]["pid"], pid, "{third}");
+    assert_eq!(third["worker"]["model_loads"], 1, "{third}");
+    assert_eq!(third["worker"]["requests"], 1, "{third}");
+    // Greedy decoding: the new worker answers the first message as the old one did.
+    let again = chat("Describe a good boss.").unwrap();
+    assert_eq!(again["naive"], first["naive"]);
+    assert_eq!(again["tuned"], first["tuned"]);
 }

@@ -1,17 +1,23 @@
 //! `culturetune chat`: the same message answered with the naive persona and with a tuned soft
-//! prompt in its place, so a person can see what the tuning did.
+//! prompt in its place, so a person can see what the tuning did. [`answer`] is shared with the
+//! long-lived `chat-worker`, which keeps the model loaded between messages.
 
 use super::engine_args::EngineArgs;
-use crate::engine::evaluate::{ChatPrompt, Evaluator, PersonaInput};
+use super::InvalidInput;
+use crate::engine::evaluate::{ChatPrompt, EvalSettings, Evaluator, PersonaInput};
+use crate::engine::Model;
 use crate::export;
 use crate::prompt;
 use crate::regions::RegionTable;
 use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::Store;
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::json;
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Most tokens per reply unless the request says otherwise.
+pub const DEFAULT_MAX_TOKENS: usize = 120;
 
 /// Options of `culturetune chat`.
 #[derive(Debug, clap::Args)]
@@ -28,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     run: Option<i64>,
     /// Most tokens per reply.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
     /// Print JSON.
     #[arg(long)]
@@ -37,15 +43,97 @@ pub struct Args {
     message: String,
 }
 
+/// One message to answer: the region's persona, where the tuned prompt comes from, the text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Region code of the persona.
+    pub region: String,
+    /// A run in the database whose tuned prompt to use.
+    #[serde(default)]
+    pub run: Option<i64>,
+    /// Or an exported soft prompt directory.
+    #[serde(default)]
+    pub soft_prompt: Option<PathBuf>,
+    /// The message.
+    pub message: String,
+    /// Most tokens per reply.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+fn default_max_tokens() -> usize {
+    DEFAULT_MAX_TOKENS
+}
+
+/// The two replies to one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    /// Region code of the persona.
+    pub region: String,
+    /// The message answered.
+    pub message: String,
+    /// The reply with the naive persona text.
+    pub naive: String,
+    /// The reply with the tuned soft prompt in the persona's place.
+    pub tuned: String,
+}
+
 /// Answers the message twice.
 pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let region = table.find(&args.region)?;
-    if args.message.trim().is_empty() {
-        bail!("the message is empty; give the text the model should answer");
-    }
+    let request = Request {
+        region: args.region.clone(),
+        run: args.run,
+        soft_prompt: args.soft_prompt.clone(),
+        message: args.message.clone(),
+        max_tokens: args.max_tokens,
+    };
+    check(&request, table)?;
     let model = args.engine.load()?;
+    let reply = answer(&model, args.engine.settings(), table, db, &request)?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&reply)?)?;
+    } else {
+        writeln!(
+            out,
+            "== naive persona ({:?})\n{}\n",
+            prompt::persona(table.find(&reply.region)?),
+            reply.naive
+        )?;
+        writeln!(out, "== tuned soft prompt\n{}", reply.tuned)?;
+    }
+    Ok(())
+}
+
+/// Refuses a request that cannot be answered whatever the model: an unknown region, an empty
+/// message, no tuned prompt named.
+pub fn check(request: &Request, table: &RegionTable) -> Result<()> {
+    table.find(&request.region)?;
+    let refuse = |m: &str| Err(InvalidInput(m.to_string()).into());
+    if request.message.trim().is_empty() {
+        return refuse("the message is empty; give the text the model should answer");
+    }
+    match (&request.run, &request.soft_prompt) {
+        (None, None) => refuse("give the tuned prompt with --soft-prompt DIR or --run N"),
+        (Some(_), Some(_)) => {
+            refuse("give the tuned prompt either as a run or as a soft prompt directory, not both")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The naive and the tuned reply of a loaded model to one request (greedy decoding).
+pub fn answer(
+    model: &Model,
+    settings: EvalSettings,
+    table: &RegionTable,
+    db: &Path,
+    request: &Request,
+) -> Result<Reply> {
+    check(request, table)?;
+    let region = table.find(&request.region)?;
     let n_embd = model.info().n_embd;
-    let (rows, card) = match (&args.soft_prompt, args.run) {
+    let (rows, card) = match (&request.soft_prompt, request.run) {
         (Some(dir), _) => {
             let f = export::import(dir, Some(n_embd))?;
             (f.rows, f.card)
@@ -53,7 +141,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         (None, Some(run)) => {
             let p = Store::open(db)?
                 .prompt_for_run(run)?
-                .with_context(|| format!("run {run} has no tuned prompt"))?;
+                .ok_or_else(|| InvalidInput(format!("run {run} has no tuned prompt")))?;
             if p.n_embd != n_embd {
                 bail!(
                     "run {run}'s prompt is {} wide but this model's embeddings are {n_embd} wide",
@@ -65,42 +153,32 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         (None, None) => bail!("give the tuned prompt with --soft-prompt DIR or --run N"),
     };
     let placement = Placement::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
-    let chat = ChatPrompt::build(&model, &prompt::persona(region), &args.message)?;
+    let persona = prompt::persona(region);
+    let chat = ChatPrompt::build(model, &persona, &request.message)?;
     let tuned_chat = match placement {
         Placement::Prefix => chat.clone(),
         Placement::Answer => {
             let anchor =
                 AnswerAnchor::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
             ChatPrompt::build_answer(
-                &model,
-                &prompt::persona(region),
+                model,
+                &persona,
                 &prompt::answer_parts(anchor, region).0,
-                &args.message,
+                &request.message,
             )?
         }
     };
-    let mut ev = Evaluator::new(&model, args.engine.settings())?;
-    let naive = ev.generate(&chat, PersonaInput::Text, args.max_tokens)?;
+    let mut ev = Evaluator::new(model, settings)?;
+    let naive = ev.generate(&chat, PersonaInput::Text, request.max_tokens)?;
     let tuned = ev.generate(
         &tuned_chat,
         PersonaInput::Embeddings(&rows),
-        args.max_tokens,
+        request.max_tokens,
     )?;
-    if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"region": region.code, "message": args.message, "naive": naive, "tuned": tuned})
-            )?
-        )?;
-    } else {
-        writeln!(
-            out,
-            "== naive persona ({:?})\n{naive}\n",
-            prompt::persona(region)
-        )?;
-        writeln!(out, "== tuned soft prompt\n{tuned}")?;
-    }
-    Ok(())
+    Ok(Reply {
+        region: region.code.clone(),
+        message: request.message.clone(),
+        naive,
+        tuned,
+    })
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod chat;
+mod chat_worker;
 mod constants;
 mod engine_args;
 mod format;
@@ -55,6 +56,12 @@ pub struct Cli {
 #[error("cancelled")]
 pub struct Cancelled;
 
+/// A request the command line refuses before any work (an empty message, a malformed worker
+/// request): code `invalid_input`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
 /// A stable code for an error, for `--events jsonl` and the desktop app.
 pub fn error_code(e: &anyhow::Error) -> &'static str {
     use crate::engine::EngineError as E;
@@ -83,6 +90,7 @@ pub fn error_code(e: &anyhow::Error) -> &'static str {
             return "cancelled";
         }
         if c.downcast_ref::<crate::survey::SurveyError>().is_some()
+            || c.downcast_ref::<InvalidInput>().is_some()
             || c.downcast_ref::<crate::export::ExportError>().is_some()
         {
             return "invalid_input";
@@ -148,6 +156,10 @@ enum Command {
     /// Answer a message as a person from the region, with the naive persona and with a tuned
     /// soft prompt in its place (greedy decoding, so the replies are reproducible).
     Chat(chat::Args),
+    /// Keep the model loaded and answer chat messages read from stdin, one JSON request per
+    /// line (`{"region", "run" or "soft_prompt", "message", "max_tokens"}`), with one JSON
+    /// line each on stdout. Used by the desktop app; stops when stdin closes or when idle.
+    ChatWorker(chat_worker::Args),
     /// Inspect a GGUF model file: architecture, size, quantization, embedding width; and
     /// whether this build can offload layers to a GPU.
     Info(info::Args),
@@ -181,6 +193,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Import(a) => transfer::import_dir(a, &db, out),
         Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),
         Command::Chat(a) => chat::run(a, &table()?, &db, out),
+        Command::ChatWorker(a) => chat_worker::run(a, &table()?, &db, out),
         Command::Info(a) => info::run(a, out),
     }
 }

@@ -80,7 +80,7 @@ export const api = {
   runDetail: (run: number) => invoke<RunDetail>("run_detail", { run }),
   compare: (regions: string[]) => invoke<CompareRow[]>("compare", { regions }),
   chat: (region: string, run: number, message: string, model?: string) =>
-    invoke<{ naive: string; tuned: string }>("chat", { region, run, message, model: model ?? null }),
+    invoke<{ naive: string; tuned: string; worker: { pid: number; model_loads: number; requests: number } }>("chat", { region, run, message, model: model ?? null }),
   exportRun: (run: number, dir: string, force: boolean) => invoke<string>("export_run", { run, dir, force }),
   startTune: (settings: TuneSettings) => invoke<JobInfo>("start_tune", { settings }),
   resumeRun: (run: number, region?: string) => invoke<JobInfo>("resume_run", { run, region: region ?? null }),

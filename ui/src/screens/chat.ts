@@ -47,6 +47,8 @@ async function send(): Promise<void> {
     $("chat-naive").textContent = r.naive;
     $("chat-tuned").textContent = r.tuned;
     $("chat-status").textContent = "done";
+    // The model stays loaded in one worker between messages; say so where a curious user looks.
+    $("chat-status").title = `answered by worker ${r.worker.pid}: model loaded ${r.worker.model_loads}×, message ${r.worker.requests}`;
   } catch (e) {
     $("chat-status").textContent = errorText(e);
   } finally {

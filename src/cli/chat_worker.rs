@@ -1,0 +1,154 @@
+//! `culturetune chat-worker`: a long-lived process that keeps one model loaded and answers chat
+//! messages, so the second message of a conversation does not load the model again.
+//!
+//! Protocol: one JSON request per line on stdin (see [`chat::Request`]), one JSON line per
+//! request on stdout, in order: `{"reply": {...}, "error": null, "worker": {...}}` or
+//! `{"reply": null, "error": {"code", "message"}, "worker": {...}}`. A failed request (a bad
+//! region, a missing run, a message too long for the context) leaves the worker running. The
+//! model is loaded on the first request, with the engine options the worker was started with.
+//! The worker exits with status 0 when stdin closes or after `--idle-secs` without a request.
+
+use super::chat::{self, Reply, Request};
+use super::engine_args::EngineArgs;
+use super::{error_code, error_text, InvalidInput};
+use crate::engine::Model;
+use crate::regions::RegionTable;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+/// Options of `culturetune chat-worker`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Stop after this many seconds without a request.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_secs: u64,
+}
+
+/// What the worker has done so far, sent with every answer (a caller can check that the model
+/// was not loaded again, and which process answered).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkerState {
+    /// This process's id.
+    pub pid: u32,
+    /// How many times the model was loaded (1 once the first message succeeded).
+    pub model_loads: u32,
+    /// Requests answered, including this one.
+    pub requests: u32,
+}
+
+/// A request's error, with the stable code of `--json-errors`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerError {
+    /// Stable code (as in `--json-errors`).
+    pub code: &'static str,
+    /// The error and its causes.
+    pub message: String,
+}
+
+/// One line of output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    /// The replies, when the request succeeded.
+    pub reply: Option<Reply>,
+    /// The error, when it did not.
+    pub error: Option<WorkerError>,
+    /// The worker's counters after this request.
+    pub worker: WorkerState,
+}
+
+/// The worker: loaded model and counters.
+struct Worker<'a> {
+    engine: &'a EngineArgs,
+    table: &'a RegionTable,
+    db: &'a Path,
+    model: Option<Model>,
+    state: WorkerState,
+}
+
+impl Worker<'_> {
+    /// Answers one request line.
+    fn handle(&mut self, line: &str) -> Response {
+        self.state.requests += 1;
+        let (reply, error) = match self.answer(line) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (
+                None,
+                Some(WorkerError {
+                    code: error_code(&e),
+                    message: error_text(&e),
+                }),
+            ),
+        };
+        Response {
+            reply,
+            error,
+            worker: self.state,
+        }
+    }
+
+    fn answer(&mut self, line: &str) -> Result<Reply> {
+        let request: Request = serde_json::from_str(line).map_err(|e| {
+            InvalidInput(format!(
+                "request {}: not a chat request ({e}); expected {{\"region\", \"run\" or \"soft_prompt\", \"message\", \"max_tokens\"?}}",
+                self.state.requests
+            ))
+        })?;
+        chat::check(&request, self.table)?;
+        let model = match &mut self.model {
+            Some(m) => m,
+            slot => {
+                let m = self.engine.load()?;
+                self.state.model_loads += 1;
+                slot.insert(m)
+            }
+        };
+        chat::answer(model, self.engine.settings(), self.table, self.db, &request)
+    }
+}
+
+/// Serves requests until stdin closes or the worker has been idle for `--idle-secs`.
+pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
+    let (tx, rx) = mpsc::channel();
+    // Stdin has no read timeout: a thread reads it and the loop below waits with one.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut worker = Worker {
+        engine: &args.engine,
+        table,
+        db,
+        model: None,
+        state: WorkerState {
+            pid: std::process::id(),
+            model_loads: 0,
+            requests: 0,
+        },
+    };
+    let idle = Duration::from_secs(args.idle_secs);
+    loop {
+        let line = match rx.recv_timeout(idle) {
+            Ok(line) => line.context("reading a request from stdin")?,
+            Err(RecvTimeoutError::Timeout) => {
+                eprintln!("chat-worker: no request for {} s, stopping", args.idle_secs);
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = worker.handle(&line);
+        writeln!(out, "{}", serde_json::to_string(&response)?)?;
+        out.flush()?;
+    }
+}
