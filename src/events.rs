@@ -3,13 +3,15 @@
 //! field's meaning does.
 
 use crate::dimension::DimScores;
-use serde::Serialize;
+use crate::error_code::ErrorCode;
+use crate::store::{MethodLabel, RunStatus};
+use serde::{Deserialize, Serialize};
 
 /// Version of the event schema.
 pub const EVENTS_VERSION: u32 = 1;
 
 /// One event of a tuning run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The run exists and work begins (also on resume).
@@ -42,8 +44,8 @@ pub enum Event {
     Evaluation {
         /// Run id.
         run: i64,
-        /// `naive`, `icl` or `tuned`.
-        method: String,
+        /// Which prompt was measured.
+        method: MethodLabel,
         /// Survey id.
         survey: String,
         /// The indices.
@@ -58,7 +60,7 @@ pub enum Event {
         digit_mass: f64,
         /// Tuned only: per dimension, the share of the naive prompt's distance to the target
         /// that this method closed on the same survey (see `scoring::gap_closed`).
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         gap_closed: Option<DimScores>,
     },
     /// A generation of the search finished (and was checkpointed).
@@ -86,8 +88,8 @@ pub enum Event {
     Finished {
         /// Run id.
         run: i64,
-        /// Final status.
-        status: String,
+        /// Final status (`done` or `cancelled`).
+        status: RunStatus,
         /// Best training loss found.
         best_loss: Option<f64>,
         /// Evaluations spent.
@@ -99,12 +101,16 @@ pub enum Event {
     Error {
         /// Run id, when one exists.
         run: Option<i64>,
-        /// Stable code: model_not_found, not_gguf, bad_model, out_of_memory, region_unknown,
-        /// database, cancelled, engine, invalid_input, internal.
-        code: String,
+        /// Stable code.
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
     },
+}
+
+/// Reads one JSON line of the stream (the `v` field is ignored).
+pub fn from_line(line: &str) -> Result<Event, serde_json::Error> {
+    serde_json::from_str(line)
 }
 
 /// Serializes an event as one JSON line with the schema version.

@@ -41,6 +41,13 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// The stable code of this error (bad input: `invalid_input`).
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        crate::error_code::ErrorCode::InvalidInput
+    }
+}
+
 /// A soft prompt read from an adapter directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoftPromptFile {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod csv_lines;
 pub mod dimension;
 pub mod engine;
+pub mod error_code;
 pub mod events;
 pub mod export;
 pub mod fingerprint;

@@ -50,6 +50,16 @@ pub enum RegionError {
     },
 }
 
+impl RegionError {
+    /// The stable code of this error.
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        match self {
+            RegionError::Unknown { .. } => crate::error_code::ErrorCode::RegionUnknown,
+            _ => crate::error_code::ErrorCode::InvalidInput,
+        }
+    }
+}
+
 /// All regions of a targets table, in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegionTable {

@@ -76,6 +76,13 @@ pub enum ResponsesError {
     },
 }
 
+impl ResponsesError {
+    /// The stable code of this error (bad input: `invalid_input`).
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        crate::error_code::ErrorCode::InvalidInput
+    }
+}
+
 /// Per-item means computed from a responses file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Responses {

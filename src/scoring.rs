@@ -90,6 +90,13 @@ pub enum ScoreError {
     },
 }
 
+impl ScoreError {
+    /// The stable code of this error (bad input: `invalid_input`).
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        crate::error_code::ErrorCode::InvalidInput
+    }
+}
+
 /// The indices of every dimension the survey defines, from item means in survey item order.
 pub fn indices(
     survey: &Survey,

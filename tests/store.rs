@@ -79,7 +79,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
     let e = EvaluationRecord {
         run_id: Some(id),
         model_sha256: model().sha256,
-        method: "naive".into(),
+        method: culturetune::store::MethodLabel::Naive,
         survey: "vsm13".into(),
         region: "USA".into(),
         constants: json!({"policy": "zero"}),

@@ -4,9 +4,10 @@
 
 use crate::error::{AppError, AppResult};
 use crate::worker::{failure, Worker};
+use culturetune::events::{self, Event};
 use culturetune::store::{RunStatus, Store};
 use serde::Serialize;
-use serde_json::Value;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,8 +44,20 @@ pub struct JobInfo {
 pub struct JobEvent {
     /// Job number.
     pub job: u64,
-    /// The event as the worker wrote it (see docs/events.md).
-    pub event: Value,
+    /// The event the worker wrote (see docs/events.md).
+    pub event: Event,
+}
+
+/// How a job ended, as the window sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The run finished.
+    Done,
+    /// Cancelled by the user (the run is resumable).
+    Cancelled,
+    /// Failed with an error, or the worker died.
+    Failed,
 }
 
 /// How a job ended.
@@ -52,8 +65,8 @@ pub struct JobEvent {
 pub struct JobEnd {
     /// Job number.
     pub job: u64,
-    /// `done`, `cancelled` or `failed`.
-    pub outcome: String,
+    /// Done, cancelled or failed.
+    pub outcome: Outcome,
     /// The run, when one was created.
     pub run: Option<i64>,
     /// What went wrong, for `failed` (and `cancelled`, code `cancelled`).
@@ -139,7 +152,7 @@ impl Jobs {
                 tail.join("\n")
             });
             let mut reported: Option<AppError> = None;
-            let mut finished_status: Option<String> = None;
+            let mut finished: Option<RunStatus> = None;
             if let Some(o) = stdout {
                 let mut lines = BufReader::new(o).lines();
                 loop {
@@ -151,24 +164,20 @@ impl Jobs {
                         }
                     };
                     let Ok(Some(line)) = line else { break };
-                    let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    // Anything else on stdout (there should be nothing) is not an event.
+                    let Ok(event) = events::from_line(&line) else {
                         continue;
                     };
-                    match event.get("event").and_then(Value::as_str) {
-                        Some("started") => {
+                    match &event {
+                        Event::Started { run, .. } => {
                             if let Some(c) = lock(&current).as_mut() {
-                                c.info.run = event.get("run").and_then(Value::as_i64);
+                                c.info.run = Some(*run);
                             }
                         }
-                        Some("error") => {
-                            reported = Some(AppError::new(
-                                event["code"].as_str().unwrap_or("internal"),
-                                event["message"].as_str().unwrap_or(""),
-                            ));
+                        Event::Error { code, message, .. } => {
+                            reported = Some(AppError::new(code.as_str(), message.clone()));
                         }
-                        Some("finished") => {
-                            finished_status = event["status"].as_str().map(str::to_string);
-                        }
+                        Event::Finished { status, .. } => finished = Some(*status),
                         _ => {}
                     }
                     let _ = app.emit(JOB_EVENT, JobEvent { job, event });
@@ -185,40 +194,18 @@ impl Jobs {
             let (run, cancelling) = lock(&current)
                 .as_ref()
                 .map_or((None, false), |c| (c.info.run, c.info.cancelling));
-            let (outcome, error) = match status {
-                Err(e) => (
-                    "failed",
-                    Some(AppError::new(
-                        "worker_crashed",
-                        format!("lost the worker process: {e}"),
-                    )),
-                ),
-                Ok(s) if s.success() && finished_status.as_deref() != Some("cancelled") => {
-                    ("done", None)
-                }
-                Ok(s) if cancelling || s.code() == Some(130) => {
-                    let message = match run {
-                        Some(r) => format!(
-                            "run {r} was cancelled; Resume continues it from its last checkpoint"
-                        ),
-                        None => "cancelled before the run started".into(),
-                    };
-                    ("cancelled", Some(AppError::new("cancelled", message)))
-                }
-                Ok(s) => {
-                    let mut e = reported.unwrap_or_else(|| failure(s, &stderr));
-                    if let (Some(r), "worker_crashed") = (run, e.code.as_str()) {
-                        e.message.push_str(&format!(
-                            "; run {r} can be resumed from its last checkpoint"
-                        ));
-                    }
-                    ("failed", Some(e))
-                }
-            };
+            let (outcome, error) = decide_end(&Ended {
+                status: status.map_err(|e| e.to_string()),
+                finished,
+                reported,
+                run,
+                cancelling,
+                stderr,
+            });
             // A worker killed by Cancel leaves its run 'running' (opening the store turns that
             // into 'interrupted', as for any dead worker); the window says cancelled, so the
             // store must too.
-            if let (Some(r), "cancelled") = (run, outcome) {
+            if let (Some(r), Outcome::Cancelled) = (run, outcome) {
                 let _ = tauri::async_runtime::spawn_blocking(move || {
                     let store = Store::open(&db)?;
                     if matches!(
@@ -233,7 +220,7 @@ impl Jobs {
             }
             let end = JobEnd {
                 job,
-                outcome: outcome.into(),
+                outcome,
                 run,
                 error,
             };
@@ -271,6 +258,66 @@ impl Jobs {
     }
 }
 
+/// What the supervisor saw of a worker by the time it ended.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// Its exit status (or why waiting for it failed).
+    pub status: Result<ExitStatus, String>,
+    /// The status of its `finished` event, if it sent one.
+    pub finished: Option<RunStatus>,
+    /// The error of its `error` event, if it sent one.
+    pub reported: Option<AppError>,
+    /// The run, once the worker said which.
+    pub run: Option<i64>,
+    /// Whether Cancel was pressed.
+    pub cancelling: bool,
+    /// Its last lines of stderr.
+    pub stderr: String,
+}
+
+/// How a job ended, from what its worker did: done when it exited cleanly without a cancel;
+/// cancelled when it said so, exited with 130 or was stopped by Cancel; else failed, with the
+/// error it reported or a description of how it died (a crash leaves the run resumable).
+pub fn decide_end(e: &Ended) -> (Outcome, Option<AppError>) {
+    let status = match &e.status {
+        Err(why) => {
+            return (
+                Outcome::Failed,
+                Some(AppError::new(
+                    "worker_crashed",
+                    format!("lost the worker process: {why}"),
+                )),
+            )
+        }
+        Ok(s) => *s,
+    };
+    if status.success() && e.finished != Some(RunStatus::Cancelled) {
+        return (Outcome::Done, None);
+    }
+    if e.cancelling || status.code() == Some(130) || e.finished == Some(RunStatus::Cancelled) {
+        let message = match e.run {
+            Some(r) => {
+                format!("run {r} was cancelled; Resume continues it from its last checkpoint")
+            }
+            None => "cancelled before the run started".into(),
+        };
+        return (
+            Outcome::Cancelled,
+            Some(AppError::new("cancelled", message)),
+        );
+    }
+    let mut err = e
+        .reported
+        .clone()
+        .unwrap_or_else(|| failure(status, &e.stderr));
+    if let (Some(r), "worker_crashed") = (e.run, err.code.as_str()) {
+        err.message.push_str(&format!(
+            "; run {r} can be resumed from its last checkpoint"
+        ));
+    }
+    (Outcome::Failed, Some(err))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -287,4 +334,86 @@ fn interrupt(pid: Option<u32>) -> bool {
 #[cfg(not(unix))]
 fn interrupt(_: Option<u32>) -> bool {
     false
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn ended(raw: i32) -> Ended {
+        Ended {
+            status: Ok(ExitStatus::from_raw(raw)),
+            finished: None,
+            reported: None,
+            run: Some(4),
+            cancelling: false,
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_end_follows_from_what_the_worker_did() {
+        let done = Ended {
+            finished: Some(RunStatus::Done),
+            ..ended(0)
+        };
+        assert_eq!(decide_end(&done), (Outcome::Done, None));
+        // Said cancelled (a closed stdout, a sink stop), exited 130, or Cancel was pressed.
+        for e in [
+            Ended {
+                finished: Some(RunStatus::Cancelled),
+                ..ended(0)
+            },
+            ended(130 << 8),
+            Ended {
+                cancelling: true,
+                ..ended(9)
+            },
+        ] {
+            let (o, err) = decide_end(&e);
+            assert_eq!(o, Outcome::Cancelled, "{e:?}");
+            assert!(err.unwrap().message.contains("run 4 was cancelled"));
+        }
+        let e = Ended {
+            run: None,
+            ..ended(130 << 8)
+        };
+        assert_eq!(
+            decide_end(&e).1.unwrap().message,
+            "cancelled before the run started"
+        );
+        // An error the worker reported wins over its exit status.
+        let e = Ended {
+            reported: Some(AppError::new("engine", "needs 900 KV cells")),
+            ..ended(1 << 8)
+        };
+        assert_eq!(
+            decide_end(&e),
+            (
+                Outcome::Failed,
+                Some(AppError::new("engine", "needs 900 KV cells"))
+            )
+        );
+        // A crash says how it died and that the run can be resumed.
+        let e = Ended {
+            stderr: "gen 3".into(),
+            ..ended(9)
+        };
+        let (o, err) = decide_end(&e);
+        let err = err.unwrap();
+        assert_eq!((o, err.code.as_str()), (Outcome::Failed, "worker_crashed"));
+        assert!(
+            err.message.contains("SIGKILL")
+                && err
+                    .message
+                    .ends_with("run 4 can be resumed from its last checkpoint"),
+            "{err:?}"
+        );
+        let e = Ended {
+            status: Err("gone".into()),
+            ..ended(0)
+        };
+        assert_eq!(decide_end(&e).1.unwrap().code, "worker_crashed");
+    }
 }

@@ -122,7 +122,7 @@ fn a_failing_job_ends_with_the_workers_error_code() {
     assert_eq!(job["kind"], "tune");
     assert!(job["pid"].as_u64().is_some());
     let end = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert_eq!(end.outcome, "failed");
+    assert_eq!(end.outcome, culturetune_app::jobs::Outcome::Failed);
     assert_eq!(end.run, None);
     let err = end.error.unwrap();
     assert_eq!(err.code, "region_unknown", "{err:?}");

@@ -46,7 +46,7 @@ pub struct WorkerState {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerError {
     /// Stable code (as in `--json-errors`).
-    pub code: &'static str,
+    pub code: crate::error_code::ErrorCode,
     /// The error and its causes.
     pub message: String,
 }

@@ -100,37 +100,26 @@ impl EngineArgs {
     pub fn load(&self) -> Result<Model> {
         engine::init(self.verbose);
         let given = self.model_path();
-        let path = engine::converted_path(&given, self.weights, self.settings().threads)
-            .context("loading the model")?;
-        let layers = self.resolve_layers(&path)?;
-        let model = Model::load_offloaded(&path, layers, &mut |tried, next| {
-            eprintln!(
-                "llama.cpp could not load the model with {tried} GPU layers (out of device memory?); retrying with {next}"
-            )
-        })
-        .context("loading the model")?;
-        let i = model.info();
-        eprintln!(
-            "model: {} ({}; {}, {:.1} M parameters, {:.1} MB, n_embd {}, context {}, GPU layers {}{})",
-            i.path.display(),
-            i.name,
-            i.description,
-            i.n_params as f64 / 1e6,
-            i.file_size as f64 / 1e6,
-            i.n_embd,
-            i.n_ctx_train,
-            i.gpu_layers,
-            if engine::gpu_available() { "" } else { ": no GPU backend in this build" },
-        );
-        Ok(model)
+        let layers = self.resolve_layers(&given)?;
+        engine::load_for_evaluation(
+            &given,
+            self.weights,
+            self.settings().threads,
+            layers,
+            &mut |line| eprintln!("{line}"),
+        )
+        .context("loading the model")
     }
 
-    /// The GPU layers to load the model at `path` with: the number given, or for `auto` the
-    /// plan (printed to stderr when there is a GPU); 0 in a build without a GPU backend.
-    pub fn resolve_layers(&self, path: &std::path::Path) -> Result<u32> {
+    /// The GPU layers to load the model given as `given` with: the number given, or for
+    /// `auto` the plan for the weights that will be loaded (the converted copy under
+    /// `--weights`; printed to stderr when there is a GPU); 0 in a build without a GPU backend.
+    pub fn resolve_layers(&self, given: &std::path::Path) -> Result<u32> {
         if !engine::gpu_available() {
             return Ok(0);
         }
+        let path = &engine::converted_path(given, self.weights, self.settings().threads)
+            .context("loading the model")?;
         Ok(match self.gpu_layers {
             GpuLayers::Count(n) => n,
             GpuLayers::Auto => {
@@ -169,19 +158,11 @@ impl EngineArgs {
     }
 }
 
-/// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
-/// given file's, which is what the hash covers.
+/// The store's record of a model loaded from `given` (its SHA-256 `sha`).
 pub fn model_record(
     model: &Model,
     sha: &str,
     given: &std::path::Path,
 ) -> crate::store::ModelRecord {
-    crate::store::ModelRecord {
-        sha256: sha.to_string(),
-        path: given.display().to_string(),
-        name: model.info().name.clone(),
-        architecture: model.info().architecture.clone(),
-        n_embd: model.info().n_embd,
-        file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
-    }
+    crate::store::ModelRecord::of(model, sha, given)
 }

@@ -16,6 +16,7 @@ mod survey;
 mod transfer;
 mod tune;
 
+use crate::error_code::ErrorCode;
 use crate::regions::RegionTable;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -62,41 +63,36 @@ pub struct Cancelled;
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
-/// A stable code for an error, for `--events jsonl` and the desktop app.
-pub fn error_code(e: &anyhow::Error) -> &'static str {
-    use crate::engine::EngineError as E;
+/// A stable code for an error, for `--events jsonl` and the desktop app: the code of the
+/// first library error in its chain (each knows its own), else `internal`.
+pub fn error_code(e: &anyhow::Error) -> ErrorCode {
     for c in e.chain() {
-        if let Some(e) = c.downcast_ref::<E>() {
-            return match e {
-                E::NotFound { .. } => "model_not_found",
-                E::NotGguf { .. } => "not_gguf",
-                E::Truncated { .. }
-                | E::BadGguf { .. }
-                | E::NoChatTemplate { .. }
-                | E::UnknownChatTemplate { .. }
-                | E::LoadFailed { .. }
-                | E::Unsupported { .. } => "bad_model",
-                E::ContextFailed { .. } => "out_of_memory",
-                _ => "engine",
-            };
-        }
-        if c.downcast_ref::<crate::regions::RegionError>().is_some() {
-            return "region_unknown";
-        }
-        if c.downcast_ref::<crate::store::StoreError>().is_some() {
-            return "database";
-        }
-        if c.downcast_ref::<Cancelled>().is_some() {
-            return "cancelled";
-        }
-        if c.downcast_ref::<crate::survey::SurveyError>().is_some()
-            || c.downcast_ref::<InvalidInput>().is_some()
-            || c.downcast_ref::<crate::export::ExportError>().is_some()
-        {
-            return "invalid_input";
-        }
+        let code = if let Some(e) = c.downcast_ref::<crate::tuning::TuneError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::engine::EngineError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::regions::RegionError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::store::StoreError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::survey::SurveyError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::export::ExportError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::scoring::ScoreError>() {
+            e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::responses::ResponsesError>() {
+            e.code()
+        } else if c.is::<Cancelled>() {
+            ErrorCode::Cancelled
+        } else if c.is::<InvalidInput>() {
+            ErrorCode::InvalidInput
+        } else {
+            continue;
+        };
+        return code;
     }
-    "internal"
+    ErrorCode::Internal
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,12 +79,8 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     if !(args.a_scale.is_finite() && args.a_scale > 0.0) {
         bail!("--a-scale must be a positive number (got {})", args.a_scale);
     }
-    if let Some(r) = &args.calibration_regions {
-        config.calibration_regions = r
-            .iter()
-            .map(|c| table.find(c).map(|r| r.code.clone()))
-            .collect::<Result<_, _>>()?;
-    }
+    config.calibration_regions =
+        crate::tuning::resolve_calibration_regions(table, args.calibration_regions.as_deref())?;
     crate::optim::DeState::new(config.de.clone())
         .map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;

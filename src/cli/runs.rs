@@ -8,7 +8,7 @@ use crate::prompt::Method;
 use crate::regions::RegionTable;
 use crate::scoring::Constants;
 use crate::soft_prompt::Placement;
-use crate::store::{EvaluationRecord, RunStatus, Store};
+use crate::store::{EvaluationRecord, MethodLabel, RunStatus, Store};
 use crate::survey::Survey;
 use crate::tuning::{TuneConfig, Tuner};
 use anyhow::{Context, Result};
@@ -230,9 +230,13 @@ pub fn eval(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     )?;
     for (survey, c) in [(&train, &c_train), (&heldout, &c_heldout)] {
         for (name, method, rows) in [
-            ("naive", Method::Naive, None),
-            ("icl", Method::Icl, None),
-            ("tuned", Method::Naive, Some(prompt.rows.as_slice())),
+            (MethodLabel::Naive, Method::Naive, None),
+            (MethodLabel::Icl, Method::Icl, None),
+            (
+                MethodLabel::Tuned,
+                Method::Naive,
+                Some(prompt.rows.as_slice()),
+            ),
         ] {
             let r = tuner.evaluate_on(survey, c, method, rows)?;
             store.save_evaluation(&r.record(
@@ -284,12 +288,12 @@ pub fn compare(
                     .unwrap_or_else(|_| survey.clone());
                 let evals = store.evaluations(Some(run.id))?;
                 let mut m = serde_json::Map::new();
-                for method in ["naive", "icl", "tuned"] {
+                for method in MethodLabel::ALL {
                     let e = evals
                         .iter()
                         .rev()
                         .find(|e| e.method == method && e.survey == id);
-                    m.insert(method.into(), json!(e.map(|e| e.loss)));
+                    m.insert(method.as_str().into(), json!(e.map(|e| e.loss)));
                 }
                 entry[key] = serde_json::Value::Object(m);
                 let mut tuned = Vec::new();
@@ -298,7 +302,7 @@ pub fn compare(
                         .evaluations(Some(r.id))?
                         .into_iter()
                         .rev()
-                        .find(|e| e.method == "tuned" && e.survey == id)
+                        .find(|e| e.method == MethodLabel::Tuned && e.survey == id)
                     {
                         tuned.push(e.loss);
                     }

@@ -122,12 +122,8 @@ pub fn calibrate_model(
     config.settings = args.engine.settings();
     config.panel = args.panel;
     config.counterbalance = args.counterbalance;
-    if let Some(r) = &args.regions {
-        config.calibration_regions = r
-            .iter()
-            .map(|c| table.find(c).map(|r| r.code.clone()))
-            .collect::<Result<_, _>>()?;
-    }
+    config.calibration_regions =
+        crate::tuning::resolve_calibration_regions(table, args.regions.as_deref())?;
     let model = args.engine.load()?;
     let store = Store::open(db)?;
     store.upsert_model(&model_record(&model, &sha, &given))?;

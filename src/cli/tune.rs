@@ -9,19 +9,16 @@ use crate::engine::answer::group_limit;
 use crate::events::{to_line, Event};
 use crate::fingerprint::sha256_file;
 use crate::optim::{DeState, Strategy};
-use crate::prompt::Method;
-use crate::regions::{Region, RegionTable};
-use crate::scoring::{gap_closed, Constants};
+use crate::regions::RegionTable;
 use crate::soft_prompt::{AnswerAnchor, Placement};
-use crate::store::{EvaluationRecord, RunStatus, Store};
+use crate::store::{EvaluationRecord, MethodLabel, Store};
 use crate::survey::Survey;
-use crate::tuning::{
-    constants_for, MethodResult, TuneConfig, TuneError, Tuner, GPU_CANDIDATES_PER_DECODE,
-};
+use crate::tuning::job::{self, JobSink, JobSpec};
+use crate::tuning::{TuneConfig, TuneError, GPU_CANDIDATES_PER_DECODE};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -92,7 +89,8 @@ pub struct TuneArgs {
     #[arg(long)]
     counterbalance: bool,
     /// Calibration regions (comma-separated codes) [default: a 12-region set spanning the
-    /// cultural clusters].
+    /// cultural clusters, those of them in the targets table; for a table with fewer than 3 of
+    /// them, its first 12 regions with all six dimensions].
     #[arg(long, value_delimiter = ',', value_name = "CODES")]
     calibration_regions: Option<Vec<String>>,
     #[command(flatten)]
@@ -134,21 +132,6 @@ fn cancel_flag() -> Arc<AtomicBool> {
         flag
     })
     .clone()
-}
-
-struct Emitter<'a> {
-    jsonl: bool,
-    out: &'a mut dyn Write,
-}
-
-impl Emitter<'_> {
-    fn emit(&mut self, e: Event) -> Result<()> {
-        if self.jsonl {
-            writeln!(self.out, "{}", to_line(&e))?;
-            self.out.flush()?;
-        }
-        Ok(())
-    }
 }
 
 /// Runs `tune`.
@@ -200,23 +183,16 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     }
     config.de.max_evals = Some(args.budget);
     config.de.patience = args.patience;
-    if let Some(r) = &args.calibration_regions {
-        config.calibration_regions = r
-            .iter()
-            .map(|c| table.find(c).map(|r| r.code.clone()))
-            .collect::<Result<_, _>>()?;
-    }
+    config.calibration_regions =
+        crate::tuning::resolve_calibration_regions(table, args.calibration_regions.as_deref())?;
     DeState::new(config.de.clone()).map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
     if args.panel == 0 || args.panel > crate::prompt::MAX_PANEL {
         bail!("--panel must be 1..={}", crate::prompt::MAX_PANEL);
     }
-    let store = Store::open(db)?;
     drive(
-        config,
-        None,
-        region,
+        JobSpec::New(Box::new(config)),
         table,
-        store,
+        db,
         args.engine.verbose,
         &args.out,
         out,
@@ -230,371 +206,131 @@ pub fn resume(
     db: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = Store::open(db)?;
-    let run = store.run(args.run)?;
-    match run.status {
-        RunStatus::Done => bail!(
-            "run {} is already done; see `culturetune show {}`",
-            run.id,
-            run.id
-        ),
-        RunStatus::Running => bail!("run {} is running in another process", run.id),
-        _ => {}
-    }
-    let config: TuneConfig = serde_json::from_value(run.config.clone())
-        .context("reading the run's stored configuration")?;
-    let region = table.find(&config.region)?.clone();
     drive(
-        config,
-        Some(run.id),
-        region,
+        JobSpec::Resume(args.run),
         table,
-        store,
+        db,
         args.verbose,
         &args.out,
         out,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs the job with the sink the output options ask for, then prints the final table.
 fn drive(
-    config: TuneConfig,
-    existing: Option<i64>,
-    region: Region,
+    spec: JobSpec,
     table: &RegionTable,
-    mut store: Store,
+    db: &Path,
     verbose: bool,
     opts: &OutputArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut em = Emitter {
-        jsonl: opts.events.is_some(),
-        out,
-    };
-    let mut run_id = existing;
-    let result = drive_inner(
-        &config,
-        &mut run_id,
-        &region,
-        table,
-        &mut store,
-        verbose,
-        &mut em,
-        opts.json,
-    );
-    match &result {
-        Ok(()) => {}
-        Err(e) if e.is::<Cancelled>() => {}
-        Err(e) => {
-            if let Some(id) = run_id {
-                let _ = store.set_status(id, RunStatus::Failed, Some(&super::error_text(e)));
-            }
-            let _ = em.emit(Event::Error {
-                run: run_id,
-                code: super::error_code(e).into(),
-                message: super::error_text(e),
-            });
-        }
-    }
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-fn drive_inner(
-    config: &TuneConfig,
-    run_id: &mut Option<i64>,
-    region: &Region,
-    table: &RegionTable,
-    store: &mut Store,
-    verbose: bool,
-    em: &mut Emitter<'_>,
-    json_out: bool,
-) -> Result<()> {
-    let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;
-    let heldout =
-        Survey::from_id_or_path(&config.heldout_survey).context("loading the held-out survey")?;
-    let engine = EngineArgs::for_config(config, verbose);
-    let model = engine.load()?;
-    let given = Path::new(&config.model_path);
-    // A new run hashed the file moments ago; a resumed one must still be on the same file.
-    if run_id.is_some()
-        && sha256_file(given).with_context(|| format!("reading {}", given.display()))?
-            != config.model_sha256
-    {
-        bail!(
-            "{} no longer has SHA-256 {} (the file changed since the run started)",
-            config.model_path,
-            config.model_sha256
-        );
-    }
-    store.upsert_model(&super::engine_args::model_record(
-        &model,
-        &config.model_sha256,
-        given,
-    ))?;
-
-    let constants_for = |survey: &Survey,
-                         em: &mut Emitter<'_>,
-                         run: Option<i64>|
-     -> Result<Constants> {
-        let total = config.calibration_regions.len();
-        let mut announced = false;
-        Ok(constants_for(
-            store,
-            &model,
-            survey,
-            table,
-            config,
-            |done, _| {
-                if !announced {
-                    eprintln!(
-                        "calibrating constants on {} ({total} regions, once per model and procedure)",
-                        survey.id
-                    );
-                    announced = true;
-                }
-                // A closed stdout must not stop the calibration; it is reported on the next emit.
-                let _ = em.emit(Event::Progress {
-                    run,
-                    stage: format!("calibrating {}", survey.id),
-                    done,
-                    total,
-                });
-            },
-        )?)
-    };
-    let c_train = constants_for(&train, em, *run_id)?;
-    let c_heldout = constants_for(&heldout, em, *run_id)?;
-
-    let resumed = run_id.is_some();
-    let id = match *run_id {
-        Some(id) => {
-            store.claim_run(id)?;
-            id
-        }
-        None => store.create_run(
-            &region.code,
-            &train.id,
-            "naive",
-            &config.model_sha256,
-            &serde_json::to_value(config)?,
-            config.de.seed,
-        )?,
-    };
-    *run_id = Some(id);
-    em.emit(Event::Started {
-        run: id,
-        region: region.code.clone(),
-        survey: train.id.clone(),
-        heldout_survey: heldout.id.clone(),
-        max_evals: config.de.max_evals,
-        resumed,
-    })?;
-
-    let mut tuner = Tuner::new(
-        &model,
-        config,
-        train.clone(),
-        region.clone(),
-        c_train.clone(),
-    )?;
-    let record = |store: &Store,
-                  em: &mut Emitter<'_>,
-                  method: &str,
-                  survey: &Survey,
-                  constants: &Constants,
-                  r: &MethodResult|
-     -> Result<()> {
-        let gap_closed = if method == "tuned" {
-            store
-                .evaluations(Some(id))?
-                .into_iter()
-                .rev()
-                .find(|e| e.method == "naive" && e.survey == survey.id)
-                .map(|n| gap_closed(&region.scores, &n.indices, &r.indices))
-        } else {
-            None
-        };
-        store.save_evaluation(&r.record(
-            Some(id),
-            &config.model_sha256,
-            method,
-            &survey.id,
-            &region.code,
-            constants,
-        ))?;
-        em.emit(Event::Evaluation {
-            run: id,
-            method: method.into(),
-            survey: survey.id.clone(),
-            indices: r.indices,
-            loss: r.loss.l1,
-            loss_mean: r.loss.mean,
-            dims_used: r.loss.dims_used,
-            digit_mass: r.digit_mass,
-            gap_closed,
-        })
-    };
-
-    // Baselines, once per run.
-    let done_before: Vec<(String, String)> = store
-        .evaluations(Some(id))?
-        .into_iter()
-        .map(|e| (e.method, e.survey))
-        .collect();
-    for (survey, constants) in [(&train, &c_train), (&heldout, &c_heldout)] {
-        for method in [Method::Naive, Method::Icl] {
-            let name = if method == Method::Naive {
-                "naive"
-            } else {
-                "icl"
-            };
-            if !done_before.contains(&(name.to_string(), survey.id.clone())) {
-                let r = tuner.evaluate_on(survey, constants, method, None)?;
-                record(store, em, name, survey, constants, &r)?;
-            }
-        }
-    }
-
-    // The search, from the last checkpoint if there is one.
-    let checkpoints = store.checkpoints(id)?;
-    let (mut state, elapsed_before) = match checkpoints.last() {
-        Some(c) => (
-            serde_json::from_str::<DeState>(&c.state).context("reading the last checkpoint")?,
-            c.elapsed_s,
-        ),
-        None => (
-            DeState::new(config.de.clone()).map_err(|e| anyhow!(e))?,
-            0.0,
-        ),
-    };
-    let bar = if em.jsonl {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(config.de.max_evals.unwrap_or(0) as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} gen {msg} [{bar:30}] {pos}/{len} evals, ETA {eta}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    bar.set_position(state.evals as u64);
+    let mut store = Store::open(db)?;
+    crate::engine::init(verbose);
     let cancel = cancel_flag();
-    let max_evals = config.de.max_evals;
-    let mut emit_failed = None;
-    let searched = tuner.search(
-        &mut state,
-        store,
-        id,
-        &cancel,
-        elapsed_before,
-        |g, scores, elapsed| {
-            bar.set_position(g.evals as u64);
-            bar.set_message(format!(
-                "{} best {:.1} mean {:.1}",
-                g.index, g.best_loss, g.mean_loss
-            ));
-            let eta = max_evals
-                .map(|m| elapsed / g.evals.max(1) as f64 * m.saturating_sub(g.evals) as f64);
-            let e = Event::Generation {
-                run: id,
-                generation: g.index,
-                evals: g.evals,
-                max_evals,
-                best_loss: g.best_loss,
-                mean_loss: g.mean_loss,
-                best_scores: *scores,
-                elapsed_s: elapsed,
-                eta_s: eta,
-            };
-            if let Err(err) = em.emit(e) {
-                emit_failed.get_or_insert(err);
-            }
-        },
-    );
-    bar.finish_and_clear();
-    if let Some(err) = emit_failed {
-        return Err(err);
-    }
-    let last = store.checkpoints(id)?.last().cloned();
-    let elapsed = last.as_ref().map_or(0.0, |c| c.elapsed_s);
-    let outcome = match searched {
-        Ok(o) => o,
-        Err(TuneError::Cancelled) => {
-            store.set_status(id, RunStatus::Cancelled, None)?;
-            em.emit(Event::Finished {
-                run: id,
-                status: "cancelled".into(),
-                best_loss: last.as_ref().map(|c| c.best_loss),
-                evals: last.as_ref().map_or(0, |c| c.evals),
-                elapsed_s: elapsed,
-            })?;
-            eprintln!(
-                "run {id} cancelled after {} evaluations; continue with `culturetune resume {id}`",
-                last.as_ref().map_or(0, |c| c.evals)
-            );
-            return Err(Cancelled.into());
+    let result = if opts.events.is_some() {
+        let mut sink = JsonLines { out, failed: None };
+        let r = job::run(spec, &mut store, table, &cancel, &mut sink);
+        // A closed stdout stopped the job (resumable); say why, not "cancelled".
+        if let Some(e) = sink.failed {
+            return Err(e.into());
         }
+        r
+    } else {
+        job::run(spec, &mut store, table, &cancel, &mut Progress::default())
+    };
+    let o = match result {
+        Ok(o) => o,
+        Err(TuneError::Cancelled) => return Err(Cancelled.into()),
         Err(e) => return Err(e.into()),
     };
-
-    // The tuned prompt: evaluate, store, report.
-    let rows = tuner.rows(&outcome.best);
-    let tuned_train = tuner.evaluate_on(&train, &c_train, Method::Naive, Some(&rows))?;
-    let tuned_heldout = tuner.evaluate_on(&heldout, &c_heldout, Method::Naive, Some(&rows))?;
-    record(store, em, "tuned", &train, &c_train, &tuned_train)?;
-    record(store, em, "tuned", &heldout, &c_heldout, &tuned_heldout)?;
-    let evals = store.evaluations(Some(id))?;
-    let loss_of = |m: &str, s: &str| {
-        evals
-            .iter()
-            .rev()
-            .find(|e| e.method == m && e.survey == s)
-            .map(|e| e.loss)
-    };
-    let card = json!({
-        "model_sha256": config.model_sha256, "model_name": model.info().name, "model_file": config.model_path,
-        "weights": config.weights, "architecture": model.info().architecture,
-        "insertion": tuner.insertion(),
-        "region": region.code, "region_name": region.name, "survey": train.id, "heldout_survey": heldout.id,
-        "constants": {"train": c_train, "heldout": c_heldout},
-        "losses": {
-            "train": {"naive": loss_of("naive", &train.id), "icl": loss_of("icl", &train.id), "tuned": tuned_train.loss.l1},
-            "heldout": {"naive": loss_of("naive", &heldout.id), "icl": loss_of("icl", &heldout.id), "tuned": tuned_heldout.loss.l1},
-        },
-        "optimizer": config.de, "parametrization": tuner.space().param, "seed": config.de.seed,
-        "settings": config.settings, "panel": config.panel, "counterbalance": config.counterbalance,
-        "run": id, "evals": outcome.evals, "generations": outcome.generations,
-    });
-    store.save_prompt(
-        Some(id),
-        &config.model_sha256,
-        tuner.space().param.k,
-        model.info().n_embd,
-        &rows,
-        &card,
-    )?;
-    store.set_status(id, RunStatus::Done, None)?;
-    em.emit(Event::Finished {
-        run: id,
-        status: "done".into(),
-        best_loss: Some(outcome.best_loss),
-        evals: outcome.evals,
-        elapsed_s: elapsed,
-    })?;
-
-    if !em.jsonl {
-        let rows = comparison_rows(&evals, &train, &heldout);
+    if opts.events.is_none() {
+        let [train, heldout] = &o.surveys;
+        let rows = comparison_rows(&o.evaluations, train, heldout);
         print_comparison(
-            em.out,
-            region,
+            out,
+            &o.region,
             &rows,
-            &c_train,
-            json_out,
-            Some((id, outcome.evals, elapsed)),
+            &o.train_constants,
+            opts.json,
+            Some((o.run, o.evals, o.elapsed_s)),
         )?;
     }
     Ok(())
+}
+
+/// `--events jsonl`: every event as one line on stdout; notes on stderr.
+struct JsonLines<'a> {
+    out: &'a mut dyn Write,
+    /// Why writing failed (the job was stopped then).
+    failed: Option<std::io::Error>,
+}
+
+impl JobSink for JsonLines<'_> {
+    fn event(&mut self, e: &Event) -> ControlFlow<()> {
+        let written = writeln!(self.out, "{}", to_line(e)).and_then(|()| self.out.flush());
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                self.failed.get_or_insert(err);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+/// The default output: a progress bar over the search's evaluations; notes above it.
+#[derive(Default)]
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl JobSink for Progress {
+    fn event(&mut self, e: &Event) -> ControlFlow<()> {
+        match e {
+            Event::Started { max_evals, .. } => {
+                let bar = ProgressBar::new(max_evals.unwrap_or(0) as u64);
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{spinner} gen {msg} [{bar:30}] {pos}/{len} evals, ETA {eta}",
+                ) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                self.bar = Some(bar);
+            }
+            Event::Generation {
+                generation,
+                evals,
+                best_loss,
+                mean_loss,
+                ..
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*evals as u64);
+                    bar.set_message(format!(
+                        "{generation} best {best_loss:.1} mean {mean_loss:.1}"
+                    ));
+                }
+            }
+            Event::Finished { .. } | Event::Error { .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn note(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
 }
 
 /// The rows of the final table from a run's stored evaluations (latest of each kind).
@@ -605,7 +341,7 @@ pub fn comparison_rows(
 ) -> Vec<MethodRow> {
     let mut rows = Vec::new();
     for (survey, label) in [(train, "train"), (heldout, "held-out")] {
-        for m in ["naive", "icl", "tuned"] {
+        for m in MethodLabel::ALL {
             if let Some(e) = evals
                 .iter()
                 .rev()

@@ -69,6 +69,51 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The stable code of this error (every store failure is `database`).
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        crate::error_code::ErrorCode::Database
+    }
+}
+
+/// Which prompt an evaluation measured: the naive persona, the in-context prompt, or the tuned
+/// soft prompt. Stored, reported in events and shown in every table under these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodLabel {
+    /// The naive persona prompt.
+    Naive,
+    /// The in-context (ICL) prompt.
+    Icl,
+    /// The tuned soft prompt.
+    Tuned,
+}
+
+impl MethodLabel {
+    /// The three, in the order tables show them.
+    pub const ALL: [MethodLabel; 3] = [MethodLabel::Naive, MethodLabel::Icl, MethodLabel::Tuned];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodLabel::Naive => "naive",
+            MethodLabel::Icl => "icl",
+            MethodLabel::Tuned => "tuned",
+        }
+    }
+
+    /// The label with this stored name.
+    pub fn parse(s: &str) -> Option<MethodLabel> {
+        MethodLabel::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MethodLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Status of a tuning run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +131,15 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Done,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+        RunStatus::Failed,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -123,6 +177,21 @@ pub struct ModelRecord {
     pub n_embd: usize,
     /// File size.
     pub file_size: u64,
+}
+
+impl ModelRecord {
+    /// The record of a model loaded from `given` (its SHA-256 `sha`); the size is the given
+    /// file's, which is what the hash covers (not a converted copy's).
+    pub fn of(model: &crate::engine::Model, sha: &str, given: &Path) -> ModelRecord {
+        ModelRecord {
+            sha256: sha.to_string(),
+            path: given.display().to_string(),
+            name: model.info().name.clone(),
+            architecture: model.info().architecture.clone(),
+            n_embd: model.info().n_embd,
+            file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
+        }
+    }
 }
 
 /// A tuning run as stored.
@@ -197,8 +266,8 @@ pub struct EvaluationRecord {
     pub run_id: Option<i64>,
     /// Model hash.
     pub model_sha256: String,
-    /// `naive`, `icl` or `tuned`.
-    pub method: String,
+    /// Which prompt was measured.
+    pub method: MethodLabel,
     /// Survey id.
     pub survey: String,
     /// Region code.
@@ -705,7 +774,7 @@ impl Store {
             .execute(
                 "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![e.run_id, e.model_sha256, e.method, e.survey, e.region, e.constants.to_string(), json(&e.indices), e.loss, e.loss_mean, e.dims_used as i64, e.digit_mass],
+                params![e.run_id, e.model_sha256, e.method.as_str(), e.survey, e.region, e.constants.to_string(), json(&e.indices), e.loss, e.loss_mean, e.dims_used as i64, e.digit_mass],
             )
             .map_err(self.sql())?;
         Ok(())
@@ -755,6 +824,12 @@ impl Store {
         rows.into_iter()
             .map(
                 |(run_id, sha, method, survey, region, c, i, loss, loss_mean, dims, mass)| {
+                    let method =
+                        MethodLabel::parse(&method).ok_or_else(|| StoreError::Corrupt {
+                            path: self.path.clone(),
+                            what: "evaluation method".into(),
+                            message: format!("{method:?} is not naive, icl or tuned"),
+                        })?;
                     Ok(EvaluationRecord {
                         run_id,
                         model_sha256: sha,

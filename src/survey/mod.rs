@@ -49,6 +49,13 @@ pub enum SurveyError {
     UnknownBuiltin(String),
 }
 
+impl SurveyError {
+    /// The stable code of this error (bad input: `invalid_input`).
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        crate::error_code::ErrorCode::InvalidInput
+    }
+}
+
 /// An answer scale: the labels of codes 1..5, in code order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scale {

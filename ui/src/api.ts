@@ -1,6 +1,7 @@
 // Typed wrappers around the app's Tauri commands. Every command may fail with an AppError
 // {code, message}; `errorText` turns any thrown value into one line for people.
 import { invoke } from "@tauri-apps/api/core";
+import type { WorkerEvent } from "./events";
 
 export const DIMS = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"] as const;
 /** Scores by dimension; a dimension without a value is absent. */
@@ -54,7 +55,7 @@ export interface CompareRow {
   seeds?: { runs: number[]; train: Spread; heldout: Spread };
 }
 export interface JobInfo { job: number; kind: string; pid: number | null; run: number | null; region: string | null; cancelling: boolean }
-export interface JobEvent { job: number; event: { event: string; [k: string]: any } }
+export interface JobEvent { job: number; event: WorkerEvent }
 export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed"; run: number | null; error: AppError | null }
 export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;

@@ -33,6 +33,57 @@ pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
     "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
 ];
 
+pub mod job;
+
+/// Fewest calibration regions taken from a targets table by default.
+const MIN_CALIBRATION_REGIONS: usize = 3;
+
+/// The calibration regions: the codes `given` (each looked up in the table), else the
+/// table's default ([`calibration_regions`]).
+pub fn resolve_calibration_regions(
+    table: &RegionTable,
+    given: Option<&[String]>,
+) -> Result<Vec<String>, TuneError> {
+    match given {
+        Some(codes) => Ok(codes
+            .iter()
+            .map(|c| table.find(c).map(|r| r.code.clone()))
+            .collect::<Result<_, _>>()?),
+        None => calibration_regions(table),
+    }
+}
+
+/// The default calibration regions for a targets table: those of
+/// [`DEFAULT_CALIBRATION_REGIONS`] that it has (all twelve in the built-in table); for a table
+/// with fewer than three of them, its first twelve regions that publish all six dimensions.
+/// An error when it has fewer than three such regions.
+pub fn calibration_regions(table: &RegionTable) -> Result<Vec<String>, TuneError> {
+    let known: Vec<String> = DEFAULT_CALIBRATION_REGIONS
+        .iter()
+        .filter(|c| table.all().iter().any(|r| r.code == **c))
+        .map(|c| c.to_string())
+        .collect();
+    if known.len() >= MIN_CALIBRATION_REGIONS {
+        return Ok(known);
+    }
+    let full: Vec<String> = table
+        .all()
+        .iter()
+        .filter(|r| r.scores.count() == Dimension::ALL.len())
+        .take(DEFAULT_CALIBRATION_REGIONS.len())
+        .map(|r| r.code.clone())
+        .collect();
+    if full.len() < MIN_CALIBRATION_REGIONS {
+        return Err(TuneError::Invalid(format!(
+            "the targets table has {} region(s) with all six dimensions published and {} of the default calibration regions ({}); calibration needs at least {MIN_CALIBRATION_REGIONS}: add regions or give --calibration-regions",
+            full.len(),
+            known.len(),
+            DEFAULT_CALIBRATION_REGIONS.join(","),
+        )));
+    }
+    Ok(full)
+}
+
 /// Candidates per decode when layers are on a GPU: measured on an H200 with an 8B-shaped
 /// model, 8 per decode evaluate 1.65x as many candidates per second as 1 (docs/performance.md).
 pub const GPU_CANDIDATES_PER_DECODE: usize = 8;
@@ -174,18 +225,49 @@ fn unit_scale() -> f64 {
 /// Why tuning stopped without a result.
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
-    /// The cancel flag was raised.
+    /// The cancel flag was raised, or the job's sink asked to stop.
     #[error("cancelled")]
     Cancelled,
     /// The engine failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Engine(#[from] EngineError),
     /// The store failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] crate::store::StoreError),
-    /// Anything else (bad configuration, scoring).
+    /// A region is not in the targets table.
+    #[error("{0}")]
+    Region(#[from] crate::regions::RegionError),
+    /// A survey could not be loaded.
+    #[error("{0}")]
+    Survey(#[from] crate::survey::SurveyError),
+    /// Answers could not be scored.
+    #[error("{0}")]
+    Score(#[from] crate::scoring::ScoreError),
+    /// The configuration or the request cannot be carried out (bad settings, a run that is
+    /// not resumable, a model file that changed).
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else: a bug of ours.
     #[error("{0}")]
     Other(String),
+}
+
+impl TuneError {
+    /// The stable code of this error: the code of the engine, store, region, survey or
+    /// scoring error inside it.
+    pub fn code(&self) -> crate::error_code::ErrorCode {
+        use crate::error_code::ErrorCode as C;
+        match self {
+            TuneError::Cancelled => C::Cancelled,
+            TuneError::Engine(e) => e.code(),
+            TuneError::Store(e) => e.code(),
+            TuneError::Region(e) => e.code(),
+            TuneError::Survey(e) => e.code(),
+            TuneError::Score(e) => e.code(),
+            TuneError::Invalid(_) => C::InvalidInput,
+            TuneError::Other(_) => C::Internal,
+        }
+    }
 }
 
 /// A method's result on one survey.
@@ -205,7 +287,7 @@ impl MethodResult {
         &self,
         run_id: Option<i64>,
         model_sha256: &str,
-        method: &str,
+        method: crate::store::MethodLabel,
         survey: &str,
         region: &str,
         constants: &Constants,
@@ -213,7 +295,7 @@ impl MethodResult {
         EvaluationRecord {
             run_id,
             model_sha256: model_sha256.to_string(),
-            method: method.to_string(),
+            method,
             survey: survey.to_string(),
             region: region.to_string(),
             constants: serde_json::to_value(constants).expect("constants serialize"),
@@ -233,10 +315,9 @@ pub fn score(
     constants: &Constants,
     region: &Region,
 ) -> Result<MethodResult, TuneError> {
-    let idx = indices(survey, &answers.item_means(), constants)
-        .map_err(|e| TuneError::Other(e.to_string()))?;
+    let idx = indices(survey, &answers.item_means(), constants)?;
     let loss = Loss::between(&idx, &region.scores).ok_or_else(|| {
-        TuneError::Other(format!(
+        TuneError::Invalid(format!(
             "{} shares no dimension with the survey",
             region.code
         ))
@@ -269,9 +350,7 @@ pub fn calibrate(
     let mut sums = [0.0f64; 6];
     let mut counts = [0usize; 6];
     for (i, code) in regions.iter().enumerate() {
-        let region = table
-            .find(code)
-            .map_err(|e| TuneError::Other(e.to_string()))?;
+        let region = table.find(code)?;
         let p = SurveyPrompts::build(
             model,
             survey,
@@ -280,8 +359,7 @@ pub fn calibrate(
             counterbalance,
         )?;
         let a = ev.evaluate(&p, PersonaInput::Text)?;
-        let raw = indices(survey, &a.item_means(), &Constants::Zero)
-            .map_err(|e| TuneError::Other(e.to_string()))?;
+        let raw = indices(survey, &a.item_means(), &Constants::Zero)?;
         for (d, t) in region.scores.iter() {
             if let Some(r) = raw.get(d) {
                 sums[d.index()] += t - r;
@@ -397,7 +475,7 @@ impl<'m> Tuner<'m> {
                 let p = Self::answer_prompts(model, &survey, &region, &panel, config)?;
                 if config.candidates_per_decode == 0 || config.candidates_per_decode > p.max_group()
                 {
-                    return Err(TuneError::Other(format!(
+                    return Err(TuneError::Invalid(format!(
                         "candidates per decode must be 1..={} for {} prompts",
                         p.max_group(),
                         p.leaves.len()
@@ -418,7 +496,7 @@ impl<'m> Tuner<'m> {
             config.projection_seed,
             table.std()? * config.a_scale,
         )
-        .map_err(TuneError::Other)?;
+        .map_err(TuneError::Invalid)?;
         Ok(Tuner {
             model,
             evaluator,
@@ -574,7 +652,7 @@ impl<'m> Tuner<'m> {
         cancel: &AtomicBool,
         mut seen: impl FnMut(&DimScores),
     ) -> Result<Reach, TuneError> {
-        let mut state = DeState::new(options).map_err(TuneError::Other)?;
+        let mut state = DeState::new(options).map_err(TuneError::Invalid)?;
         let sign = if maximize { -1.0 } else { 1.0 };
         let mut best: Option<(f64, DimScores)> = None;
         let outcome = state.run(
@@ -589,7 +667,7 @@ impl<'m> Tuner<'m> {
                         let r = score(&self.survey, &a, &self.constants, &self.region)?;
                         seen(&r.indices);
                         let v = r.indices.get(dimension).ok_or_else(|| {
-                            TuneError::Other(format!(
+                            TuneError::Invalid(format!(
                                 "the survey does not score {}",
                                 dimension.code()
                             ))
@@ -625,7 +703,7 @@ impl<'m> Tuner<'m> {
         run_id: i64,
         cancel: &AtomicBool,
         elapsed_before: f64,
-        mut on_generation: impl FnMut(&Generation, &DimScores, f64),
+        mut on_generation: impl FnMut(&Generation, &DimScores, f64) -> ControlFlow<()>,
     ) -> Result<Outcome, TuneError> {
         let start = Instant::now();
         let best_scores: RefCell<Vec<(Vec<f64>, DimScores)>> = RefCell::new(Vec::new());
@@ -670,12 +748,52 @@ impl<'m> Tuner<'m> {
                 failure = Some(e.into());
                 return ControlFlow::Break(());
             }
-            on_generation(g, &scores, elapsed);
+            if on_generation(g, &scores, elapsed).is_break() {
+                // Stopped after a checkpoint: resumable like a cancel.
+                failure = Some(TuneError::Cancelled);
+                return ControlFlow::Break(());
+            }
             ControlFlow::Continue(())
         });
         if let Some(f) = failure {
             return Err(f);
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(csv: &str) -> RegionTable {
+        RegionTable::from_reader(csv.as_bytes(), "t.csv").unwrap()
+    }
+
+    #[test]
+    fn calibration_regions_come_from_the_targets_table() {
+        let builtin = calibration_regions(&RegionTable::builtin()).unwrap();
+        assert_eq!(builtin, DEFAULT_CALIBRATION_REGIONS.map(String::from));
+        // A table with three of the defaults: those three.
+        let t = table("country,code,pdi,idv,mas,uai,lto,ivr\nA,USA,1,2,3,4,5,6\nB,CHI,1,2,3,4,5,6\nC,XXX,1,2,3,4,5,6\nD,JPN,1,2,3,4,5,\n");
+        assert_eq!(calibration_regions(&t).unwrap(), ["USA", "JPN", "CHI"]);
+        // None of the defaults: its regions with all six dimensions, in table order.
+        let t = table("country,code,pdi,idv,mas,uai,lto,ivr\nA,AAA,1,2,3,4,5,6\nB,BBB,1,2,3,4,5,\nC,CCC,1,2,3,4,5,6\nD,DDD,1,2,3,4,5,6\n");
+        assert_eq!(calibration_regions(&t).unwrap(), ["AAA", "CCC", "DDD"]);
+        // Too few: a clear error.
+        let t =
+            table("country,code,pdi,idv,mas,uai,lto,ivr\nA,AAA,1,2,3,4,5,6\nB,BBB,1,2,3,4,5,\n");
+        let e = calibration_regions(&t).unwrap_err();
+        assert_eq!(e.code(), crate::error_code::ErrorCode::InvalidInput);
+        assert!(e.to_string().contains("--calibration-regions"), "{e}");
+        // Given codes are looked up.
+        let given = ["usa".to_string()];
+        let t = RegionTable::builtin();
+        assert_eq!(
+            resolve_calibration_regions(&t, Some(&given)).unwrap(),
+            ["USA"]
+        );
+        let e = resolve_calibration_regions(&t, Some(&["Atlantis".to_string()])).unwrap_err();
+        assert_eq!(e.code(), crate::error_code::ErrorCode::RegionUnknown);
     }
 }

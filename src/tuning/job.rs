@@ -1,0 +1,569 @@
+//! The tuning job, start to end: load the model, calibrate the constants (once per model and
+//! procedure), create or claim the run, evaluate the baselines, search with a checkpoint per
+//! generation, evaluate and store the tuned prompt with its card. Every status change of the
+//! run happens here; what happens is told to a [`JobSink`], which can also stop the job.
+//!
+//! The command line drives it with two sinks (JSON lines, or a progress bar and a final
+//! table); tests drive it in-process and assert on the events.
+
+use super::{constants_for, MethodResult, TuneConfig, TuneError, Tuner};
+use crate::dimension::DimScores;
+use crate::engine::{self, EngineError, Model};
+use crate::events::Event;
+use crate::fingerprint::sha256_file;
+use crate::optim::DeState;
+use crate::prompt::Method;
+use crate::regions::{Region, RegionTable};
+use crate::scoring::{gap_closed, Constants};
+use crate::store::{EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store};
+use crate::survey::Survey;
+use serde::Serialize;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Which job to run.
+#[derive(Debug, Clone)]
+pub enum JobSpec {
+    /// A new run with this configuration.
+    New(Box<TuneConfig>),
+    /// Continue a cancelled or interrupted run from its last checkpoint.
+    Resume(i64),
+}
+
+/// Where a job's events go. Returning `ControlFlow::Break` from [`JobSink::event`] stops the
+/// job as a cancel does, at the next point where the stored state is consistent (after the
+/// calibration, a baseline, or a generation's checkpoint); the run stays resumable.
+pub trait JobSink {
+    /// One event of the job.
+    fn event(&mut self, event: &Event) -> ControlFlow<()>;
+    /// A line for people: what was loaded, what is being calibrated, how to resume.
+    fn note(&mut self, _text: &str) {}
+}
+
+/// A job that ran to its end.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    /// The run.
+    pub run: i64,
+    /// Its region.
+    pub region: Region,
+    /// Best training loss of the search.
+    pub best_loss: f64,
+    /// Candidates evaluated (across resumes).
+    pub evals: usize,
+    /// Generations completed.
+    pub generations: usize,
+    /// Seconds of search (across resumes).
+    pub elapsed_s: f64,
+    /// The training and the held-out survey.
+    pub surveys: [Survey; 2],
+    /// The training survey's constants.
+    pub train_constants: Constants,
+    /// Every evaluation stored for the run (baselines and tuned, both surveys).
+    pub evaluations: Vec<EvaluationRecord>,
+}
+
+use MethodLabel::{Icl as ICL, Naive as NAIVE, Tuned as TUNED};
+
+/// Runs a job. On an error the run (if it exists) is marked `failed` and an `Error` event is
+/// sent; on a cancel (the flag, or the sink) it is marked `cancelled`, a `Finished` event says
+/// so, and `Err(TuneError::Cancelled)` is returned.
+pub fn run(
+    spec: JobSpec,
+    store: &mut Store,
+    table: &RegionTable,
+    cancel: &AtomicBool,
+    sink: &mut dyn JobSink,
+) -> Result<JobOutcome, TuneError> {
+    let mut job = Job {
+        store,
+        table,
+        cancel,
+        sink,
+        run: None,
+    };
+    let result = job.resolve(spec).and_then(|(config, existing)| {
+        job.run = existing;
+        job.drive(&config)
+    });
+    match result {
+        Ok(o) => Ok(o),
+        Err(TuneError::Cancelled) => Err(job.cancelled()),
+        Err(e) => {
+            if let Some(id) = job.run {
+                let _ = job
+                    .store
+                    .set_status(id, RunStatus::Failed, Some(&e.to_string()));
+            }
+            let _ = job.sink.event(&Event::Error {
+                run: job.run,
+                code: e.code(),
+                message: e.to_string(),
+            });
+            Err(e)
+        }
+    }
+}
+
+/// The typed card stored with a tuned prompt and exported with it (`culturetune.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptCard {
+    /// SHA-256 of the model file given.
+    pub model_sha256: String,
+    /// The model's name.
+    pub model_name: String,
+    /// The model file given.
+    pub model_file: String,
+    /// Weight type evaluated.
+    pub weights: engine::WeightType,
+    /// The model's architecture.
+    pub architecture: String,
+    /// Where the rows go (placement, anchor, ...).
+    pub insertion: serde_json::Value,
+    /// Region code.
+    pub region: String,
+    /// Region name.
+    pub region_name: String,
+    /// Training survey.
+    pub survey: String,
+    /// Held-out survey.
+    pub heldout_survey: String,
+    /// Constants of both surveys.
+    pub constants: CardConstants,
+    /// Losses of the three methods on both surveys.
+    pub losses: CardLosses,
+    /// Optimizer settings.
+    pub optimizer: crate::optim::DeOptions,
+    /// The soft-prompt space (k, d, seed, scale).
+    pub parametrization: crate::soft_prompt::Parametrization,
+    /// Seed of the search.
+    pub seed: u64,
+    /// Evaluation settings.
+    pub settings: engine::evaluate::EvalSettings,
+    /// Panel size.
+    pub panel: usize,
+    /// Counterbalanced option order.
+    pub counterbalance: bool,
+    /// The run.
+    pub run: i64,
+    /// Candidates evaluated.
+    pub evals: usize,
+    /// Generations completed.
+    pub generations: usize,
+}
+
+/// A card's constants per survey.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardConstants {
+    /// Training survey.
+    pub train: Constants,
+    /// Held-out survey.
+    pub heldout: Constants,
+}
+
+/// A card's losses per survey.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardLosses {
+    /// Training survey.
+    pub train: MethodLosses,
+    /// Held-out survey.
+    pub heldout: MethodLosses,
+}
+
+/// L1 losses of the three methods on one survey.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodLosses {
+    /// Naive persona.
+    pub naive: Option<f64>,
+    /// In-context prompt.
+    pub icl: Option<f64>,
+    /// Tuned soft prompt.
+    pub tuned: f64,
+}
+
+struct Job<'a> {
+    store: &'a mut Store,
+    table: &'a RegionTable,
+    cancel: &'a AtomicBool,
+    sink: &'a mut dyn JobSink,
+    /// The run, once it exists.
+    run: Option<i64>,
+}
+
+impl Job<'_> {
+    /// The configuration and, on resume, the run.
+    fn resolve(&mut self, spec: JobSpec) -> Result<(TuneConfig, Option<i64>), TuneError> {
+        match spec {
+            JobSpec::New(config) => Ok((*config, None)),
+            JobSpec::Resume(id) => {
+                let run = self.store.run(id)?;
+                match run.status {
+                    RunStatus::Done => Err(TuneError::Invalid(format!(
+                        "run {id} is already done; see `culturetune show {id}`"
+                    ))),
+                    RunStatus::Running => Err(TuneError::Invalid(format!(
+                        "run {id} is running in another process"
+                    ))),
+                    _ => {
+                        let config = serde_json::from_value(run.config).map_err(|e| {
+                            TuneError::Invalid(format!(
+                                "run {id}'s stored configuration cannot be read: {e}"
+                            ))
+                        })?;
+                        Ok((config, Some(id)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends an event; a sink that asks to stop raises the cancel flag.
+    fn emit(&mut self, e: Event) {
+        if self.sink.event(&e).is_break() {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn check_cancel(&self) -> Result<(), TuneError> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(TuneError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Marks the run cancelled and says how to continue; the error to return.
+    fn cancelled(&mut self) -> TuneError {
+        let Some(id) = self.run else {
+            return TuneError::Cancelled;
+        };
+        if let Err(e) = self.store.set_status(id, RunStatus::Cancelled, None) {
+            return e.into();
+        }
+        let last = self
+            .store
+            .checkpoints(id)
+            .ok()
+            .and_then(|c| c.last().cloned());
+        let evals = last.as_ref().map_or(0, |c| c.evals);
+        let _ = self.sink.event(&Event::Finished {
+            run: id,
+            status: RunStatus::Cancelled,
+            best_loss: last.as_ref().map(|c| c.best_loss),
+            evals,
+            elapsed_s: last.as_ref().map_or(0.0, |c| c.elapsed_s),
+        });
+        self.sink.note(&format!(
+            "run {id} cancelled after {evals} evaluations; continue with `culturetune resume {id}`"
+        ));
+        TuneError::Cancelled
+    }
+
+    fn load_model(&mut self, config: &TuneConfig) -> Result<Model, TuneError> {
+        let given = Path::new(&config.model_path);
+        // A new run hashed the file moments ago; a resumed one must still be on the same file.
+        if self.run.is_some() {
+            let sha = sha256_file(given).map_err(|source| EngineError::Io {
+                path: config.model_path.clone(),
+                source,
+            })?;
+            if sha != config.model_sha256 {
+                return Err(TuneError::Invalid(format!(
+                    "{} no longer has SHA-256 {} (the file changed since the run started)",
+                    config.model_path, config.model_sha256
+                )));
+            }
+        }
+        let sink = &mut *self.sink;
+        let model = engine::load_for_evaluation(
+            given,
+            config.weights,
+            config.settings.threads,
+            config.gpu_layers,
+            &mut |line| sink.note(&line),
+        )?;
+        self.store
+            .upsert_model(&ModelRecord::of(&model, &config.model_sha256, given))?;
+        Ok(model)
+    }
+
+    /// The calibrated constants of a survey (stored, or calibrated now with progress events).
+    fn constants(
+        &mut self,
+        model: &Model,
+        survey: &Survey,
+        config: &TuneConfig,
+    ) -> Result<Constants, TuneError> {
+        let total = config.calibration_regions.len();
+        let run = self.run;
+        let mut announced = false;
+        let mut stop = false;
+        let sink = &mut *self.sink;
+        let c = constants_for(self.store, model, survey, self.table, config, |done, _| {
+            if !announced {
+                sink.note(&format!(
+                    "calibrating constants on {} ({total} regions, once per model and procedure)",
+                    survey.id
+                ));
+                announced = true;
+            }
+            let e = Event::Progress {
+                run,
+                stage: format!("calibrating {}", survey.id),
+                done,
+                total,
+            };
+            stop |= sink.event(&e).is_break();
+        })?;
+        if stop {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+        Ok(c)
+    }
+
+    fn drive(&mut self, config: &TuneConfig) -> Result<JobOutcome, TuneError> {
+        let region = self.table.find(&config.region)?.clone();
+        let train = Survey::from_id_or_path(&config.survey)?;
+        let heldout = Survey::from_id_or_path(&config.heldout_survey)?;
+        let model = self.load_model(config)?;
+        let c_train = self.constants(&model, &train, config)?;
+        let c_heldout = self.constants(&model, &heldout, config)?;
+        self.check_cancel()?;
+
+        let resumed = self.run.is_some();
+        let id = match self.run {
+            Some(id) => {
+                self.store.claim_run(id)?;
+                id
+            }
+            None => self.store.create_run(
+                &region.code,
+                &train.id,
+                NAIVE.as_str(),
+                &config.model_sha256,
+                &serde_json::to_value(config).map_err(|e| TuneError::Other(e.to_string()))?,
+                config.de.seed,
+            )?,
+        };
+        self.run = Some(id);
+        self.emit(Event::Started {
+            run: id,
+            region: region.code.clone(),
+            survey: train.id.clone(),
+            heldout_survey: heldout.id.clone(),
+            max_evals: config.de.max_evals,
+            resumed,
+        });
+
+        let mut tuner = Tuner::new(
+            &model,
+            config,
+            train.clone(),
+            region.clone(),
+            c_train.clone(),
+        )?;
+        // Baselines, once per run.
+        let done_before: Vec<(MethodLabel, String)> = self
+            .store
+            .evaluations(Some(id))?
+            .into_iter()
+            .map(|e| (e.method, e.survey))
+            .collect();
+        for (survey, constants) in [(&train, &c_train), (&heldout, &c_heldout)] {
+            for (method, label) in [(Method::Naive, NAIVE), (Method::Icl, ICL)] {
+                if !done_before.contains(&(label, survey.id.clone())) {
+                    self.check_cancel()?;
+                    let r = tuner.evaluate_on(survey, constants, method, None)?;
+                    self.record(id, config, &region, label, survey, constants, &r)?;
+                }
+            }
+        }
+        self.check_cancel()?;
+
+        let outcome = self.search(id, config, &mut tuner)?;
+
+        // The tuned prompt: evaluate, store, report.
+        let rows = tuner.rows(&outcome.best);
+        let tuned_train = tuner.evaluate_on(&train, &c_train, Method::Naive, Some(&rows))?;
+        let tuned_heldout = tuner.evaluate_on(&heldout, &c_heldout, Method::Naive, Some(&rows))?;
+        self.record(id, config, &region, TUNED, &train, &c_train, &tuned_train)?;
+        self.record(
+            id,
+            config,
+            &region,
+            TUNED,
+            &heldout,
+            &c_heldout,
+            &tuned_heldout,
+        )?;
+        let evaluations = self.store.evaluations(Some(id))?;
+        let loss_of = |m: MethodLabel, s: &Survey| {
+            evaluations
+                .iter()
+                .rev()
+                .find(|e| e.method == m && e.survey == s.id)
+                .map(|e| e.loss)
+        };
+        let card = PromptCard {
+            model_sha256: config.model_sha256.clone(),
+            model_name: model.info().name.clone(),
+            model_file: config.model_path.clone(),
+            weights: config.weights,
+            architecture: model.info().architecture.clone(),
+            insertion: tuner.insertion(),
+            region: region.code.clone(),
+            region_name: region.name.clone(),
+            survey: train.id.clone(),
+            heldout_survey: heldout.id.clone(),
+            constants: CardConstants {
+                train: c_train.clone(),
+                heldout: c_heldout.clone(),
+            },
+            losses: CardLosses {
+                train: MethodLosses {
+                    naive: loss_of(NAIVE, &train),
+                    icl: loss_of(ICL, &train),
+                    tuned: tuned_train.loss.l1,
+                },
+                heldout: MethodLosses {
+                    naive: loss_of(NAIVE, &heldout),
+                    icl: loss_of(ICL, &heldout),
+                    tuned: tuned_heldout.loss.l1,
+                },
+            },
+            optimizer: config.de.clone(),
+            parametrization: tuner.space().param.clone(),
+            seed: config.de.seed,
+            settings: config.settings,
+            panel: config.panel,
+            counterbalance: config.counterbalance,
+            run: id,
+            evals: outcome.evals,
+            generations: outcome.generations,
+        };
+        let card = serde_json::to_value(&card).map_err(|e| TuneError::Other(e.to_string()))?;
+        self.store.save_prompt(
+            Some(id),
+            &config.model_sha256,
+            tuner.space().param.k,
+            model.info().n_embd,
+            &rows,
+            &card,
+        )?;
+        self.store.set_status(id, RunStatus::Done, None)?;
+        let elapsed_s = self
+            .store
+            .checkpoints(id)?
+            .last()
+            .map_or(0.0, |c| c.elapsed_s);
+        self.emit(Event::Finished {
+            run: id,
+            status: RunStatus::Done,
+            best_loss: Some(outcome.best_loss),
+            evals: outcome.evals,
+            elapsed_s,
+        });
+        Ok(JobOutcome {
+            run: id,
+            region,
+            best_loss: outcome.best_loss,
+            evals: outcome.evals,
+            generations: outcome.generations,
+            elapsed_s,
+            surveys: [train, heldout],
+            train_constants: c_train,
+            evaluations,
+        })
+    }
+
+    /// The search, from the last checkpoint if there is one.
+    fn search(
+        &mut self,
+        id: i64,
+        config: &TuneConfig,
+        tuner: &mut Tuner<'_>,
+    ) -> Result<crate::optim::Outcome, TuneError> {
+        let checkpoints = self.store.checkpoints(id)?;
+        let (mut state, elapsed_before) = match checkpoints.last() {
+            Some(c) => (
+                serde_json::from_str::<DeState>(&c.state).map_err(|e| {
+                    TuneError::Invalid(format!("run {id}'s last checkpoint cannot be read: {e}"))
+                })?,
+                c.elapsed_s,
+            ),
+            None => (
+                DeState::new(config.de.clone()).map_err(TuneError::Invalid)?,
+                0.0,
+            ),
+        };
+        let max_evals = config.de.max_evals;
+        let sink = &mut *self.sink;
+        tuner.search(
+            &mut state,
+            self.store,
+            id,
+            self.cancel,
+            elapsed_before,
+            |g, scores, elapsed| {
+                let eta_s = max_evals
+                    .map(|m| elapsed / g.evals.max(1) as f64 * m.saturating_sub(g.evals) as f64);
+                sink.event(&Event::Generation {
+                    run: id,
+                    generation: g.index,
+                    evals: g.evals,
+                    max_evals,
+                    best_loss: g.best_loss,
+                    mean_loss: g.mean_loss,
+                    best_scores: *scores,
+                    elapsed_s: elapsed,
+                    eta_s,
+                })
+            },
+        )
+    }
+
+    /// Stores one method's result and sends its event (tuned results with the share of the
+    /// naive gap they closed).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        id: i64,
+        config: &TuneConfig,
+        region: &Region,
+        method: MethodLabel,
+        survey: &Survey,
+        constants: &Constants,
+        r: &MethodResult,
+    ) -> Result<(), TuneError> {
+        let gap_closed: Option<DimScores> = if method == TUNED {
+            self.store
+                .evaluations(Some(id))?
+                .into_iter()
+                .rev()
+                .find(|e| e.method == NAIVE && e.survey == survey.id)
+                .map(|n| gap_closed(&region.scores, &n.indices, &r.indices))
+        } else {
+            None
+        };
+        self.store.save_evaluation(&r.record(
+            Some(id),
+            &config.model_sha256,
+            method,
+            &survey.id,
+            &region.code,
+            constants,
+        ))?;
+        self.emit(Event::Evaluation {
+            run: id,
+            method,
+            survey: survey.id.clone(),
+            indices: r.indices,
+            loss: r.loss.l1,
+            loss_mean: r.loss.mean,
+            dims_used: r.loss.dims_used,
+            digit_mass: r.digit_mass,
+            gap_closed,
+        });
+        Ok(())
+    }
+}
