@@ -9,4 +9,6 @@ scripts/setup.sh
 cargo fmt --all -- --check
 npm run --prefix ui --silent check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The core library without the command line's crates (clap, indicatif, ctrlc).
+cargo check --lib --no-default-features --locked
 cargo test --workspace --locked

@@ -20,7 +20,8 @@ use crate::survey::{Item, Survey};
 use serde::{Deserialize, Serialize};
 
 /// A prompting method compared on the same measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Persona only: "you are a person from <region>".

@@ -9,7 +9,8 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 /// Where a soft prompt's rows go in each item prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
     /// In place of the persona sentence at the start of the system message (the method of
@@ -49,7 +50,8 @@ impl Placement {
 }
 
 /// What the rows of an answer-side soft prompt stand for at z = 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerAnchor {
     /// A sentence in the assistant's voice before the answer opening ("Speaking as a person

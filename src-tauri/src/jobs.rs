@@ -112,7 +112,7 @@ impl Jobs {
                 ),
             ));
         }
-        let mut child = worker
+        let child = worker
             .command(&args)
             .spawn()
             .map_err(|e| worker.spawn_error(e))?;
@@ -132,101 +132,9 @@ impl Jobs {
         });
         drop(slot);
 
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
         let current = self.current.clone();
         let db = worker.db.clone();
-        tauri::async_runtime::spawn(async move {
-            // stderr: keep the last lines for the error message.
-            let err_task = tauri::async_runtime::spawn(async move {
-                let mut tail: Vec<String> = Vec::new();
-                if let Some(e) = stderr {
-                    let mut lines = BufReader::new(e).lines();
-                    while let Ok(Some(l)) = lines.next_line().await {
-                        tail.push(l);
-                        if tail.len() > 40 {
-                            tail.remove(0);
-                        }
-                    }
-                }
-                tail.join("\n")
-            });
-            let mut reported: Option<AppError> = None;
-            let mut finished: Option<RunStatus> = None;
-            if let Some(o) = stdout {
-                let mut lines = BufReader::new(o).lines();
-                loop {
-                    let line = tokio::select! {
-                        l = lines.next_line() => l,
-                        _ = kill.notified() => {
-                            let _ = child.start_kill();
-                            continue;
-                        }
-                    };
-                    let Ok(Some(line)) = line else { break };
-                    // Anything else on stdout (there should be nothing) is not an event.
-                    let Ok(event) = events::from_line(&line) else {
-                        continue;
-                    };
-                    match &event {
-                        Event::Started { run, .. } => {
-                            if let Some(c) = lock(&current).as_mut() {
-                                c.info.run = Some(*run);
-                            }
-                        }
-                        Event::Error { code, message, .. } => {
-                            reported = Some(AppError::new(code.as_str(), message.clone()));
-                        }
-                        Event::Finished { status, .. } => finished = Some(*status),
-                        _ => {}
-                    }
-                    let _ = app.emit(JOB_EVENT, JobEvent { job, event });
-                }
-            }
-            let status = tokio::select! {
-                s = child.wait() => s,
-                _ = kill.notified() => {
-                    let _ = child.start_kill();
-                    child.wait().await
-                }
-            };
-            let stderr = err_task.await.unwrap_or_default();
-            let (run, cancelling) = lock(&current)
-                .as_ref()
-                .map_or((None, false), |c| (c.info.run, c.info.cancelling));
-            let (outcome, error) = decide_end(&Ended {
-                status: status.map_err(|e| e.to_string()),
-                finished,
-                reported,
-                run,
-                cancelling,
-                stderr,
-            });
-            // A worker killed by Cancel leaves its run 'running' (opening the store turns that
-            // into 'interrupted', as for any dead worker); the window says cancelled, so the
-            // store must too.
-            if let (Some(r), Outcome::Cancelled) = (run, outcome) {
-                let _ = tauri::async_runtime::spawn_blocking(move || {
-                    let store = Store::open(&db)?;
-                    if matches!(
-                        store.run(r)?.status,
-                        RunStatus::Running | RunStatus::Interrupted
-                    ) {
-                        store.set_status(r, RunStatus::Cancelled, None)?;
-                    }
-                    Ok::<_, culturetune::store::StoreError>(())
-                })
-                .await;
-            }
-            let end = JobEnd {
-                job,
-                outcome,
-                run,
-                error,
-            };
-            *lock(&current) = None;
-            let _ = app.emit(JOB_END, end);
-        });
+        tauri::async_runtime::spawn(supervise(app, child, job, kill, current, db));
         Ok(info)
     }
 
@@ -256,6 +164,125 @@ impl Jobs {
         });
         true
     }
+}
+
+/// Watches one worker to its end: forwards its events, keeps its last stderr lines, kills it
+/// when asked, decides how the job ended and reports that (marking a killed run cancelled).
+async fn supervise<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    mut child: tokio::process::Child,
+    job: u64,
+    kill: Arc<Notify>,
+    current: Arc<Mutex<Option<Current>>>,
+    db: std::path::PathBuf,
+) {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    // stderr: keep the last lines for the error message.
+    let err_task = tauri::async_runtime::spawn(async move {
+        let mut tail: Vec<String> = Vec::new();
+        if let Some(e) = stderr {
+            let mut lines = BufReader::new(e).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tail.push(l);
+                if tail.len() > 40 {
+                    tail.remove(0);
+                }
+            }
+        }
+        tail.join("\n")
+    });
+    let (reported, finished) = match stdout {
+        Some(o) => forward_events(&app, &mut child, o, job, &kill, &current).await,
+        None => (None, None),
+    };
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = kill.notified() => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    let stderr = err_task.await.unwrap_or_default();
+    let (run, cancelling) = lock(&current)
+        .as_ref()
+        .map_or((None, false), |c| (c.info.run, c.info.cancelling));
+    let (outcome, error) = decide_end(&Ended {
+        status: status.map_err(|e| e.to_string()),
+        finished,
+        reported,
+        run,
+        cancelling,
+        stderr,
+    });
+    // A worker killed by Cancel leaves its run 'running' (opening the store turns that
+    // into 'interrupted', as for any dead worker); the window says cancelled, so the
+    // store must too.
+    if let (Some(r), Outcome::Cancelled) = (run, outcome) {
+        let _ = tauri::async_runtime::spawn_blocking(move || {
+            let store = Store::open(&db)?;
+            if matches!(
+                store.run(r)?.status,
+                RunStatus::Running | RunStatus::Interrupted
+            ) {
+                store.set_status(r, RunStatus::Cancelled, None)?;
+            }
+            Ok::<_, culturetune::store::StoreError>(())
+        })
+        .await;
+    }
+    let end = JobEnd {
+        job,
+        outcome,
+        run,
+        error,
+    };
+    *lock(&current) = None;
+    let _ = app.emit(JOB_END, end);
+}
+
+/// Forwards the worker's event lines to the window until its stdout closes; returns the error
+/// it reported and the status it finished with, if any.
+async fn forward_events<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    child: &mut tokio::process::Child,
+    stdout: tokio::process::ChildStdout,
+    job: u64,
+    kill: &Notify,
+    current: &Mutex<Option<Current>>,
+) -> (Option<AppError>, Option<RunStatus>) {
+    let mut reported: Option<AppError> = None;
+    let mut finished: Option<RunStatus> = None;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => l,
+            _ = kill.notified() => {
+                let _ = child.start_kill();
+                continue;
+            }
+        };
+        let Ok(Some(line)) = line else { break };
+        // Anything else on stdout (there should be nothing) is not an event.
+        let Ok(event) = events::from_line(&line) else {
+            continue;
+        };
+        match &event {
+            Event::Started { run, .. } => {
+                if let Some(c) = lock(current).as_mut() {
+                    c.info.run = Some(*run);
+                }
+            }
+            Event::Error { code, message, .. } => {
+                reported = Some(AppError::new(code.as_str(), message.clone()));
+            }
+            Event::Finished { status, .. } => finished = Some(*status),
+            _ => {}
+        }
+        let _ = app.emit(JOB_EVENT, JobEvent { job, event });
+    }
+    (reported, finished)
 }
 
 /// What the supervisor saw of a worker by the time it ended.

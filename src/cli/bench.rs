@@ -71,18 +71,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let mut ev = Evaluator::new(&model, settings)?;
 
     // (a) raw prompt processing: 512 real prompt tokens in one batch of one sequence.
-    let mut raw_tokens: Vec<i32> = prompts.tails.iter().flatten().copied().take(512).collect();
-    raw_tokens.truncate(512);
-    if raw_tokens.len() < 512 {
-        bail!(
-            "the prompts have only {} tokens; cannot build a 512-token batch",
-            raw_tokens.len()
-        );
-    }
-    let raw_times = (0..args.reps)
-        .map(|_| ev.time_raw_batch(&raw_tokens))
-        .collect::<Result<Vec<_>, _>>()?;
-    let raw = median(raw_times);
+    let raw = time_raw(&mut ev, &prompts, args.reps)?;
     let raw_tps = 512.0 / raw.as_secs_f64();
 
     // (b) one survey evaluation through the soft-prompt (embedding) path.
@@ -104,12 +93,91 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         .sum();
     let survey_tps = all_decoded as f64 / survey_time.as_secs_f64();
 
-    // (d) the answer-side placement: prefixes cached once, each candidate decodes its rows and
-    // the answer opening per item. The first call decodes the prefixes (timed separately).
+    // (d) the answer-side placement, (e) candidates per decode.
+    let ans = time_answer(&mut ev, &model, &survey, region, args, &table_e)?;
+    let (answer_tokens, answer_s, prefix_cells) = (ans.tokens, ans.seconds, ans.prefix_cells);
+    let (groups, best_group) = (&ans.groups, ans.best);
+    let report = json!({
+        "model": model.info().description, "settings": settings, "panel": args.panel,
+        "gpu_layers": model.info().gpu_layers, "devices": crate::engine::offload::devices(),
+        "counterbalance": args.counterbalance, "prompts": prompts.leaves.len(), "reps": args.reps,
+        "raw_pp512_seconds": raw.as_secs_f64(), "raw_tokens_per_second": raw_tps,
+        "survey_seconds": survey_time.as_secs_f64(), "survey_tokens_decoded": all_decoded,
+        "tail_tokens_decoded": decoded, "tail_tokens_minimum": minimum,
+        "one_prompt_at_a_time_tokens": one_at_a_time, "survey_tokens_per_second": survey_tps,
+        "decoded_over_minimum": decoded as f64 / minimum as f64,
+        "survey_over_raw_throughput": survey_tps / raw_tps,
+        "prefix_candidate_seconds": survey_time.as_secs_f64(), "prefix_candidate_tokens": all_decoded,
+        "prefix_k": prompts.persona_tokens.len(),
+        "answer_k": ans.k, "answer_anchor": args.anchor, "answer_prefix_cells": prefix_cells,
+        "answer_first_call_seconds": ans.first_call_seconds,
+        "answer_candidate_tokens": answer_tokens, "answer_candidate_seconds": answer_s,
+        "answer_over_prefix_tokens": answer_tokens as f64 / all_decoded as f64,
+        "answer_speedup_per_candidate": survey_time.as_secs_f64() / answer_s,
+        "answer_tokens_per_second": answer_tokens as f64 / answer_s,
+        "candidates_per_decode": groups.iter().map(|(g, t)| json!({"candidates": g, "seconds_per_candidate": t})).collect::<Vec<_>>(),
+        "best_candidates_per_decode": best_group.0,
+    });
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    print_report(out, &report)
+}
+
+/// Median time of llama.cpp's raw prompt processing: 512 of the survey's own tokens in one
+/// batch of one sequence.
+fn time_raw(
+    ev: &mut Evaluator<'_>,
+    prompts: &SurveyPrompts,
+    reps: usize,
+) -> Result<std::time::Duration> {
+    let mut raw_tokens: Vec<i32> = prompts.tails.iter().flatten().copied().take(512).collect();
+    raw_tokens.truncate(512);
+    if raw_tokens.len() < 512 {
+        bail!(
+            "the prompts have only {} tokens; cannot build a 512-token batch",
+            raw_tokens.len()
+        );
+    }
+    let times = (0..reps)
+        .map(|_| ev.time_raw_batch(&raw_tokens))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(median(times))
+}
+
+/// What `bench` measured of the answer placement.
+struct AnswerTimes {
+    /// Soft-prompt rows (the anchor's tokens).
+    k: usize,
+    /// Seconds of the first call, which decodes the item prefixes.
+    first_call_seconds: f64,
+    /// Prefix cells decoded once.
+    prefix_cells: usize,
+    /// Tokens decoded per candidate.
+    tokens: usize,
+    /// Seconds per candidate, one per decode.
+    seconds: f64,
+    /// (candidates per decode, seconds per candidate).
+    groups: Vec<(usize, f64)>,
+    /// The fastest of `groups`.
+    best: (usize, f64),
+}
+
+/// Times the answer placement: prefixes cached once (the first call, timed apart), then each
+/// candidate's rows and answer openings, with 1, 2, 4, 8 and 16 candidates per decode.
+fn time_answer(
+    ev: &mut Evaluator<'_>,
+    model: &crate::engine::Model,
+    survey: &Survey,
+    region: &crate::regions::Region,
+    args: &Args,
+    table_e: &EmbeddingTable,
+) -> Result<AnswerTimes> {
     let (anchor, opening) = prompt::answer_parts(args.anchor, region);
     let answer = AnswerPrompts::build(
-        &model,
-        &survey,
+        model,
+        survey,
         &prompt::persona(region),
         &anchor,
         &opening,
@@ -118,7 +186,6 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     )?;
     let anchor_rows = table_e.rows(&answer.anchor_tokens)?;
     let first = ev.evaluate_answer(&answer, &[&anchor_rows])?.remove(0);
-    let prefix_cells = answer.unique_prefix_tokens();
     let mut groups = Vec::new();
     for g in [1usize, 2, 4, 8, 16] {
         if g > answer.max_group() || (g > 1 && g > args.max_group) {
@@ -134,91 +201,110 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
             .with_context(|| format!("answer-side evaluation, {g} candidates per decode"))?;
         groups.push((g, median(times).as_secs_f64() / g as f64));
     }
-    let answer_tokens = answer.tokens_per_candidate(answer.anchor_tokens.len());
-    let answer_s = groups[0].1;
-    let best_group = groups
+    let best = groups
         .iter()
         .copied()
         .fold(groups[0], |b, x| if x.1 < b.1 { x } else { b });
+    Ok(AnswerTimes {
+        k: answer.anchor_tokens.len(),
+        first_call_seconds: first.elapsed.as_secs_f64(),
+        prefix_cells: answer.unique_prefix_tokens(),
+        tokens: answer.tokens_per_candidate(answer.anchor_tokens.len()),
+        seconds: groups[0].1,
+        groups,
+        best,
+    })
+}
 
-    let report = json!({
-        "model": model.info().description, "settings": settings, "panel": args.panel,
-        "gpu_layers": model.info().gpu_layers, "devices": crate::engine::offload::devices(),
-        "counterbalance": args.counterbalance, "prompts": prompts.leaves.len(), "reps": args.reps,
-        "raw_pp512_seconds": raw.as_secs_f64(), "raw_tokens_per_second": raw_tps,
-        "survey_seconds": survey_time.as_secs_f64(), "survey_tokens_decoded": all_decoded,
-        "tail_tokens_decoded": decoded, "tail_tokens_minimum": minimum,
-        "one_prompt_at_a_time_tokens": one_at_a_time, "survey_tokens_per_second": survey_tps,
-        "decoded_over_minimum": decoded as f64 / minimum as f64,
-        "survey_over_raw_throughput": survey_tps / raw_tps,
-        "prefix_candidate_seconds": survey_time.as_secs_f64(), "prefix_candidate_tokens": all_decoded,
-        "prefix_k": prompts.persona_tokens.len(),
-        "answer_k": answer.anchor_tokens.len(), "answer_anchor": args.anchor, "answer_prefix_cells": prefix_cells,
-        "answer_first_call_seconds": first.elapsed.as_secs_f64(),
-        "answer_candidate_tokens": answer_tokens, "answer_candidate_seconds": answer_s,
-        "answer_over_prefix_tokens": answer_tokens as f64 / all_decoded as f64,
-        "answer_speedup_per_candidate": survey_time.as_secs_f64() / answer_s,
-        "answer_tokens_per_second": answer_tokens as f64 / answer_s,
-        "candidates_per_decode": groups.iter().map(|(g, t)| json!({"candidates": g, "seconds_per_candidate": t})).collect::<Vec<_>>(),
-        "best_candidates_per_decode": best_group.0,
-    });
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(());
-    }
+/// The text form of a bench report (the figures of `--json`, in words).
+fn print_report(out: &mut dyn Write, r: &serde_json::Value) -> Result<()> {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    let st = &r["settings"];
     writeln!(
         out,
         "settings: {} threads, n_ubatch {}, n_batch {}, flash attention {}, n_ctx {}",
-        settings.threads,
-        settings.n_ubatch,
-        settings.n_batch,
-        if settings.flash_attn { "on" } else { "off" },
-        settings.n_ctx
+        st["threads"],
+        st["n_ubatch"],
+        st["n_batch"],
+        if st["flash_attn"].as_bool() == Some(true) {
+            "on"
+        } else {
+            "off"
+        },
+        st["n_ctx"]
     )?;
     writeln!(
         out,
-        "(a) raw prompt processing, 512 tokens: {:.3} s = {raw_tps:.0} tok/s (median of {})",
-        raw.as_secs_f64(),
-        args.reps
+        "(a) raw prompt processing, 512 tokens: {:.3} s = {:.0} tok/s (median of {})",
+        f("raw_pp512_seconds"),
+        f("raw_tokens_per_second"),
+        n("reps")
     )?;
     writeln!(
         out,
-        "(b) survey, {} prompts: {all_decoded} tokens decoded ({decoded} after the soft prompt; minimum {minimum}; one prompt at a time would be {one_at_a_time}) in {:.3} s = {survey_tps:.0} tok/s",
-        prompts.leaves.len(),
-        survey_time.as_secs_f64()
+        "(b) survey, {} prompts: {} tokens decoded ({} after the soft prompt; minimum {}; one prompt at a time would be {}) in {:.3} s = {:.0} tok/s",
+        n("prompts"),
+        n("survey_tokens_decoded"),
+        n("tail_tokens_decoded"),
+        n("tail_tokens_minimum"),
+        n("one_prompt_at_a_time_tokens"),
+        f("survey_seconds"),
+        f("survey_tokens_per_second")
     )?;
     writeln!(
         out,
         "(c) decoded/minimum = {:.3} (goal <= 1.05); survey/raw throughput = {:.2} (goal >= 0.8)",
-        decoded as f64 / minimum as f64,
-        survey_tps / raw_tps
+        f("decoded_over_minimum"),
+        f("survey_over_raw_throughput")
     )?;
+    print_answer_lines(out, r)
+}
+
+/// Lines (d) and (e) of the text report: the two placements per candidate, and candidates per
+/// decode.
+fn print_answer_lines(out: &mut dyn Write, r: &serde_json::Value) -> Result<()> {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
     writeln!(
         out,
-        "(d) per candidate: prefix placement (k {}) {all_decoded} tokens in {:.3} s; answer placement (k {}, {} anchor) {answer_tokens} tokens in {answer_s:.3} s, after {prefix_cells} prefix cells decoded once in {:.3} s",
-        prompts.persona_tokens.len(),
-        survey_time.as_secs_f64(),
-        answer.anchor_tokens.len(),
-        args.anchor.as_str(),
-        first.elapsed.as_secs_f64()
+        "(d) per candidate: prefix placement (k {}) {} tokens in {:.3} s; answer placement (k {}, {} anchor) {} tokens in {:.3} s, after {} prefix cells decoded once in {:.3} s",
+        n("prefix_k"),
+        n("prefix_candidate_tokens"),
+        f("prefix_candidate_seconds"),
+        n("answer_k"),
+        r["answer_anchor"].as_str().unwrap_or("?"),
+        n("answer_candidate_tokens"),
+        f("answer_candidate_seconds"),
+        n("answer_prefix_cells"),
+        f("answer_first_call_seconds")
     )?;
     writeln!(
         out,
         "    answer/prefix tokens = {:.3} (goal <= 0.25); speed-up per candidate = {:.1}x (goal >= 3); {:.0} tok/s = {:.2} of raw",
-        answer_tokens as f64 / all_decoded as f64,
-        survey_time.as_secs_f64() / answer_s,
-        answer_tokens as f64 / answer_s,
-        answer_tokens as f64 / answer_s / raw_tps
+        f("answer_over_prefix_tokens"),
+        f("answer_speedup_per_candidate"),
+        f("answer_tokens_per_second"),
+        f("answer_tokens_per_second") / f("raw_tokens_per_second")
     )?;
-    let per: Vec<String> = groups
+    let per: Vec<String> = r["candidates_per_decode"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
         .iter()
-        .map(|(g, t)| format!("{g}: {t:.3} s"))
+        .map(|g| {
+            format!(
+                "{}: {:.3} s",
+                g["candidates"],
+                g["seconds_per_candidate"].as_f64().unwrap_or(f64::NAN)
+            )
+        })
         .collect();
     writeln!(
         out,
         "(e) candidates per decode, seconds per candidate: {} (fastest: {})",
         per.join(", "),
-        best_group.0
+        r["best_candidates_per_decode"]
     )?;
     Ok(())
 }

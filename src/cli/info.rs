@@ -61,6 +61,18 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
+    print_text(out, &path, &info, gpu, &devices, &plan)
+}
+
+/// The text form of `info`.
+fn print_text(
+    out: &mut dyn Write,
+    path: &std::path::Path,
+    info: &engine::GgufInfo,
+    gpu: bool,
+    devices: &[offload::Device],
+    plan: &offload::LayerPlan,
+) -> Result<()> {
     writeln!(out, "file          {}", path.display())?;
     writeln!(
         out,
@@ -94,7 +106,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             "not in this build"
         }
     )?;
-    for d in &devices {
+    for d in devices {
         writeln!(
             out,
             "device        {} ({}, {}): {}, {} of {} MiB free",

@@ -12,6 +12,8 @@ mod regions;
 mod report;
 mod runs;
 mod score;
+mod sinks;
+mod space_args;
 mod survey;
 mod transfer;
 mod tune;

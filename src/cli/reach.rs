@@ -3,17 +3,15 @@
 //! survey, from the same space a `tune` run with these settings searches. Nothing is stored
 //! but the calibration (shared with `tune`).
 
-use super::engine_args::EngineArgs;
 use super::format::cell;
+use super::space_args::SpaceArgs;
 use crate::dimension::{DimScores, Dimension};
-use crate::fingerprint::sha256_file;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
-use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::Store;
 use crate::survey::Survey;
-use crate::tuning::{constants_for, Reach, TuneConfig, Tuner};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::tuning::{constants_for, Reach, Tuner};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -23,37 +21,10 @@ use std::sync::atomic::AtomicBool;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    engine: EngineArgs,
-    /// Region (code or name) whose persona and anchor the soft prompt starts from.
-    #[arg(long, value_name = "CODE")]
-    region: String,
+    space: SpaceArgs,
     /// Candidates per search (12 searches: each index up and down).
     #[arg(long, default_value_t = 36)]
     budget: usize,
-    /// Population size of Differential Evolution.
-    #[arg(long, default_value_t = 12)]
-    population: usize,
-    /// Search dimensions d.
-    #[arg(long, default_value_t = 100)]
-    dims: usize,
-    /// Soft-prompt rows beyond the anchor text's own rows.
-    #[arg(long, default_value_t = 0)]
-    extra_rows: usize,
-    /// Scale of the projection A (1 = embedding std / sqrt(d) per entry).
-    #[arg(long, default_value_t = 1.0)]
-    a_scale: f64,
-    /// Where the soft prompt goes.
-    #[arg(long, value_enum, default_value = "answer")]
-    placement: Placement,
-    /// What the answer-side rows start from (as for `tune`).
-    #[arg(long, value_enum, default_value = "opening")]
-    anchor: AnswerAnchor,
-    /// Seed of the projection and the searches.
-    #[arg(long, default_value_t = 2013)]
-    seed: u64,
-    /// Calibration regions (comma-separated codes) [default: as for `tune`].
-    #[arg(long, value_delimiter = ',', value_name = "CODES")]
-    calibration_regions: Option<Vec<String>>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -61,30 +32,15 @@ pub struct Args {
 
 /// Runs `reach`.
 pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let region = table.find(&args.region)?.clone();
-    let given = args.engine.model_path();
-    let sha = sha256_file(&given).with_context(|| format!("reading {}", given.display()))?;
-    let mut config = TuneConfig::new(&region.code, &given.display().to_string(), &sha, args.seed);
-    config.weights = args.engine.weights;
-    config.settings = args.engine.settings();
-    config.placement = args.placement;
-    config.anchor = args.anchor;
-    config.extra_rows = args.extra_rows;
-    config.a_scale = args.a_scale;
-    config.d = args.dims;
-    config.de.dim = args.dims;
-    config.de.pop_size = args.population;
+    let mut config = args.space.config(table)?;
     config.de.strategy = Strategy::Shade;
     config.de.max_evals = Some(args.budget);
-    if !(args.a_scale.is_finite() && args.a_scale > 0.0) {
-        bail!("--a-scale must be a positive number (got {})", args.a_scale);
-    }
-    config.calibration_regions =
-        crate::tuning::resolve_calibration_regions(table, args.calibration_regions.as_deref())?;
     crate::optim::DeState::new(config.de.clone())
         .map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
+    let region = table.find(&config.region)?.clone();
+    let (given, sha) = (args.space.engine.model_path(), config.model_sha256.clone());
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;
-    let model = args.engine.load()?;
+    let model = args.space.engine.load()?;
     let store = Store::open(db)?;
     // Calibrations refer to the model's record.
     store.upsert_model(&super::engine_args::model_record(&model, &sha, &given))?;
@@ -106,7 +62,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         for maximize in [false, true] {
             let mut options = config.de.clone();
             // Each search its own stream, all from the one stored seed.
-            options.seed = args.seed ^ ((d.index() as u64 * 2 + maximize as u64 + 1) << 32);
+            options.seed = args.space.seed ^ ((d.index() as u64 * 2 + maximize as u64 + 1) << 32);
             let r = tuner.reach(d, maximize, options, &cancel, |s: &DimScores| {
                 for (dim, v) in s.iter() {
                     lo[dim.index()] = lo[dim.index()].min(v);
@@ -141,23 +97,37 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     if args.json {
         let v = json!({"region": region.code, "placement": config.placement, "anchor": config.anchor, "d": config.d,
             "k_extra": config.extra_rows, "a_scale": config.a_scale, "budget_per_search": args.budget,
-            "seed": args.seed, "dimensions": rows});
+            "seed": args.space.seed, "dimensions": rows});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
+    print_table(
+        out,
+        &region.code,
+        config.placement.as_str(),
+        args.budget,
+        &rows,
+    )
+}
+
+/// The text table of `reach`: per dimension the target, the value at z = 0, and the range.
+fn print_table(
+    out: &mut dyn Write,
+    region: &str,
+    placement: &str,
+    budget: usize,
+    rows: &[serde_json::Value],
+) -> Result<()> {
     writeln!(
         out,
-        "region {}: reach of each index over the {} placement's soft prompts ({} candidates per search)",
-        region.code,
-        config.placement.as_str(),
-        args.budget
+        "region {region}: reach of each index over the {placement} placement's soft prompts ({budget} candidates per search)"
     )?;
     writeln!(
         out,
         "{:<5}{:>8}{:>8}{:>8}{:>8}",
         "", "target", "z = 0", "min", "max"
     )?;
-    for r in &rows {
+    for r in rows {
         let f = |k: &str| cell(r[k].as_f64());
         writeln!(
             out,

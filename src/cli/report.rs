@@ -4,6 +4,8 @@ use super::format::{cell, dim_header, dim_row};
 use crate::dimension::{DimScores, Dimension};
 use crate::regions::Region;
 use crate::scoring::{gap_closed, Constants};
+use crate::store::{EvaluationRecord, MethodLabel};
+use crate::survey::Survey;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
@@ -110,4 +112,32 @@ pub fn print_comparison(
         writeln!(out, "losses over {} of 6 dimensions; held-out rows use the held-out survey's own calibrated constants", r.dims_used)?;
     }
     Ok(())
+}
+
+/// The rows of the final table from a run's stored evaluations (latest of each kind).
+pub fn comparison_rows(
+    evals: &[EvaluationRecord],
+    train: &Survey,
+    heldout: &Survey,
+) -> Vec<MethodRow> {
+    let mut rows = Vec::new();
+    for (survey, label) in [(train, "train"), (heldout, "held-out")] {
+        for m in MethodLabel::ALL {
+            if let Some(e) = evals
+                .iter()
+                .rev()
+                .find(|e| e.method == m && e.survey == survey.id)
+            {
+                rows.push(MethodRow {
+                    label: format!("{label} {m}"),
+                    indices: e.indices,
+                    loss: e.loss,
+                    loss_mean: e.loss_mean,
+                    dims_used: e.dims_used,
+                    digit_mass: e.digit_mass,
+                });
+            }
+        }
+    }
+    rows
 }

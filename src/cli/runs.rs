@@ -2,8 +2,8 @@
 
 use super::engine_args::EngineArgs;
 use super::format::cell;
+use super::report::comparison_rows;
 use super::report::print_comparison;
-use super::tune::comparison_rows;
 use crate::prompt::Method;
 use crate::regions::RegionTable;
 use crate::scoring::Constants;
@@ -139,6 +139,38 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     if let Some(e) = &run.error {
         writeln!(out, "error: {e}")?;
     }
+    print_settings(out, &config)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>5} {:>6} {:>9} {:>9} {:>8}",
+        "GEN", "EVALS", "BEST L1", "MEAN L1", "SECONDS"
+    )?;
+    for c in &checkpoints {
+        writeln!(
+            out,
+            "{:>5} {:>6} {:>9.1} {:>9.1} {:>8.0}",
+            c.generation, c.evals, c.best_loss, c.mean_loss, c.elapsed_s
+        )?;
+    }
+    writeln!(out)?;
+    let rows = comparison_rows(&evals, &train, &heldout);
+    print_comparison(
+        out,
+        region,
+        &rows,
+        &train_constants(&evals, &train.id),
+        false,
+        None,
+    )?;
+    if matches!(run.status, RunStatus::Cancelled | RunStatus::Interrupted) {
+        writeln!(out, "continue with `culturetune resume {}`", run.id)?;
+    }
+    Ok(())
+}
+
+/// The settings lines of `show`: model, search and placement.
+fn print_settings(out: &mut dyn Write, config: &TuneConfig) -> Result<()> {
     writeln!(
         out,
         "model {} (sha256 {}), weights {}; DE {}, population {}, budget {}, d {}, A scale {}, extra rows {}",
@@ -169,32 +201,6 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
         config.candidates_per_decode,
         config.gpu_layers
     )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:>5} {:>6} {:>9} {:>9} {:>8}",
-        "GEN", "EVALS", "BEST L1", "MEAN L1", "SECONDS"
-    )?;
-    for c in &checkpoints {
-        writeln!(
-            out,
-            "{:>5} {:>6} {:>9.1} {:>9.1} {:>8.0}",
-            c.generation, c.evals, c.best_loss, c.mean_loss, c.elapsed_s
-        )?;
-    }
-    writeln!(out)?;
-    let rows = comparison_rows(&evals, &train, &heldout);
-    print_comparison(
-        out,
-        region,
-        &rows,
-        &train_constants(&evals, &train.id),
-        false,
-        None,
-    )?;
-    if matches!(run.status, RunStatus::Cancelled | RunStatus::Interrupted) {
-        writeln!(out, "continue with `culturetune resume {}`", run.id)?;
-    }
     Ok(())
 }
 
@@ -317,6 +323,11 @@ pub fn compare(
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    print_compare(out, &report)
+}
+
+/// The text table of `compare`.
+fn print_compare(out: &mut dyn Write, report: &[serde_json::Value]) -> Result<()> {
     writeln!(
         out,
         "L1 loss to the published scores (lower is better); calibrated constants per survey"
@@ -340,7 +351,7 @@ pub fn compare(
         "{:<7} {:>5} | {:^40} | {:^40}",
         "", "", "training survey", "held-out survey"
     )?;
-    for e in &report {
+    for e in report {
         let v = |s: &str, m: &str| cell(e[s][m].as_f64());
         let all_seeds = |s: &str| {
             let x = &e["seeds"][s];

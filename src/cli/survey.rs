@@ -78,46 +78,23 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let mut ev = Evaluator::new(&model, args.engine.settings())?;
     let answers = match &soft {
         None => ev.evaluate(&prompts, PersonaInput::Text)?,
-        Some(s) => {
-            let card_error = |e: String| {
-                anyhow!(
-                    "{}: culturetune.json: {e}",
-                    args.soft_prompt
-                        .as_deref()
-                        .unwrap_or(Path::new(""))
-                        .display()
-                )
+        Some(sp) => {
+            let dir = args.soft_prompt.as_deref().unwrap_or(Path::new(""));
+            let p = Placed {
+                model: &model,
+                survey: &survey,
+                block: &block,
+                panel: &panel,
+                counterbalance: args.counterbalance,
             };
-            let placement = Placement::from_card(&s.card).map_err(card_error)?;
-            match placement {
-                Placement::Prefix => ev.evaluate(&prompts, PersonaInput::Embeddings(&s.rows))?,
-                Placement::Answer => {
-                    let anchor = AnswerAnchor::from_card(&s.card).map_err(card_error)?;
-                    let (anchor, opening) = prompt::answer_parts(anchor, region);
-                    let p = AnswerPrompts::build(
-                        &model,
-                        &survey,
-                        &block,
-                        &anchor,
-                        &opening,
-                        &panel,
-                        args.counterbalance,
-                    )?;
-                    ev.evaluate_answer(&p, &[&s.rows])?.remove(0)
-                }
-            }
+            p.evaluate_soft(&mut ev, &prompts, sp, dir, region)?
         }
     };
     let scores = indices(&survey, &answers.item_means(), &constants)?;
     let loss = Loss::between(&scores, &region.scores);
 
     if args.json {
-        let items: Vec<_> = survey
-            .items
-            .iter()
-            .zip(&answers.items)
-            .map(|(i, a)| json!({"id": i.id, "expected": a.expected, "digit_mass": a.digit_mass, "probs": a.probs}))
-            .collect();
+        let items = item_json(&survey, &answers);
         let report = json!({
             "model": model.info(), "survey": survey.id, "region": region, "method": args.method,
             "panel": panel, "counterbalance": args.counterbalance, "settings": ev.settings(),
@@ -127,22 +104,96 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    let who = match &args.soft_prompt {
+        Some(d) => format!("the soft prompt in {}", d.display()),
+        None => format!("{block:?}"),
+    };
+    let order = if args.counterbalance {
+        ", counterbalanced"
+    } else {
+        ""
+    };
+    let (method, n) = (args.method, panel.len());
     writeln!(
         out,
-        "survey {} as {}, method {:?}, panel {}{}",
-        survey.id,
-        match &args.soft_prompt {
-            Some(d) => format!("the soft prompt in {}", d.display()),
-            None => format!("{block:?}"),
-        },
-        args.method,
-        panel.len(),
-        if args.counterbalance {
-            ", counterbalanced"
-        } else {
-            ""
-        }
+        "survey {} as {who}, method {method:?}, panel {n}{order}",
+        survey.id
     )?;
+    print_answers(
+        out,
+        &survey,
+        &answers,
+        &constants,
+        &scores,
+        region,
+        loss.as_ref(),
+    )
+}
+
+/// Each item's answer as JSON: id, expected answer, digit mass, distribution.
+fn item_json(
+    survey: &Survey,
+    answers: &crate::engine::evaluate::SurveyAnswers,
+) -> Vec<serde_json::Value> {
+    survey
+        .items
+        .iter()
+        .zip(&answers.items)
+        .map(|(i, a)| json!({"id": i.id, "expected": a.expected, "digit_mass": a.digit_mass, "probs": a.probs}))
+        .collect()
+}
+
+/// What a soft prompt's evaluation needs besides the prompt.
+struct Placed<'a> {
+    model: &'a crate::engine::Model,
+    survey: &'a Survey,
+    block: &'a str,
+    panel: &'a [prompt::Respondent],
+    counterbalance: bool,
+}
+
+impl Placed<'_> {
+    /// The survey's answers with an imported soft prompt, in the placement its card names.
+    fn evaluate_soft(
+        &self,
+        ev: &mut Evaluator<'_>,
+        prompts: &SurveyPrompts,
+        sp: &crate::export::SoftPromptFile,
+        dir: &Path,
+        region: &crate::regions::Region,
+    ) -> Result<crate::engine::evaluate::SurveyAnswers> {
+        let card_error = |e: String| anyhow!("{}: culturetune.json: {e}", dir.display());
+        Ok(match Placement::from_card(&sp.card).map_err(card_error)? {
+            Placement::Prefix => ev.evaluate(prompts, PersonaInput::Embeddings(&sp.rows))?,
+            Placement::Answer => {
+                let anchor = AnswerAnchor::from_card(&sp.card).map_err(card_error)?;
+                let (anchor, opening) = prompt::answer_parts(anchor, region);
+                let p = AnswerPrompts::build(
+                    self.model,
+                    self.survey,
+                    self.block,
+                    &anchor,
+                    &opening,
+                    self.panel,
+                    self.counterbalance,
+                )?;
+                ev.evaluate_answer(&p, &[&sp.rows])?.remove(0)
+            }
+        })
+    }
+}
+
+/// The text form of `survey`'s results: every item's answer distribution, the indices next
+/// to the region's, the loss, and the work done.
+fn print_answers(
+    out: &mut dyn Write,
+    survey: &Survey,
+    answers: &crate::engine::evaluate::SurveyAnswers,
+    constants: &crate::scoring::Constants,
+    scores: &crate::dimension::DimScores,
+    region: &crate::regions::Region,
+    loss: Option<&Loss>,
+) -> Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<6}{:>9}{:>7}   P(1..5)", "item", "expected", "mass")?;
     for (i, a) in survey.items.iter().zip(&answers.items) {
@@ -159,9 +210,9 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     writeln!(out)?;
     writeln!(out, "constants: {}", constants.describe())?;
     writeln!(out, "{:<10}{}", "", dim_header(8))?;
-    writeln!(out, "{:<10}{}", "model", dim_row(&scores, 8))?;
+    writeln!(out, "{:<10}{}", "model", dim_row(scores, 8))?;
     writeln!(out, "{:<10}{}", region.code, dim_row(&region.scores, 8))?;
-    if let Some(l) = &loss {
+    if let Some(l) = loss {
         writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, 8))?;
         writeln!(out)?;
         writeln!(

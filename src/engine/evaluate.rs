@@ -300,7 +300,7 @@ impl SurveyAnswers {
 /// A context set up for survey evaluation with fixed settings.
 pub struct Evaluator<'m> {
     pub(super) model: &'m Model,
-    pub(super) ctx: RawContext,
+    pub(super) ctx: RawContext<'m>,
     pub(super) digits: [i32; 5],
     pub(super) settings: EvalSettings,
     /// Answer-side prefixes held in the KV cache (see [`super::answer`]); `None` whenever the

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Storage type of the weights used for evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum WeightType {
     /// F16 when that copy is at most 1 GiB (small models: about twice as fast on CPU as
@@ -15,7 +16,7 @@ pub enum WeightType {
     /// The file as given.
     Original,
     /// 8-bit blocks (Q8_0).
-    #[value(name = "q8_0")]
+    #[cfg_attr(feature = "cli", value(name = "q8_0"))]
     Q8_0,
     /// 16-bit floats.
     F16,

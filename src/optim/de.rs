@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 
 /// Mutation strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Classic DE/rand/1/bin: v = x_r1 + F (x_r2 - x_r3).
