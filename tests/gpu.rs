@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use std::process::{Command, Output};
 
 /// Largest difference allowed between a digit's probability on the GPU and on the CPU.
-/// llama.cpp's Vulkan shaders compute with F16 where the device supports it (lavapipe does),
-/// the CPU accumulates in F32, and the backends sum in other orders: on lavapipe with the
+/// llama.cpp's Vulkan shaders compute with F16 where the device supports it (lavapipe reports
+/// it), the CPU accumulates in F32, and the backends sum in other orders: on lavapipe with the
 /// default model the answers differ by up to 0.021 (docs/performance.md), the same order as
 /// the 0.06 that another micro-batch layout causes on quantized models. Wrong rows, a wrong
 /// layer or garbage move them by far more.
