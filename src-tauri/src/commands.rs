@@ -40,6 +40,8 @@ pub struct TuneSettings {
     pub threads: Option<u32>,
     /// GPU layers.
     pub gpu_layers: Option<u32>,
+    /// KV cache cells (the command line's `--n-ctx`).
+    pub n_ctx: Option<u32>,
 }
 
 impl TuneSettings {
@@ -77,6 +79,7 @@ impl TuneSettings {
         opt("--weights", self.weights.clone());
         opt("--threads", self.threads.map(|v| v.to_string()));
         opt("--gpu-layers", self.gpu_layers.map(|v| v.to_string()));
+        opt("--n-ctx", self.n_ctx.map(|v| v.to_string()));
         Ok(a)
     }
 }

@@ -206,3 +206,26 @@ fn chat_keeps_one_worker_with_the_model_loaded() {
     assert_eq!(again["naive"], first["naive"]);
     assert_eq!(again["tuned"], first["tuned"]);
 }
+
+#[test]
+fn an_engine_failure_in_calibration_ends_the_job_with_the_engine_code() {
+    let a = app();
+    let model = a._dir.path().join("tiny.gguf");
+    std::fs::write(&model, common::tiny_model().1).unwrap();
+    let (tx, rx) = mpsc::channel::<JobEnd>();
+    a.app.listen(JOB_END, move |e| {
+        let _ = tx.send(serde_json::from_str(e.payload()).unwrap());
+    });
+    // The tiny model's byte-level prompts do not fit 256 KV cells: the first calibration
+    // survey fails inside llama.cpp's evaluation.
+    let settings = json!({"region": "USA", "model": model.display().to_string(),
+        "weights": "original", "nCtx": 256, "calibrationRegions": "USA"});
+    a.invoke("start_tune", json!({ "settings": settings }))
+        .unwrap();
+    let end = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert_eq!(end.outcome, culturetune_app::jobs::Outcome::Failed);
+    assert_eq!(end.run, None, "no run before calibration succeeds");
+    let err = end.error.unwrap();
+    assert_eq!(err.code, "engine", "{err:?}");
+    assert!(err.message.contains("n_ctx is 256"), "{err:?}");
+}

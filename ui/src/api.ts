@@ -60,7 +60,7 @@ export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed";
 export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
   strategy?: string; placement?: string; panel?: number; calibrationRegions?: string; weights?: string; threads?: number;
-  gpuLayers?: number;
+  gpuLayers?: number; nCtx?: number;
 }
 
 export function isAppError(e: unknown): e is AppError {
