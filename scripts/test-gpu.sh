@@ -8,7 +8,7 @@
 #   BENCH=1 scripts/test-gpu.sh    also `bench` on the offloaded model (on lavapipe: an hour)
 #
 # The build has its own target directory (target/vulkan): a backend changes llama.cpp's build,
-# and sharing target/ would rebuild the CPU one each time. Cold, it takes about 20 minutes on 2
+# and sharing target/ would rebuild the CPU one each time. Cold, it takes about 45 minutes on 2
 # cores, so it is not part of scripts/test.sh (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
