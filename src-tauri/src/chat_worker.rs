@@ -7,15 +7,10 @@
 //! crash as its error.
 
 use crate::error::{AppError, AppResult};
-use crate::worker::{failure, Worker};
+use crate::worker::{failure, stderr_tail, Worker};
 use serde_json::Value;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-
-/// Last lines of the worker's stderr kept to explain a crash.
-const STDERR_LINES: usize = 40;
 
 /// The app's chat worker, started on the first message.
 #[derive(Default)]
@@ -30,7 +25,8 @@ struct Session {
     child: Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Its last lines of stderr, once it has ended.
+    stderr: tauri::async_runtime::JoinHandle<String>,
 }
 
 /// How one exchange with the worker ended.
@@ -79,7 +75,8 @@ impl ChatWorker {
                     if status.success() && attempt == 0 {
                         continue;
                     }
-                    return Err(failure(status, &session.stderr_tail()));
+                    let stderr = session.stderr.await.unwrap_or_default();
+                    return Err(failure(status, &stderr));
                 }
             }
         }
@@ -118,41 +115,18 @@ impl Session {
                 "the chat worker's pipes are missing",
             ));
         };
-        // Stderr is drained all the time (a full pipe would block the worker); its last lines
-        // explain a crash.
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let keep = tail.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(mut t) = keep.lock() {
-                    if t.len() == STDERR_LINES {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
-                }
-            }
-        });
         Ok(Session {
             model,
             child,
             stdin,
             stdout: BufReader::new(stdout).lines(),
-            stderr: tail,
+            stderr: stderr_tail(Some(stderr)),
         })
     }
 
     /// Whether this worker is alive and serves `model`.
     fn serves(&mut self, model: &Option<String>) -> bool {
         self.model == *model && matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// The last lines the worker printed on stderr.
-    fn stderr_tail(&self) -> String {
-        match self.stderr.lock() {
-            Ok(t) => t.iter().cloned().collect::<Vec<_>>().join("\n"),
-            Err(_) => String::new(),
-        }
     }
 
     async fn exchange(&mut self, request: &Value) -> Exchange {

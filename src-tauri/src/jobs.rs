@@ -3,7 +3,7 @@
 //! the worker finished, was cancelled, failed with an error, or died.
 
 use crate::error::{AppError, AppResult};
-use crate::worker::{failure, Worker};
+use crate::worker::{failure, stderr_tail, Worker};
 use culturetune::events::{self, Event};
 use culturetune::store::{RunStatus, Store};
 use serde::Serialize;
@@ -179,20 +179,7 @@ async fn supervise<R: Runtime>(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
-    // stderr: keep the last lines for the error message.
-    let err_task = tauri::async_runtime::spawn(async move {
-        let mut tail: Vec<String> = Vec::new();
-        if let Some(e) = stderr {
-            let mut lines = BufReader::new(e).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tail.push(l);
-                if tail.len() > 40 {
-                    tail.remove(0);
-                }
-            }
-        }
-        tail.join("\n")
-    });
+    let err_task = stderr_tail(stderr);
     let (reported, finished) = match stdout {
         Some(o) => forward_events(&app, &mut child, o, job, &kill, &current).await,
         None => (None, None),

@@ -103,6 +103,30 @@ impl Worker {
     }
 }
 
+/// Lines of a worker's stderr kept to explain how it ended.
+const STDERR_LINES: usize = 40;
+
+/// Drains a worker's stderr (a full pipe would block it) and yields its last lines, joined,
+/// once the stream ends.
+pub fn stderr_tail(
+    stderr: Option<tokio::process::ChildStderr>,
+) -> tauri::async_runtime::JoinHandle<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    tauri::async_runtime::spawn(async move {
+        let mut tail = std::collections::VecDeque::with_capacity(STDERR_LINES);
+        if let Some(e) = stderr {
+            let mut lines = BufReader::new(e).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if tail.len() == STDERR_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(l);
+            }
+        }
+        Vec::from(tail).join("\n")
+    })
+}
+
 /// The error for a worker that ended with `status`, from what it printed on stderr: its JSON
 /// error line when there is one, else a description of how it died and the last lines.
 pub fn failure(status: ExitStatus, stderr: &str) -> AppError {

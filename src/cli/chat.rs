@@ -94,12 +94,8 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&reply)?)?;
     } else {
-        writeln!(
-            out,
-            "== naive persona ({:?})\n{}\n",
-            prompt::persona(table.find(&reply.region)?),
-            reply.naive
-        )?;
+        let persona = prompt::persona(table.find(&reply.region)?);
+        writeln!(out, "== naive persona ({persona:?})\n{}\n", reply.naive)?;
         writeln!(out, "== tuned soft prompt\n{}", reply.tuned)?;
     }
     Ok(())
@@ -122,7 +118,8 @@ pub fn check(request: &Request, table: &RegionTable) -> Result<()> {
     }
 }
 
-/// The naive and the tuned reply of a loaded model to one request (greedy decoding).
+/// The naive and the tuned reply of a loaded model to one request (greedy decoding). The
+/// caller has [`check`]ed the request (before loading the model).
 pub fn answer(
     model: &Model,
     settings: EvalSettings,
@@ -130,7 +127,6 @@ pub fn answer(
     db: &Path,
     request: &Request,
 ) -> Result<Reply> {
-    check(request, table)?;
     let region = table.find(&request.region)?;
     let n_embd = model.info().n_embd;
     let (rows, card) = match (&request.soft_prompt, request.run) {

@@ -157,12 +157,3 @@ impl EngineArgs {
         }
     }
 }
-
-/// The store's record of a model loaded from `given` (its SHA-256 `sha`).
-pub fn model_record(
-    model: &Model,
-    sha: &str,
-    given: &std::path::Path,
-) -> crate::store::ModelRecord {
-    crate::store::ModelRecord::of(model, sha, given)
-}
