@@ -230,6 +230,31 @@ fn an_engine_failure_in_calibration_has_the_engine_code() {
 }
 
 #[test]
+fn training_on_the_held_out_survey_is_refused_before_anything_runs() {
+    let (dir, model) = setup();
+    let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+    let mut c = config(&model);
+    c.survey = culturetune::survey::HELDOUT_SURVEY_ID.into();
+    let mut sink = Recorder::default();
+    let err = job::run(
+        JobSpec::New(Box::new(c)),
+        &mut store,
+        &RegionTable::builtin(),
+        &AtomicBool::new(false),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(
+        err.to_string()
+            .contains("the training survey is the held-out survey (vsm13-alt)"),
+        "{err}"
+    );
+    assert_eq!(shape(&sink.events), ["error invalid_input"]);
+    assert!(store.runs().unwrap().is_empty());
+}
+
+#[test]
 fn the_command_line_reports_the_engine_code_of_a_calibration_failure() {
     let (dir, model) = setup();
     let db = dir.path().join("d.db");

@@ -32,6 +32,8 @@ pub struct TuneSettings {
     pub placement: Option<String>,
     /// Panel respondents.
     pub panel: Option<u32>,
+    /// Ask every item in both option orders (the command line's `--counterbalance`).
+    pub counterbalance: Option<bool>,
     /// Comma-separated calibration regions.
     pub calibration_regions: Option<String>,
     /// Weights (`auto`, `original`, `q8_0`, `f16`, `f32`).
@@ -80,6 +82,9 @@ impl TuneSettings {
         opt("--threads", self.threads.map(|v| v.to_string()));
         opt("--gpu-layers", self.gpu_layers.map(|v| v.to_string()));
         opt("--n-ctx", self.n_ctx.map(|v| v.to_string()));
+        if self.counterbalance == Some(true) {
+            a.push("--counterbalance".into());
+        }
         Ok(a)
     }
 }
@@ -245,6 +250,7 @@ mod tests {
             strategy: Some("shade".into()),
             placement: Some("prefix".into()),
             calibration_regions: Some("  ".into()),
+            counterbalance: Some(true),
             ..Default::default()
         };
         assert_eq!(
@@ -260,7 +266,8 @@ mod tests {
                 "--strategy",
                 "shade",
                 "--placement",
-                "prefix"
+                "prefix",
+                "--counterbalance"
             ]
         );
         let e = TuneSettings::default().args().unwrap_err();

@@ -96,7 +96,8 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         .collect();
     if args.json {
         let v = json!({"region": region.code, "placement": config.placement, "anchor": config.anchor, "d": config.d,
-            "k_extra": config.extra_rows, "a_scale": config.a_scale, "budget_per_search": args.budget,
+            "k_extra": config.extra_rows, "a_scale": config.a_scale,
+            "panel": config.panel, "counterbalance": config.counterbalance, "budget_per_search": args.budget,
             "seed": args.space.seed, "dimensions": rows});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());

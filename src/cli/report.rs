@@ -42,6 +42,44 @@ fn gap_rows(region: &Region, rows: &[MethodRow]) -> Vec<(String, DimScores)> {
         .collect()
 }
 
+/// Whether the tuned prompt carries over to the held-out survey: its held-out L1 against the
+/// naive prompt's (None without both held-out rows).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct Transfer {
+    /// Naive L1 on the held-out survey.
+    heldout_naive: f64,
+    /// Tuned L1 on the held-out survey.
+    heldout_tuned: f64,
+    /// Tuned below naive.
+    carries_over: bool,
+}
+
+/// The held-out verdict of a comparison's rows.
+fn transfer(rows: &[MethodRow]) -> Option<Transfer> {
+    let loss = |label: &str| rows.iter().find(|r| r.label == label).map(|r| r.loss);
+    let (n, t) = (loss("held-out naive")?, loss("held-out tuned")?);
+    Some(Transfer {
+        heldout_naive: n,
+        heldout_tuned: t,
+        carries_over: t < n,
+    })
+}
+
+/// One sentence for a user judging a run on the held-out survey.
+fn transfer_text(t: &Transfer) -> String {
+    if t.carries_over {
+        format!(
+            "held-out: tuned L1 {:.1} < naive {:.1}: the tuned prompt carries over to the independently worded survey",
+            t.heldout_tuned, t.heldout_naive
+        )
+    } else {
+        format!(
+            "held-out: tuned L1 {:.1} >= naive {:.1}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md, \"What does not generalize\", measures this and the --counterbalance alternative)",
+            t.heldout_tuned, t.heldout_naive
+        )
+    }
+}
+
 /// Prints the target, each method's indices and losses (or JSON).
 pub fn print_comparison(
     out: &mut dyn Write,
@@ -57,7 +95,7 @@ pub fn print_comparison(
             .iter()
             .map(|(label, g)| (label.clone(), json!(g)))
             .collect();
-        let v = json!({"region": region, "constants": constants, "rows": rows, "gap_closed": gaps, "run": run.map(|(id, evals, secs)| json!({"id": id, "evals": evals, "seconds": secs}))});
+        let v = json!({"region": region, "constants": constants, "rows": rows, "gap_closed": gaps, "transfer": transfer(rows), "run": run.map(|(id, evals, secs)| json!({"id": id, "evals": evals, "seconds": secs}))});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
@@ -108,6 +146,9 @@ pub fn print_comparison(
             "closed = share of the naive prompt's distance to the target that the tuned prompt removed, per dimension (100% = on target, negative = further away)"
         )?;
     }
+    if let Some(t) = transfer(rows) {
+        writeln!(out, "{}", transfer_text(&t))?;
+    }
     if let Some(r) = rows.first() {
         writeln!(out, "losses over {} of 6 dimensions; held-out rows use the held-out survey's own calibrated constants", r.dims_used)?;
     }
@@ -140,4 +181,37 @@ pub fn comparison_rows(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: &str, loss: f64) -> MethodRow {
+        MethodRow {
+            label: label.into(),
+            indices: DimScores::default(),
+            loss,
+            loss_mean: loss / 6.0,
+            dims_used: 6,
+            digit_mass: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_held_out_verdict_compares_tuned_with_naive() {
+        let rows = [row("train naive", 100.0), row("train tuned", 50.0)];
+        assert_eq!(transfer(&rows), None);
+        let mut rows = rows.to_vec();
+        rows.push(row("held-out naive", 129.4));
+        rows.push(row("held-out tuned", 135.6));
+        let t = transfer(&rows).unwrap();
+        assert!(!t.carries_over);
+        assert!(transfer_text(&t).contains("tuned L1 135.6 >= naive 129.4: the tuned prompt fits the training wording but does not carry over"));
+        rows.last_mut().unwrap().loss = 119.4;
+        let t = transfer(&rows).unwrap();
+        assert!(t.carries_over);
+        assert!(transfer_text(&t)
+            .starts_with("held-out: tuned L1 119.4 < naive 129.4: the tuned prompt carries over"));
+    }
 }

@@ -40,6 +40,17 @@ pub struct SpaceArgs {
     /// China." before " Answer: ").
     #[arg(long, value_enum, default_value = "opening")]
     pub anchor: AnswerAnchor,
+    /// Training survey: a shipped survey's id or a survey file (the held-out survey stays
+    /// `vsm13-alt`).
+    #[arg(long, value_name = "ID|FILE", default_value = crate::survey::TRAINING_SURVEY_ID)]
+    pub survey: String,
+    /// Respondents in the panel.
+    #[arg(long, default_value_t = 1)]
+    pub panel: usize,
+    /// Ask every item in both option orders (the answers of the two orders are averaged, so
+    /// rows that only push the answer digit one way cancel out).
+    #[arg(long)]
+    pub counterbalance: bool,
     /// Seed of every random choice (projection and optimizer); stored with the run.
     #[arg(long, default_value_t = 2013)]
     pub seed: u64,
@@ -69,6 +80,12 @@ impl SpaceArgs {
             bail!("--a-scale must be a positive number (got {})", self.a_scale);
         }
         c.a_scale = self.a_scale;
+        if self.panel == 0 || self.panel > crate::prompt::MAX_PANEL {
+            bail!("--panel must be 1..={}", crate::prompt::MAX_PANEL);
+        }
+        c.panel = self.panel;
+        c.survey = self.survey.clone();
+        c.counterbalance = self.counterbalance;
         c.extra_rows = self.extra_rows;
         c.placement = self.placement;
         c.anchor = self.anchor;

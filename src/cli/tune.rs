@@ -48,12 +48,6 @@ pub struct TuneArgs {
     /// Stop after this many generations without improvement.
     #[arg(long)]
     patience: Option<usize>,
-    /// Respondents in the panel.
-    #[arg(long, default_value_t = 1)]
-    panel: usize,
-    /// Ask every item in both option orders.
-    #[arg(long)]
-    counterbalance: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -106,11 +100,6 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
             args.budget
         );
     }
-    if args.panel == 0 || args.panel > crate::prompt::MAX_PANEL {
-        bail!("--panel must be 1..={}", crate::prompt::MAX_PANEL);
-    }
-    config.panel = args.panel;
-    config.counterbalance = args.counterbalance;
     config.de.strategy = args.strategy;
     config.de.max_evals = Some(args.budget);
     config.de.patience = args.patience;
@@ -124,7 +113,7 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     config.candidates_per_decode = args
         .candidates_per_decode
         .unwrap_or(if config.gpu_layers > 0 {
-            GPU_CANDIDATES_PER_DECODE.min(group_limit(n_items, args.panel, args.counterbalance))
+            GPU_CANDIDATES_PER_DECODE.min(group_limit(n_items, config.panel, config.counterbalance))
         } else {
             1
         });

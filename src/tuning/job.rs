@@ -325,6 +325,12 @@ impl Job<'_> {
         let region = self.table.find(&config.region)?.clone();
         let train = Survey::from_id_or_path(&config.survey)?;
         let heldout = Survey::from_id_or_path(&config.heldout_survey)?;
+        if train.id == heldout.id {
+            return Err(TuneError::Invalid(format!(
+                "the training survey is the held-out survey ({}): train on another one (--survey)",
+                heldout.id
+            )));
+        }
         let model = self.load_model(config)?;
         let c_train = self.constants(&model, &train, config)?;
         let c_heldout = self.constants(&model, &heldout, config)?;

@@ -40,6 +40,7 @@ function settings(code: string): TuneSettings {
     strategy: $<HTMLSelectElement>("tune-strategy").value,
     placement: $<HTMLSelectElement>("tune-placement").value,
     panel: num("tune-panel"),
+    counterbalance: $<HTMLInputElement>("tune-counterbalance").checked || undefined,
     calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
     weights: $<HTMLSelectElement>("tune-weights").value,
     threads: num("tune-threads"),
@@ -68,7 +69,18 @@ function redraw(): void {
     }
   }
   $("gen-count").textContent = String(live.gens.length);
+  $("final-transfer").textContent = transferText(live.evals[`naive/${live.heldout}`]?.loss,
+    live.evals[`tuned/${live.heldout}`]?.loss);
   drawDims();
+}
+
+/** Whether the tuned prompt carries over to the independently worded held-out survey (as the
+ * command line's final report says it). */
+function transferText(naive: number | undefined, tuned: number | undefined): string {
+  if (naive === undefined || tuned === undefined) return "";
+  return tuned < naive
+    ? `Held-out: tuned ${fmt(tuned)} < naive ${fmt(naive)}: the tuned prompt carries over to the independently worded survey.`
+    : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md measures this and the “both orders” alternative).`;
 }
 
 /** Target, naive and tuned per dimension on the training survey, and the share of the gap closed. */
