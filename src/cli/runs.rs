@@ -220,11 +220,16 @@ pub fn eval(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     let (train, heldout) = surveys(&config)?;
     let region = table.find(&run.region)?.clone();
     let model = EngineArgs::for_config(&config, args.verbose).load()?;
-    let constants = |s: &Survey| -> Result<Constants> {
-        let (values, _) = store
-            .calibration(&config.calibration_key(&s.id))?
-            .with_context(|| format!("no calibration stored for {}", s.id))?;
-        Ok(config.calibrated(values))
+    // The run's calibration, or (a database from before calibrations were keyed by survey
+    // content) the same calibration computed again: deterministic, so the same constants.
+    let constants = |s: &Survey| {
+        crate::tuning::constants_for(&store, &model, s, table, &config, |done, code| {
+            eprintln!(
+                "calibrating {}: {done}/{} ({code})",
+                s.id,
+                config.calibration_regions.len()
+            )
+        })
     };
     let (c_train, c_heldout) = (constants(&train)?, constants(&heldout)?);
     let mut tuner = Tuner::new(

@@ -138,7 +138,7 @@ pub fn calibrate_model(
             )
         })?;
         store.save_calibration(
-            &config.calibration_key(id),
+            &config.calibration_key(&survey),
             &sha,
             id,
             &config.calibration_regions,

@@ -136,6 +136,35 @@ pub struct Survey {
 }
 
 impl Survey {
+    /// SHA-256 (hex) of what decides a survey's answers and indices: every item's text and its
+    /// scale's labels, in order, and every formula's terms. Ids, names and descriptions are
+    /// left out. Stored calibrations are keyed by it, so an edited survey file is calibrated
+    /// again instead of reusing constants computed for other questions.
+    pub fn content_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        for item in &self.items {
+            field(item.text.as_bytes());
+            for label in &self.scales[item.scale].labels {
+                field(label.as_bytes());
+            }
+        }
+        for f in &self.formulas {
+            field(f.dimension.code().as_bytes());
+            for t in &f.terms {
+                field(&t.coef.to_le_bytes());
+                for side in [t.plus, t.minus] {
+                    field(&side.map_or(u64::MAX, |i| i as u64).to_le_bytes());
+                }
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Loads and validates a survey file.
     pub fn from_path(path: &Path) -> Result<Survey, SurveyError> {
         let text = std::fs::read_to_string(path).map_err(|source| SurveyError::Io {

@@ -202,10 +202,12 @@ impl TuneConfig {
         }
     }
 
-    /// The key under which a survey's calibration for this model and procedure is stored.
-    pub fn calibration_key(&self, survey: &str) -> String {
+    /// The key under which a survey's calibration for this model and procedure is stored (the
+    /// survey by id and by content, see [`Survey::content_sha256`]).
+    pub fn calibration_key(&self, survey: &Survey) -> String {
         serde_json::json!({
-            "model": self.model_sha256, "weights": self.weights, "survey": survey, "panel": self.panel,
+            "model": self.model_sha256, "weights": self.weights, "survey": survey.id,
+            "survey_sha256": survey.content_sha256(), "panel": self.panel,
             "counterbalance": self.counterbalance, "n_ubatch": self.settings.n_ubatch,
             "n_batch": self.settings.n_batch, "flash_attn": self.settings.flash_attn,
             "regions": self.calibration_regions,
@@ -388,7 +390,7 @@ pub fn constants_for(
     config: &TuneConfig,
     progress: impl FnMut(usize, &str),
 ) -> Result<Constants, TuneError> {
-    let key = config.calibration_key(&survey.id);
+    let key = config.calibration_key(survey);
     let values = match store.calibration(&key)? {
         Some((c, _)) => c,
         None => {
@@ -768,6 +770,28 @@ mod tests {
 
     fn table(csv: &str) -> RegionTable {
         RegionTable::from_reader(csv.as_bytes(), "t.csv").unwrap()
+    }
+
+    #[test]
+    fn an_edited_survey_gets_its_own_calibration_key() {
+        let c = TuneConfig::new("USA", "m.gguf", "abc", 1);
+        let a = Survey::builtin(crate::survey::TRAINING_SURVEY_ID).unwrap();
+        let mut renamed = a.clone();
+        renamed.name = "another title".into();
+        renamed.items[0].construct = "documentation only".into();
+        assert_eq!(c.calibration_key(&a), c.calibration_key(&renamed));
+        let mut reworded = a.clone();
+        reworded.items[3].text.push_str(" Please answer.");
+        assert_ne!(c.calibration_key(&a), c.calibration_key(&reworded));
+        let mut relabelled = a.clone();
+        relabelled.scales[0].labels[4] = "unimportant".into();
+        assert_ne!(c.calibration_key(&a), c.calibration_key(&relabelled));
+        let mut reweighted = a.clone();
+        reweighted.formulas[2].terms[1].coef = 25.0;
+        assert_ne!(c.calibration_key(&a), c.calibration_key(&reweighted));
+        let b = Survey::builtin(crate::survey::HELDOUT_SURVEY_ID).unwrap();
+        assert_ne!(a.content_sha256(), b.content_sha256());
+        assert_eq!(a.content_sha256().len(), 64);
     }
 
     #[test]
