@@ -61,7 +61,21 @@ def plans(name):
                 + [("USA", 2013, {**opening, "a-scale": 0.5}), ("USA", 2013, {**opening, "budget": 288})])
     if name == "prefix":
         return [("CHI", 2013, {**BASE, "placement": "prefix"})]
-    raise SystemExit(f"unknown plan {name!r}: expected screen, defaults or prefix")
+    if name == "counterbalance":
+        # Both option orders in training (and in every evaluation of the run): rows that only
+        # push the answer digit one way cancel out, so what remains has to move the content.
+        return [(r, seed, {**CHOSEN, "counterbalance": True}) for r in ["USA", "CHI", "IND", "ARA"]
+                for seed in [2013, 1, 2]]
+    if name == "budget576":
+        return [(r, seed, {**CHOSEN, "budget": 576}) for r in ["USA", "CHI", "IND", "ARA"]
+                for seed in [2013, 1, 2]]
+    if name == "two-wordings":
+        # Training on wordings A and C together (each index the mean of both wordings'),
+        # the held-out survey (wording B) still unseen.
+        return [(r, seed, {**CHOSEN, "survey": "surveys/vsm13-ac.toml"}) for r in ["USA", "CHI", "IND", "ARA"]
+                for seed in [2013, 1, 2]]
+    raise SystemExit(f"unknown plan {name!r}: expected screen, defaults, anchor, prefix, "
+                     "counterbalance, budget576 or two-wordings")
 
 
 def key(region, seed, settings):
@@ -85,7 +99,10 @@ def tune(db, region, seed, settings, threads):
     cmd = [BINARY, "--db", db, "tune", "--region", region, "--seed", str(seed), "--json",
            "--threads", str(threads)]
     for k, v in settings.items():
-        cmd += [f"--{k}", str(v)]
+        if v is True:
+            cmd.append(f"--{k}")
+        elif v is not False:
+            cmd += [f"--{k}", str(v)]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - t0
@@ -189,7 +206,8 @@ def cmd_plot(a):
     rs = load(a.results)
     os.makedirs(a.out, exist_ok=True)
 
-    screen = [r for r in rs if r["region"] == "CHI" and r["seed"] == 2013]
+    screen = [r for r in rs if r["region"] == "CHI" and r["seed"] == 2013
+              and not r["settings"].get("counterbalance")]
     if screen:
         fig, ax = plt.subplots(figsize=(8, 4))
         labels = [label(r["settings"]) for r in screen]
@@ -244,6 +262,26 @@ def cmd_plot(a):
         axes[0].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "indices.png"), dpi=110)
+    usa = [(name, [r for r in rs if r["region"] == "USA" and r["settings"] == settings])
+           for name, settings in [("defaults (288)", CHOSEN),
+                                  ("budget 576", {**CHOSEN, "budget": 576}),
+                                  ("both orders", {**CHOSEN, "counterbalance": True})]]
+    usa = [(name, g) for name, g in usa if g]
+    if usa:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for i, (name, g) in enumerate(usa):
+            for j, (survey, title) in enumerate([("train", "training"), ("heldout", "held-out")]):
+                x = i * 3 + j
+                ax.scatter([x] * len(g), [r[f"{survey}_tuned"] for r in g], color=f"C{j}",
+                           label=f"tuned, {title}" if i == 0 else None)
+                ax.hlines(g[0][f"{survey}_naive"], x - 0.4, x + 0.4, color=f"C{j}", ls="--",
+                          label=f"naive, {title}" if i == 0 else None)
+        ax.set_xticks([i * 3 + 0.5 for i in range(len(usa))], [name for name, _ in usa])
+        ax.set_ylabel("L1 (one dot per seed)")
+        ax.set_title("USA: what the training fit leaves on the held-out survey")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "usa-heldout.png"), dpi=110)
     print(f"plots in {a.out}")
 
 
