@@ -265,10 +265,11 @@ def cmd_plot(a):
     usa = [(name, [r for r in rs if r["region"] == "USA" and r["settings"] == settings])
            for name, settings in [("defaults (288)", CHOSEN),
                                   ("budget 576", {**CHOSEN, "budget": 576}),
-                                  ("both orders", {**CHOSEN, "counterbalance": True})]]
+                                  ("both orders", {**CHOSEN, "counterbalance": True}),
+                                  ("two wordings", {**CHOSEN, "survey": "surveys/vsm13-ac.toml"})]]
     usa = [(name, g) for name, g in usa if g]
     if usa:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(8.5, 4))
         for i, (name, g) in enumerate(usa):
             for j, (survey, title) in enumerate([("train", "training"), ("heldout", "held-out")]):
                 x = i * 3 + j
