@@ -80,7 +80,7 @@ function transferText(naive: number | undefined, tuned: number | undefined): str
   if (naive === undefined || tuned === undefined) return "";
   return tuned < naive
     ? `Held-out: tuned ${fmt(tuned)} < naive ${fmt(naive)}: the tuned prompt carries over to the independently worded survey.`
-    : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md measures this and the “both orders” alternative).`;
+    : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md: training on two wordings carried over for every seed measured).`;
 }
 
 /** Target, naive and tuned per dimension on the training survey, and the share of the gap closed. */
