@@ -206,8 +206,10 @@ def cmd_plot(a):
     rs = load(a.results)
     os.makedirs(a.out, exist_ok=True)
 
+    # The one-factor screen: CHI, seed 2013, only the settings BASE has (no counterbalance,
+    # no other training survey).
     screen = [r for r in rs if r["region"] == "CHI" and r["seed"] == 2013
-              and not r["settings"].get("counterbalance")]
+              and set(r["settings"]) <= set(BASE)]
     if screen:
         fig, ax = plt.subplots(figsize=(8, 4))
         labels = [label(r["settings"]) for r in screen]
