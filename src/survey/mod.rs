@@ -162,7 +162,7 @@ impl Survey {
                 }
             }
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::fingerprint::hex(&h.finalize())
     }
 
     /// Loads and validates a survey file.
