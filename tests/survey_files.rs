@@ -12,14 +12,22 @@ fn shipped(name: &str) -> Survey {
 }
 
 #[test]
-fn both_shipped_surveys_load_with_24_items_and_six_formulas() {
-    for (file, id) in [("vsm13.toml", "vsm13"), ("vsm13-alt.toml", "vsm13-alt")] {
+fn every_shipped_survey_loads_with_its_items_and_six_formulas_and_is_built_in() {
+    let ids24: Vec<String> = (1..=24).map(|k| format!("q{k:02}")).collect();
+    let ids48: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|w| ids24.iter().map(move |q| format!("{w}{q}")))
+        .collect();
+    for (file, id, expected) in [
+        ("vsm13.toml", "vsm13", &ids24),
+        ("vsm13-alt.toml", "vsm13-alt", &ids24),
+        ("vsm13-c.toml", "vsm13-c", &ids24),
+        ("vsm13-ac.toml", "vsm13-ac", &ids48),
+    ] {
         let s = shipped(file);
         assert_eq!(s.id, id);
-        assert_eq!(s.items.len(), 24, "{file}");
-        let ids: Vec<_> = s.items.iter().map(|i| i.id.as_str()).collect();
-        let expected: Vec<String> = (1..=24).map(|k| format!("q{k:02}")).collect();
-        assert_eq!(ids, expected, "{file}");
+        let ids: Vec<String> = s.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(&ids, expected, "{file}");
         let dims: Vec<_> = s.formulas.iter().map(|f| f.dimension).collect();
         assert_eq!(dims, Dimension::ALL.to_vec(), "{file}");
         for f in &s.formulas {

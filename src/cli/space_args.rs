@@ -40,8 +40,10 @@ pub struct SpaceArgs {
     /// China." before " Answer: ").
     #[arg(long, value_enum, default_value = "opening")]
     pub anchor: AnswerAnchor,
-    /// Training survey: a shipped survey's id or a survey file (the held-out survey stays
-    /// `vsm13-alt`).
+    /// Training survey: a shipped survey's id or a survey file. The default `vsm13` is
+    /// wording A; `vsm13-ac` asks wordings A and C together (48 items, twice the time per
+    /// candidate; docs/tuning.md measures what it does to the held-out loss). The held-out
+    /// survey stays `vsm13-alt`.
     #[arg(long, value_name = "ID|FILE", default_value = crate::survey::TRAINING_SURVEY_ID)]
     pub survey: String,
     /// Respondents in the panel.

@@ -108,7 +108,7 @@ pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
-/// Computes and stores calibrated constants for both shipped surveys.
+/// Computes and stores calibrated constants for the default training and held-out surveys.
 pub fn calibrate_model(
     args: &CalibrateArgs,
     table: &RegionTable,

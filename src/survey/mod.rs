@@ -8,7 +8,7 @@
 mod builtin;
 mod file;
 
-pub use builtin::{BUILTIN_SURVEYS, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
+pub use builtin::{BUILTIN_SURVEYS, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID, TWO_WORDINGS_SURVEY_ID};
 
 use crate::dimension::{DimScores, Dimension};
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ pub enum SurveyError {
         message: String,
     },
     /// No built-in survey has this id.
-    #[error("no built-in survey {0:?}; built-in surveys: vsm13, vsm13-alt (or give a file path)")]
+    #[error("no built-in survey {0:?}; built-in surveys: vsm13, vsm13-alt, vsm13-c, vsm13-ac (or give a file path)")]
     UnknownBuiltin(String),
 }
 
@@ -179,7 +179,8 @@ impl Survey {
         file::parse(text, origin)
     }
 
-    /// One of the surveys shipped inside the binary, by id (`vsm13`, `vsm13-alt`).
+    /// One of the surveys shipped inside the binary, by id (`vsm13`, `vsm13-alt`, `vsm13-c`,
+    /// `vsm13-ac`).
     pub fn builtin(id: &str) -> Result<Survey, SurveyError> {
         builtin::load(id)
     }
