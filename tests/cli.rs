@@ -273,5 +273,11 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
     assert!(text.contains("weights auto; DE shade"), "{text}");
     assert!(text.contains("budget 288,"), "{text}");
     assert!(text.contains("placement answer"), "{text}");
+    assert!(
+        text.contains(
+            "training survey vsm13, held-out survey vsm13-alt; panel 1, one option order"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("Some("), "{text}");
 }

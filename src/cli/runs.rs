@@ -169,7 +169,7 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     Ok(())
 }
 
-/// The settings lines of `show`: model, search and placement.
+/// The settings lines of `show`: model, search, placement and surveys.
 fn print_settings(out: &mut dyn Write, config: &TuneConfig) -> Result<()> {
     writeln!(
         out,
@@ -200,6 +200,18 @@ fn print_settings(out: &mut dyn Write, config: &TuneConfig) -> Result<()> {
         },
         config.candidates_per_decode,
         config.gpu_layers
+    )?;
+    writeln!(
+        out,
+        "training survey {}, held-out survey {}; panel {}, {}",
+        config.survey,
+        config.heldout_survey,
+        config.panel,
+        if config.counterbalance {
+            "both option orders"
+        } else {
+            "one option order"
+        }
     )?;
     Ok(())
 }
