@@ -34,6 +34,8 @@ pub struct TuneSettings {
     pub panel: Option<u32>,
     /// Ask every item in both option orders (the command line's `--counterbalance`).
     pub counterbalance: Option<bool>,
+    /// Train on wordings A and C together (the command line's `--survey vsm13-ac`).
+    pub two_wordings: Option<bool>,
     /// Comma-separated calibration regions.
     pub calibration_regions: Option<String>,
     /// Weights (`auto`, `original`, `q8_0`, `f16`, `f32`).
@@ -84,6 +86,10 @@ impl TuneSettings {
         opt("--n-ctx", self.n_ctx.map(|v| v.to_string()));
         if self.counterbalance == Some(true) {
             a.push("--counterbalance".into());
+        }
+        if self.two_wordings == Some(true) {
+            a.push("--survey".into());
+            a.push(culturetune::survey::TWO_WORDINGS_SURVEY_ID.into());
         }
         Ok(a)
     }
@@ -251,6 +257,7 @@ mod tests {
             placement: Some("prefix".into()),
             calibration_regions: Some("  ".into()),
             counterbalance: Some(true),
+            two_wordings: Some(true),
             ..Default::default()
         };
         assert_eq!(
@@ -267,7 +274,9 @@ mod tests {
                 "shade",
                 "--placement",
                 "prefix",
-                "--counterbalance"
+                "--counterbalance",
+                "--survey",
+                "vsm13-ac"
             ]
         );
         let e = TuneSettings::default().args().unwrap_err();

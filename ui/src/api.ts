@@ -59,7 +59,7 @@ export interface JobEvent { job: number; event: WorkerEvent }
 export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed"; run: number | null; error: AppError | null }
 export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
-  strategy?: string; placement?: string; panel?: number; counterbalance?: boolean; calibrationRegions?: string; weights?: string; threads?: number;
+  strategy?: string; placement?: string; panel?: number; counterbalance?: boolean; twoWordings?: boolean; calibrationRegions?: string; weights?: string; threads?: number;
   gpuLayers?: number; nCtx?: number;
 }
 

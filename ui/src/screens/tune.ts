@@ -41,6 +41,7 @@ function settings(code: string): TuneSettings {
     placement: $<HTMLSelectElement>("tune-placement").value,
     panel: num("tune-panel"),
     counterbalance: $<HTMLInputElement>("tune-counterbalance").checked || undefined,
+    twoWordings: $<HTMLInputElement>("tune-two-wordings").checked || undefined,
     calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
     weights: $<HTMLSelectElement>("tune-weights").value,
     threads: num("tune-threads"),
@@ -80,7 +81,7 @@ function transferText(naive: number | undefined, tuned: number | undefined): str
   if (naive === undefined || tuned === undefined) return "";
   return tuned < naive
     ? `Held-out: tuned ${fmt(tuned)} < naive ${fmt(naive)}: the tuned prompt carries over to the independently worded survey.`
-    : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md: training on two wordings carried over for every seed measured).`;
+    : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md, "What does not generalize": another seed, or training on two wordings, which carried over for USA and CHI but not for ARA).`;
 }
 
 /** Target, naive and tuned per dimension on the training survey, and the share of the gap closed. */
