@@ -74,7 +74,7 @@ fn transfer_text(t: &Transfer) -> String {
         )
     } else {
         format!(
-            "held-out: tuned L1 {:.1} >= naive {:.1}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md, \"What does not generalize\": training on two wordings, --survey surveys/vsm13-ac.toml, carried over for every seed measured)",
+            "held-out: tuned L1 {:.1} >= naive {:.1}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md, \"What does not generalize\": another --seed, or training on two wordings with --survey vsm13-ac, which carried over for USA and CHI but not for ARA)",
             t.heldout_tuned, t.heldout_naive
         )
     }
