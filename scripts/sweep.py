@@ -27,11 +27,15 @@ DIMS = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"]
 
 # The defaults the sweep compares against (the command line's defaults as of the sweep).
 BASE = {"placement": "answer", "anchor": "persona", "extra-rows": 0, "dims": 24, "a-scale": 1.0,
-        "budget": 144, "strategy": "shade"}
+        "budget": 144, "strategy": "shade", "survey": "vsm13"}
 
 # The defaults chosen from the screen (see docs/tuning.md): BASE with d = 100, the answer
-# opening as the anchor, and 288 candidates.
+# opening as the anchor, and 288 candidates, trained on wording A.
 CHOSEN = {**BASE, "dims": 100, "anchor": "opening", "budget": 288}
+
+# CHOSEN trained on wordings A and C together (each index the mean of both wordings'), the
+# held-out survey (wording B) still unseen.
+TWO_WORDINGS = {**CHOSEN, "survey": "surveys/vsm13-ac.toml"}
 
 # One factor at a time from BASE, on CHI (the region furthest from the naive answers) with
 # one seed: which knobs matter at all.
@@ -55,6 +59,9 @@ def plans(name):
     if name == "defaults":
         return [(r, seed, dict(CHOSEN)) for r in ["USA", "CHI", "IND", "ARA"]
                 for seed in [2013, 1, 2]]
+    if name == "two-wordings":
+        return [(r, seed, dict(TWO_WORDINGS)) for r in ["USA", "CHI", "IND", "ARA"]
+                for seed in [2013, 1, 2]]
     if name == "anchor":
         opening = {**BASE, "dims": 100, "anchor": "opening"}
         return ([(r, 2013, opening) for r in ["USA", "CHI"]]
@@ -69,11 +76,6 @@ def plans(name):
     if name == "budget576":
         return [(r, seed, {**CHOSEN, "budget": 576}) for r in ["USA", "CHI", "IND", "ARA"]
                 for seed in [2013, 1, 2]]
-    if name == "two-wordings":
-        # Training on wordings A and C together (each index the mean of both wordings'),
-        # the held-out survey (wording B) still unseen.
-        return [(r, seed, {**CHOSEN, "survey": "surveys/vsm13-ac.toml"}) for r in ["USA", "CHI", "IND", "ARA"]
-                for seed in [2013, 1, 2]]
     raise SystemExit(f"unknown plan {name!r}: expected screen, defaults, anchor, prefix, "
                      "counterbalance, budget576 or two-wordings")
 
@@ -84,8 +86,9 @@ def key(region, seed, settings):
 
 def normalized(r):
     """A result with the settings the sweep did not vary yet filled in (runs made before
-    `--anchor` existed used the persona anchor)."""
-    r["settings"] = {"anchor": "persona", **r["settings"]}
+    `--anchor` existed used the persona anchor; runs without a survey trained on wording A,
+    the default before two wordings)."""
+    r["settings"] = {"anchor": "persona", "survey": "vsm13", **r["settings"]}
     return r
 
 
@@ -209,7 +212,7 @@ def cmd_plot(a):
     # The one-factor screen: CHI, seed 2013, only the settings BASE has (no counterbalance,
     # no other training survey).
     screen = [r for r in rs if r["region"] == "CHI" and r["seed"] == 2013
-              and set(r["settings"]) <= set(BASE)]
+              and set(r["settings"]) <= set(BASE) and r["settings"]["survey"] == BASE["survey"]]
     if screen:
         fig, ax = plt.subplots(figsize=(8, 4))
         labels = [label(r["settings"]) for r in screen]
@@ -268,7 +271,7 @@ def cmd_plot(a):
            for name, settings in [("defaults (288)", CHOSEN),
                                   ("budget 576", {**CHOSEN, "budget": 576}),
                                   ("both orders", {**CHOSEN, "counterbalance": True}),
-                                  ("two wordings", {**CHOSEN, "survey": "surveys/vsm13-ac.toml"})]]
+                                  ("two wordings", TWO_WORDINGS)]]
     usa = [(name, g) for name, g in usa if g]
     if usa:
         fig, ax = plt.subplots(figsize=(8.5, 4))
@@ -285,6 +288,28 @@ def cmd_plot(a):
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "usa-heldout.png"), dpi=110)
+
+    # Held-out loss per seed, every region: trained on one wording vs on two.
+    pairs = [(g, [[r for r in rs if r["region"] == g and r["settings"] == st]
+                  for st in (CHOSEN, TWO_WORDINGS)]) for g in ["USA", "CHI", "IND", "ARA"]]
+    pairs = [(g, runs) for g, runs in pairs if all(runs)]
+    if pairs:
+        fig, ax = plt.subplots(figsize=(8.5, 4))
+        for i, (g, runs) in enumerate(pairs):
+            for j, (rr, name) in enumerate(zip(runs, ["one wording (vsm13)", "two wordings (vsm13-ac)"])):
+                x = i * 3 + j
+                ax.scatter([x] * len(rr), [r["heldout_tuned"] for r in rr], color=f"C{j}",
+                           label=f"tuned, trained on {name}" if i == 0 else None)
+                ax.hlines(statistics.mean(r["heldout_tuned"] for r in rr), x - 0.3, x + 0.3,
+                          color=f"C{j}", lw=2)
+            ax.hlines(runs[0][0]["heldout_naive"], i * 3 - 0.45, i * 3 + 1.45, color="k", ls="--",
+                      label="naive" if i == 0 else None)
+        ax.set_xticks([i * 3 + 0.5 for i in range(len(pairs))], [g for g, _ in pairs])
+        ax.set_ylabel("held-out (vsm13-alt) L1; dots: seeds, bars: mean")
+        ax.set_title("Held-out loss: trained on one wording vs on two")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(a.out, "heldout-wordings.png"), dpi=110)
     print(f"plots in {a.out}")
 
 
