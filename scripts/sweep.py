@@ -199,6 +199,16 @@ def cmd_table(a):
         print(f"| {region} | {lab} | " + " | ".join(cells) + " |")
 
 
+def finish_groups(fig, ax, names, ylabel, title, path):
+    """Labels a plot of groups of two columns (at x = 3i and 3i + 1) and saves it."""
+    ax.set_xticks([i * 3 + 0.5 for i in range(len(names))], names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def cmd_plot(a):
     try:
         import matplotlib
@@ -282,12 +292,9 @@ def cmd_plot(a):
                            label=f"tuned, {title}" if i == 0 else None)
                 ax.hlines(g[0][f"{survey}_naive"], x - 0.4, x + 0.4, color=f"C{j}", ls="--",
                           label=f"naive, {title}" if i == 0 else None)
-        ax.set_xticks([i * 3 + 0.5 for i in range(len(usa))], [name for name, _ in usa])
-        ax.set_ylabel("L1 (one dot per seed)")
-        ax.set_title("USA: what the training fit leaves on the held-out survey")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(a.out, "usa-heldout.png"), dpi=110)
+        finish_groups(fig, ax, [name for name, _ in usa], "L1 (one dot per seed)",
+                      "USA: what the training fit leaves on the held-out survey",
+                      os.path.join(a.out, "usa-heldout.png"))
 
     # Held-out loss per seed, every region: trained on one wording vs on two.
     pairs = [(g, [[r for r in rs if r["region"] == g and r["settings"] == st]
@@ -304,12 +311,10 @@ def cmd_plot(a):
                           color=f"C{j}", lw=2)
             ax.hlines(runs[0][0]["heldout_naive"], i * 3 - 0.45, i * 3 + 1.45, color="k", ls="--",
                       label="naive" if i == 0 else None)
-        ax.set_xticks([i * 3 + 0.5 for i in range(len(pairs))], [g for g, _ in pairs])
-        ax.set_ylabel("held-out (vsm13-alt) L1; dots: seeds, bars: mean")
-        ax.set_title("Held-out loss: trained on one wording vs on two")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(a.out, "heldout-wordings.png"), dpi=110)
+        finish_groups(fig, ax, [g for g, _ in pairs],
+                      "held-out (vsm13-alt) L1; dots: seeds, bars: mean",
+                      "Held-out loss: trained on one wording vs on two",
+                      os.path.join(a.out, "heldout-wordings.png"))
     print(f"plots in {a.out}")
 
 
