@@ -281,3 +281,77 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
     );
     assert!(!text.contains("Some("), "{text}");
 }
+
+#[test]
+fn compare_names_each_rows_surveys_and_says_when_rows_were_trained_on_different_ones() {
+    use culturetune::dimension::DimScores;
+    use culturetune::store::{EvaluationRecord, MethodLabel, RunStatus, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let store = Store::open(&db).unwrap();
+    store
+        .upsert_model(&culturetune::store::ModelRecord {
+            sha256: "abc".into(),
+            path: "m.gguf".into(),
+            name: "m".into(),
+            architecture: "llama".into(),
+            n_embd: 8,
+            file_size: 1,
+        })
+        .unwrap();
+    // USA trained on two wordings (built-in id), CHI on wording A.
+    for (region, survey, loss) in [("USA", "vsm13-ac", 62.5), ("CHI", "vsm13", 101.25)] {
+        let mut config = culturetune::tuning::TuneConfig::new(region, "m.gguf", "abc", 7);
+        config.survey = survey.into();
+        let id = store
+            .create_run(
+                region,
+                survey,
+                "naive",
+                "abc",
+                &serde_json::to_value(&config).unwrap(),
+                7,
+            )
+            .unwrap();
+        for (s, l) in [(survey, loss), ("vsm13-alt", loss + 50.0)] {
+            store
+                .save_evaluation(&EvaluationRecord {
+                    run_id: Some(id),
+                    model_sha256: "abc".into(),
+                    method: MethodLabel::Tuned,
+                    survey: s.into(),
+                    region: region.into(),
+                    constants: serde_json::json!({"policy": "zero"}),
+                    indices: DimScores::full([50.0; 6]),
+                    loss: l,
+                    loss_mean: l / 6.0,
+                    dims_used: 6,
+                    digit_mass: 0.98,
+                })
+                .unwrap();
+        }
+        store.set_status(id, RunStatus::Done, None).unwrap();
+    }
+    drop(store);
+    let db = db.display().to_string();
+    let o = culturetune(&["--db", &db, "compare", "--regions", "USA,CHI", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["train_survey"], "vsm13-ac");
+    assert_eq!(v[0]["train"]["tuned"], 62.5);
+    assert_eq!(v[1]["train_survey"], "vsm13");
+    assert_eq!(v[1]["heldout_survey"], "vsm13-alt");
+    assert_eq!(v[1]["heldout"]["tuned"], 151.25);
+
+    let o = culturetune(&["--db", &db, "compare", "--regions", "USA,CHI"]);
+    let text = stdout(&o);
+    assert!(text.contains("held-out survey vsm13-alt"), "{text}");
+    assert!(
+        text.contains("the runs were trained on different surveys (USA vsm13-ac, CHI vsm13)"),
+        "{text}"
+    );
+    let o = culturetune(&["--db", &db, "compare", "--regions", "CHI"]);
+    let text = stdout(&o);
+    assert!(text.contains("training survey vsm13 "), "{text}");
+    assert!(!text.contains("different surveys"), "{text}");
+}

@@ -309,6 +309,7 @@ pub fn compare(
                 let id = Survey::from_id_or_path(survey)
                     .map(|s| s.id)
                     .unwrap_or_else(|_| survey.clone());
+                entry[format!("{key}_survey")] = json!(id);
                 let evals = store.evaluations(Some(run.id))?;
                 let mut m = serde_json::Map::new();
                 for method in MethodLabel::ALL {
@@ -363,10 +364,24 @@ fn print_compare(out: &mut dyn Write, report: &[serde_json::Value]) -> Result<()
         "tuned",
         "tuned, all seeds"
     )?;
+    // The surveys in the header when every row shares them, else per row below the table.
+    let surveys = |key: &str| -> Vec<&str> {
+        let mut ids: Vec<&str> = report.iter().filter_map(|e| e[key].as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let heading = |what: &str, key: &str| match surveys(key).as_slice() {
+        [one] => format!("{what} {one}"),
+        _ => what.to_string(),
+    };
     writeln!(
         out,
         "{:<7} {:>5} | {:^40} | {:^40}",
-        "", "", "training survey", "held-out survey"
+        "",
+        "",
+        heading("training survey", "train_survey"),
+        heading("held-out survey", "heldout_survey")
     )?;
     for e in report {
         let v = |s: &str, m: &str| cell(e[s][m].as_f64());
@@ -391,6 +406,20 @@ fn print_compare(out: &mut dyn Write, report: &[serde_json::Value]) -> Result<()
             v("heldout", "tuned"),
             all_seeds("heldout"),
         )?;
+    }
+    for key in ["train_survey", "heldout_survey"] {
+        if surveys(key).len() > 1 {
+            let per_row: Vec<String> = report
+                .iter()
+                .filter_map(|e| Some(format!("{} {}", e["region"].as_str()?, e[key].as_str()?)))
+                .collect();
+            writeln!(
+                out,
+                "the runs were {} on different surveys ({}): their losses there are not comparable across rows",
+                if key == "train_survey" { "trained" } else { "held out" },
+                per_row.join(", ")
+            )?;
+        }
     }
     writeln!(
         out,

@@ -52,6 +52,7 @@ export type Losses = { naive: number | null; icl: number | null; tuned: number |
 export interface Spread { n: number; mean: number | null; sd: number | null; min: number | null; max: number | null }
 export interface CompareRow {
   region: string; name: string; run: number | null; train?: Losses; heldout?: Losses;
+  train_survey?: string; heldout_survey?: string;
   seeds?: { runs: number[]; train: Spread; heldout: Spread };
 }
 export interface JobInfo { job: number; kind: string; pid: number | null; run: number | null; region: string | null; cancelling: boolean }

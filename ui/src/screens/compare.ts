@@ -17,7 +17,9 @@ function render(rows: CompareRow[]): void {
   for (const r of rows) {
     const tr = document.createElement("tr");
     tr.dataset.region = r.region;
-    tr.append(td(`${r.region} · ${r.name}`), td(r.run === null ? "–" : String(r.run), "num"));
+    // Rows trained on another survey than the default say so: their training losses differ in kind.
+    const trained = r.train_survey && r.train_survey !== "vsm13" ? ` (trained on ${r.train_survey})` : "";
+    tr.append(td(`${r.region} · ${r.name}${trained}`), td(r.run === null ? "–" : String(r.run), "num"));
     for (const s of ["train", "heldout"] as const) {
       const l = r[s];
       const vals = [l?.naive, l?.icl, l?.tuned];
