@@ -14,7 +14,8 @@ use std::path::PathBuf;
 /// Options of `culturetune score`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Survey definition: a built-in id (vsm13, vsm13-alt, vsm13-c, vsm13-ac) or a path to a survey TOML file.
+    /// Survey definition: a built-in id (vsm13, vsm13-alt, vsm13-c, vsm13-ac) or a path to a
+    /// survey TOML file.
     #[arg(long, default_value = "vsm13", value_name = "ID|FILE")]
     survey: String,
     /// Responses CSV: one row per respondent, one column per item id with codes 1..5.

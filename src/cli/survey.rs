@@ -25,7 +25,8 @@ pub struct Args {
     /// Prompting method: `naive` (persona only) or `icl` (persona + the region's profile).
     #[arg(long, value_enum, default_value = "naive")]
     method: Method,
-    /// Survey definition: a built-in id (vsm13, vsm13-alt, vsm13-c, vsm13-ac) or a survey TOML file.
+    /// Survey definition: a built-in id (vsm13, vsm13-alt, vsm13-c, vsm13-ac) or a survey TOML
+    /// file.
     #[arg(long, default_value = "vsm13", value_name = "ID|FILE")]
     survey: String,
     /// Respondents in the panel (1 = one neutral persona; up to 6 vary gender and age).
