@@ -237,14 +237,9 @@ fn a_context_too_small_for_the_survey_is_an_error_not_an_abort() {
     }
 }
 
-#[test]
-fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
-    // A database written by another tool (or edited by hand) may hold a short hash; `show`
-    // used to panic slicing it, and printed Rust debug text ("budget Some(144)").
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("runs.db");
-    let config = culturetune::tuning::TuneConfig::new("CHI", "m.gguf", "abc", 7);
-    let store = culturetune::store::Store::open(&db).unwrap();
+/// A new database at `db` that knows the model "m.gguf" (sha256 "abc"), as runs need.
+fn store_with_model(db: &Path) -> culturetune::store::Store {
+    let store = culturetune::store::Store::open(db).unwrap();
     store
         .upsert_model(&culturetune::store::ModelRecord {
             sha256: "abc".into(),
@@ -255,6 +250,17 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
             file_size: 1,
         })
         .unwrap();
+    store
+}
+
+#[test]
+fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
+    // A database written by another tool (or edited by hand) may hold a short hash; `show`
+    // used to panic slicing it, and printed Rust debug text ("budget Some(144)").
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let config = culturetune::tuning::TuneConfig::new("CHI", "m.gguf", "abc", 7);
+    let store = store_with_model(&db);
     let id = store
         .create_run(
             "CHI",
@@ -285,20 +291,10 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
 #[test]
 fn compare_names_each_rows_surveys_and_says_when_rows_were_trained_on_different_ones() {
     use culturetune::dimension::DimScores;
-    use culturetune::store::{EvaluationRecord, MethodLabel, RunStatus, Store};
+    use culturetune::store::{EvaluationRecord, MethodLabel, RunStatus};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
-    let store = Store::open(&db).unwrap();
-    store
-        .upsert_model(&culturetune::store::ModelRecord {
-            sha256: "abc".into(),
-            path: "m.gguf".into(),
-            name: "m".into(),
-            architecture: "llama".into(),
-            n_embd: 8,
-            file_size: 1,
-        })
-        .unwrap();
+    let store = store_with_model(&db);
     // USA trained on two wordings (built-in id), CHI on wording A.
     for (region, survey, loss) in [("USA", "vsm13-ac", 62.5), ("CHI", "vsm13", 101.25)] {
         let mut config = culturetune::tuning::TuneConfig::new(region, "m.gguf", "abc", 7);
