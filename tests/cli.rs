@@ -1,5 +1,7 @@
 //! The `culturetune` binary, end to end: real files in, printed results out.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -350,4 +352,43 @@ fn compare_names_each_rows_surveys_and_says_when_rows_were_trained_on_different_
     let text = stdout(&o);
     assert!(text.contains("training survey vsm13 "), "{text}");
     assert!(!text.contains("different surveys"), "{text}");
+}
+
+#[test]
+fn calibrate_takes_any_survey_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    std::fs::write(&model, common::tiny_model().1).unwrap();
+    let db = dir.path().join("cal.db").display().to_string();
+    let m = model.display().to_string();
+    let calibrate = |surveys: &str| {
+        let o = culturetune(&[
+            "--db",
+            &db,
+            "calibrate",
+            "--model",
+            &m,
+            "--weights",
+            "original",
+            "--regions",
+            "USA,CHI",
+            "--survey",
+            surveys,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let v = calibrate("vsm13-c,surveys/vsm13-alt.toml");
+    let cals = v["calibrations"].as_array().unwrap();
+    let ids: Vec<&str> = cals.iter().map(|c| c["survey"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["vsm13-c", "vsm13-alt"]);
+    for c in cals {
+        assert_eq!(c["constants"].as_object().unwrap().len(), 6, "{c}");
+    }
+    // Deterministic: the same survey calibrates to the same constants.
+    assert_eq!(calibrate("vsm13-c")["calibrations"][0], cals[0]);
+    let o = culturetune(&["--db", &db, "calibrate", "--model", &m, "--survey", "vsm14"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("vsm14"), "{}", stderr(&o));
 }

@@ -150,7 +150,7 @@ enum Command {
     /// Import an exported soft prompt (validated against the model) into the database.
     Import(transfer::ImportArgs),
     /// Compute the calibrated constants of a model for the surveys a default `tune` run uses
-    /// (the training survey vsm13 and the held-out survey vsm13-alt).
+    /// (the training survey vsm13 and the held-out survey vsm13-alt), or for `--survey`.
     Calibrate(transfer::CalibrateArgs),
     /// Answer a message as a person from the region, with the naive persona and with a tuned
     /// soft prompt in its place (greedy decoding, so the replies are reproducible).

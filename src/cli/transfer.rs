@@ -50,6 +50,10 @@ pub struct CalibrateArgs {
     /// Calibration regions (comma-separated) [default: the 12-region set].
     #[arg(long, value_delimiter = ',', value_name = "CODES")]
     regions: Option<Vec<String>>,
+    /// Surveys to calibrate: built-in ids or survey files (comma-separated) [default: the
+    /// training survey vsm13 and the held-out survey vsm13-alt].
+    #[arg(long = "survey", value_delimiter = ',', value_name = "ID|FILE")]
+    surveys: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -108,7 +112,8 @@ pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
-/// Computes and stores calibrated constants for the default training and held-out surveys.
+/// Computes and stores calibrated constants for the given surveys (by default the training
+/// and held-out surveys of a default `tune` run).
 pub fn calibrate_model(
     args: &CalibrateArgs,
     table: &RegionTable,
@@ -128,17 +133,28 @@ pub fn calibrate_model(
     let store = Store::open(db)?;
     store.upsert_model(&ModelRecord::of(&model, &sha, &given))?;
     let mut ev = Evaluator::new(&model, config.settings)?;
+    let surveys = if args.surveys.is_empty() {
+        vec![
+            Survey::builtin(TRAINING_SURVEY_ID)?,
+            Survey::builtin(HELDOUT_SURVEY_ID)?,
+        ]
+    } else {
+        args.surveys
+            .iter()
+            .map(|spec| Survey::from_id_or_path(spec))
+            .collect::<Result<_, _>>()?
+    };
     let mut report = Vec::new();
-    for id in [TRAINING_SURVEY_ID, HELDOUT_SURVEY_ID] {
-        let survey = Survey::builtin(id)?;
-        let c = calibrate(&model, &mut ev, &survey, table, &config, |done, code| {
+    for survey in &surveys {
+        let id = &survey.id;
+        let c = calibrate(&model, &mut ev, survey, table, &config, |done, code| {
             eprintln!(
                 "calibrating {id}: {done}/{} ({code})",
                 config.calibration_regions.len()
             )
         })?;
         store.save_calibration(
-            &config.calibration_key(&survey),
+            &config.calibration_key(survey),
             &sha,
             id,
             &config.calibration_regions,
