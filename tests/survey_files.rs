@@ -53,48 +53,41 @@ fn every_shipped_survey_loads_with_its_items_and_six_formulas_and_is_built_in() 
     }
 }
 
-#[test]
-fn the_two_wordings_share_constructs_scales_and_formulas_but_no_sentence() {
-    let a = shipped("vsm13.toml");
-    let b = shipped("vsm13-alt.toml");
-    assert_eq!(a.formulas, b.formulas);
-    for (x, y) in a.items.iter().zip(&b.items) {
-        assert_eq!(x.id, y.id);
-        assert_eq!(x.construct, y.construct);
-        assert_eq!(a.scale_of(x).name, b.scale_of(y).name, "{}", x.id);
-        assert_ne!(x.text, y.text, "{}: the held-out wording must differ", x.id);
+/// Two independent wordings of the same survey: the same items, constructs, scales and
+/// formulas, and not one item sentence or scale label in common.
+fn assert_independent_wordings(x: &Survey, y: &Survey) {
+    assert_eq!(x.formulas, y.formulas);
+    for (a, b) in x.items.iter().zip(&y.items) {
+        assert_eq!((&a.id, &a.construct), (&b.id, &b.construct));
+        assert_eq!(x.scale_of(a).name, y.scale_of(b).name, "{}", a.id);
+        assert_ne!(a.text, b.text, "{}: {} repeats {}", a.id, x.id, y.id);
     }
-    for sa in &a.scales {
-        let sb = b
+    for sx in &x.scales {
+        let sy = y
             .scales
             .iter()
-            .find(|s| s.name == sa.name)
+            .find(|s| s.name == sx.name)
             .expect("same scale names");
-        assert_ne!(
-            sa.labels, sb.labels,
-            "scale {} should be worded differently",
-            sa.name
-        );
+        for (l, o) in sx.labels.iter().zip(&sy.labels) {
+            assert_ne!(
+                l, o,
+                "scale {}: {} repeats a label of {}",
+                sx.name, x.id, y.id
+            );
+        }
     }
 }
 
 #[test]
-fn wording_c_differs_from_a_and_b_in_every_sentence_and_label() {
-    let c = shipped("vsm13-c.toml");
-    for other in [shipped("vsm13.toml"), shipped("vsm13-alt.toml")] {
-        assert_eq!(c.formulas, other.formulas);
-        for (x, y) in c.items.iter().zip(&other.items) {
-            assert_eq!((&x.id, &x.construct), (&y.id, &y.construct));
-            assert_eq!(c.scale_of(x).name, other.scale_of(y).name, "{}", x.id);
-            assert_ne!(x.text, y.text, "{}: wording C repeats {}", x.id, other.id);
-        }
-        for sc in &c.scales {
-            let so = other.scales.iter().find(|s| s.name == sc.name).unwrap();
-            for (l, o) in sc.labels.iter().zip(&so.labels) {
-                assert_ne!(l, o, "scale {}: label repeated from {}", sc.name, other.id);
-            }
-        }
-    }
+fn the_three_wordings_share_constructs_scales_and_formulas_but_no_sentence_or_label() {
+    let (a, b, c) = (
+        shipped("vsm13.toml"),
+        shipped("vsm13-alt.toml"),
+        shipped("vsm13-c.toml"),
+    );
+    assert_independent_wordings(&a, &b);
+    assert_independent_wordings(&c, &a);
+    assert_independent_wordings(&c, &b);
 }
 
 #[test]
