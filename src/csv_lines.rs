@@ -42,9 +42,29 @@ impl CsvText {
     }
 }
 
+/// Most characters of a cell an error message repeats.
+pub const MAX_SHOWN: usize = 60;
+
+/// A cell as an error message shows it: whole when short, else its first [`MAX_SHOWN`]
+/// characters and how long it was (a 50 MB cell is not echoed into the terminal).
+pub fn cut(cell: &str) -> String {
+    if cell.chars().count() <= MAX_SHOWN {
+        return cell.to_string();
+    }
+    let head: String = cell.chars().take(MAX_SHOWN).collect();
+    format!("{head}... ({} bytes)", cell.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_cells_are_cut() {
+        assert_eq!(cut("abc"), "abc");
+        let long = "x".repeat(1000);
+        assert_eq!(cut(&long), format!("{}... (1000 bytes)", "x".repeat(60)));
+    }
 
     #[test]
     fn lf_and_crlf_files_give_the_same_lines() {

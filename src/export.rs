@@ -4,7 +4,9 @@
 //! vectors go, region, survey, constants, losses, optimizer settings, seed).
 //!
 //! An export is built in a temporary sibling directory and renamed into place, so a reader
-//! never sees half of one; an existing target is refused unless forced.
+//! never sees half of one; an existing target is refused unless forced, and even forced only
+//! a previous export (a directory holding a culturetune card and nothing but the export's own
+//! files) is ever replaced.
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -16,6 +18,12 @@ pub const CARD_FORMAT: &str = "culturetune-soft-prompt/1";
 pub const TENSOR_NAME: &str = "prompt_embeddings";
 /// Largest safetensors file import accepts (a soft prompt is a few rows; 8 192 x 8 192 F32).
 pub const MAX_IMPORT_BYTES: u64 = 256 << 20;
+/// The files of an export directory; `--force` replaces a directory holding only these.
+pub const EXPORT_FILES: [&str; 3] = [
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "culturetune.json",
+];
 
 /// Why an export or import failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,35 +106,98 @@ pub fn export(
     if rows.iter().any(|v| !v.is_finite()) {
         return Err(invalid(dir, "the soft prompt contains NaN or infinity"));
     }
-    if dir.exists() && !force {
+    let exists = std::fs::symlink_metadata(dir).is_ok();
+    if exists && !force {
         return Err(ExportError::Exists(dir.to_path_buf()));
     }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    if exists {
+        check_previous_export(dir)?;
+    }
+    let parent = crate::atomic_file::parent_dir(dir).to_path_buf();
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = crate::atomic_file::temp_sibling(&parent, "export");
     let result = write_into(&tmp, rows, k, n_embd, card, base_model_name).and_then(|()| {
-        if dir.exists() {
-            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if exists {
+            let old = crate::atomic_file::temp_sibling(&parent, "old");
             std::fs::rename(dir, &old).map_err(io(dir))?;
             std::fs::rename(&tmp, dir).map_err(io(dir))?;
-            let _ = std::fs::remove_dir_all(&old);
+            remove_export(&old);
             Ok(())
         } else {
             std::fs::rename(&tmp, dir).map_err(io(dir))
         }
     });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+        remove_export(&tmp);
     }
     result
+}
+
+/// Refuses to replace anything but a previous export: a real directory (not a symlink)
+/// holding `culturetune.json` with this program's card format and no file or folder other
+/// than [`EXPORT_FILES`].
+fn check_previous_export(dir: &Path) -> Result<(), ExportError> {
+    let refuse = |why: String| {
+        invalid(
+            dir,
+            format!("{why}; --force replaces only a previous export (a folder holding culturetune.json and nothing else but the adapter files), so choose another --out"),
+        )
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(io(dir))?;
+    if !meta.is_dir() {
+        return Err(refuse(format!(
+            "it is {}, not an export folder",
+            crate::input_file::kind_of(&meta.file_type())
+        )));
+    }
+    let mut unexpected = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().map_err(io(dir))?.is_file();
+        if !is_file || !EXPORT_FILES.contains(&name.as_str()) {
+            unexpected.push(name);
+        }
+    }
+    if !unexpected.is_empty() {
+        unexpected.sort();
+        let shown: Vec<&str> = unexpected.iter().take(5).map(String::as_str).collect();
+        return Err(refuse(format!(
+            "it holds {} that culturetune's export did not write ({}{})",
+            if unexpected.len() == 1 {
+                "an entry"
+            } else {
+                "entries"
+            },
+            shown.join(", "),
+            if unexpected.len() > 5 { ", ..." } else { "" }
+        )));
+    }
+    let card_path = dir.join("culturetune.json");
+    let card: Option<Value> =
+        crate::input_file::read_text(&card_path, crate::input_file::MAX_TEXT_BYTES)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+    if card
+        .as_ref()
+        .and_then(|c| c.get("format"))
+        .and_then(Value::as_str)
+        != Some(CARD_FORMAT)
+    {
+        return Err(refuse(
+            "it holds no culturetune card (culturetune.json)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes a directory this module wrote: its export files, then the (now empty) folder. A
+/// file it did not write stays, and so does the folder.
+fn remove_export(dir: &Path) {
+    for f in EXPORT_FILES {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn write_into(
@@ -188,6 +259,33 @@ fn write_into(
     Ok(())
 }
 
+/// Checks a card against the tensor it travels with and the enums it names: `k` and
+/// `n_embd` (when present) must be the tensor's shape, and `insertion` must name a known
+/// placement and anchor.
+fn check_card(card: &Value, k: usize, n_embd: usize) -> Result<(), String> {
+    if !card.is_object() {
+        return Err("the card must be a JSON object".into());
+    }
+    for (key, want) in [("k", k), ("n_embd", n_embd)] {
+        if let Some(v) = card.get(key) {
+            if v.as_u64() != Some(want as u64) {
+                return Err(format!(
+                    "{key} is {v} but adapter_model.safetensors holds a {k} x {n_embd} tensor"
+                ));
+            }
+        }
+    }
+    if card.get("insertion").is_some_and(|v| !v.is_object()) {
+        return Err(format!(
+            "insertion is {}; expected an object with placement and anchor",
+            card["insertion"]
+        ));
+    }
+    crate::soft_prompt::Placement::from_card(card)?;
+    crate::soft_prompt::AnswerAnchor::from_card(card)?;
+    Ok(())
+}
+
 /// Reads and validates an adapter directory. With `expected_n_embd`, the width must match the
 /// model it will be used with.
 pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFile, ExportError> {
@@ -196,7 +294,8 @@ pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFi
     }
     let read_json = |name: &str| -> Result<Value, ExportError> {
         let p = dir.join(name);
-        let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+        let text =
+            crate::input_file::read_text(&p, crate::input_file::MAX_TEXT_BYTES).map_err(io(&p))?;
         serde_json::from_str(&text).map_err(|e| invalid(&p, format!("invalid JSON: {e}")))
     };
     let cfg_path = dir.join("adapter_config.json");
@@ -214,14 +313,7 @@ pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFi
     };
     let (k, n_embd) = (field("num_virtual_tokens")?, field("token_dim")?);
     let st_path = dir.join("adapter_model.safetensors");
-    let size = std::fs::metadata(&st_path).map_err(io(&st_path))?.len();
-    if size > MAX_IMPORT_BYTES {
-        return Err(invalid(
-            &st_path,
-            format!("{size} bytes is larger than the {MAX_IMPORT_BYTES} a soft prompt may have"),
-        ));
-    }
-    let bytes = std::fs::read(&st_path).map_err(io(&st_path))?;
+    let bytes = crate::input_file::read_capped(&st_path, MAX_IMPORT_BYTES).map_err(io(&st_path))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| invalid(&st_path, format!("not a valid safetensors file: {e}")))?;
     let t = st
@@ -271,6 +363,7 @@ pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFi
             format!("format must be \"{CARD_FORMAT}\""),
         ));
     }
+    check_card(&card, k, n_embd).map_err(|m| invalid(&card_path, m))?;
     Ok(SoftPromptFile {
         k,
         n_embd,

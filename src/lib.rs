@@ -16,6 +16,7 @@ pub mod error_code;
 pub mod events;
 pub mod export;
 pub mod fingerprint;
+pub mod input_file;
 pub mod optim;
 pub mod prompt;
 pub mod regions;

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 /// The published 6-D table shipped with culturetune (`surveys/hofstede-6d-2015.csv`).
 pub const BUILTIN_TARGETS_CSV: &str = include_str!("../surveys/hofstede-6d-2015.csv");
 
+/// Characters of a query and of each name that the suggestions for an unknown region compare.
+pub const SUGGEST_CHARS: usize = 48;
+/// Regions the suggestions for an unknown region look at (the first in file order).
+pub const SUGGEST_REGIONS: usize = 100_000;
+
 /// A country or region with its published scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Region {
@@ -40,6 +45,14 @@ pub enum RegionError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// A name that several regions share (their codes tell them apart).
+    #[error("region {query:?} is ambiguous: the targets table has several regions of that name (codes {}); give the code", codes.join(", "))]
+    Ambiguous {
+        /// What the user asked for.
+        query: String,
+        /// The codes of the regions with that name.
+        codes: Vec<String>,
+    },
     /// No region matches the query.
     #[error("unknown region {query:?}; closest matches: {}", suggestions.join(", "))]
     Unknown {
@@ -54,7 +67,9 @@ impl RegionError {
     /// The stable code of this error.
     pub fn code(&self) -> crate::error_code::ErrorCode {
         match self {
-            RegionError::Unknown { .. } => crate::error_code::ErrorCode::RegionUnknown,
+            RegionError::Unknown { .. } | RegionError::Ambiguous { .. } => {
+                crate::error_code::ErrorCode::RegionUnknown
+            }
             _ => crate::error_code::ErrorCode::InvalidInput,
         }
     }
@@ -80,11 +95,12 @@ impl RegionTable {
 
     /// Loads a targets CSV with columns `country,code,pdi,idv,mas,uai,lto,ivr`.
     pub fn from_path(path: &Path) -> Result<RegionTable, RegionError> {
-        let f = std::fs::File::open(path).map_err(|source| RegionError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        RegionTable::from_reader(f, &path.display().to_string())
+        let bytes = crate::input_file::read_capped(path, crate::input_file::MAX_TABLE_BYTES)
+            .map_err(|source| RegionError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        RegionTable::from_reader(&bytes[..], &path.display().to_string())
     }
 
     /// Parses a targets CSV; `origin` names it in error messages.
@@ -139,9 +155,19 @@ impl RegionTable {
                 let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
                     fmt(
                         line,
-                        format!("column {}: {cell:?} is not a number (leave the cell empty when no score is published)", COLUMNS[i + 2]),
+                        format!("column {}: {:?} is not a number (leave the cell empty when no score is published)", COLUMNS[i + 2], crate::csv_lines::cut(cell)),
                     )
                 })?;
+                if v.abs() > crate::scoring::MAX_SCORE {
+                    return Err(fmt(
+                        line,
+                        format!(
+                            "column {}: {v:e} is out of range; expected a score from -{m} to {m}",
+                            COLUMNS[i + 2],
+                            m = crate::scoring::MAX_SCORE
+                        ),
+                    ));
+                }
                 scores.set(d, Some(v));
             }
             regions.push(Region { code, name, scores });
@@ -157,29 +183,55 @@ impl RegionTable {
         &self.regions
     }
 
-    /// Finds a region by code or name, ignoring case and surrounding spaces.
-    /// An unknown query gives [`RegionError::Unknown`] with the closest matches.
+    /// Finds a region by code or name, ignoring case and surrounding spaces. Codes are
+    /// matched first (they are unique), so a region *named* like another's code never takes
+    /// its place; a name shared by several regions is [`RegionError::Ambiguous`]. An unknown
+    /// query gives [`RegionError::Unknown`] with the closest matches.
     pub fn find(&self, query: &str) -> Result<&Region, RegionError> {
         let q = query.trim();
-        self.regions
+        if let Some(r) = self.regions.iter().find(|r| r.code.eq_ignore_ascii_case(q)) {
+            return Ok(r);
+        }
+        let mut named = self
+            .regions
             .iter()
-            .find(|r| r.code.eq_ignore_ascii_case(q) || r.name.eq_ignore_ascii_case(q))
-            .ok_or_else(|| RegionError::Unknown {
-                query: query.to_string(),
+            .filter(|r| r.name.eq_ignore_ascii_case(q));
+        match (named.next(), named.next()) {
+            (Some(r), None) => Ok(r),
+            (Some(a), Some(b)) => Err(RegionError::Ambiguous {
+                query: crate::csv_lines::cut(q),
+                codes: [a, b]
+                    .into_iter()
+                    .chain(named)
+                    .map(|r| r.code.clone())
+                    .collect(),
+            }),
+            _ => Err(RegionError::Unknown {
+                query: crate::csv_lines::cut(query),
                 suggestions: self.closest(q, 5),
-            })
+            }),
+        }
     }
 
-    /// The `n` regions whose code or name is closest to `query`, as `CODE (Name)`.
+    /// The `n` regions whose code or name is closest to `query`, as `CODE (Name)`. Bounded
+    /// work whatever the input: the query and the names are compared on their first
+    /// [`SUGGEST_CHARS`] characters, over at most [`SUGGEST_REGIONS`] regions.
     fn closest(&self, query: &str, n: usize) -> Vec<String> {
-        let q = query.to_lowercase();
+        let short = |s: &str| {
+            s.chars()
+                .take(SUGGEST_CHARS)
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let q = short(query);
         let mut scored: Vec<(f64, &Region)> = self
             .regions
             .iter()
+            .take(SUGGEST_REGIONS)
             .map(|r| {
-                let name = r.name.to_lowercase();
-                let mut s = strsim::jaro_winkler(&q, &name)
-                    .max(strsim::jaro_winkler(&q, &r.code.to_lowercase()));
+                let name = short(&r.name);
+                let mut s =
+                    strsim::jaro_winkler(&q, &name).max(strsim::jaro_winkler(&q, &short(&r.code)));
                 if !q.is_empty() && (name.contains(&q) || q.contains(&name)) {
                     s += 1.0;
                 }

@@ -97,11 +97,12 @@ pub struct Responses {
 impl Responses {
     /// Reads a responses CSV for `survey`.
     pub fn from_path(path: &Path, survey: &Survey) -> Result<Responses, ResponsesError> {
-        let file = std::fs::File::open(path).map_err(|source| ResponsesError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Responses::from_reader(file, &path.display().to_string(), survey)
+        let bytes = crate::input_file::read_capped(path, crate::input_file::MAX_TABLE_BYTES)
+            .map_err(|source| ResponsesError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Responses::from_reader(&bytes[..], &path.display().to_string(), survey)
     }
 
     /// Reads responses CSV text; `origin` names it in error messages.
@@ -165,7 +166,13 @@ impl Responses {
         for record in csv.records() {
             let record = record.map_err(csv_err)?;
             let line = text.line_of(record.position());
-            respondents += 1;
+            // A row that answers no item (all its item cells empty) is nobody's answers.
+            if columns
+                .iter()
+                .any(|&col| !record.get(col).unwrap_or("").is_empty())
+            {
+                respondents += 1;
+            }
             for (k, &col) in columns.iter().enumerate() {
                 let cell = record.get(col).unwrap_or("");
                 if cell.is_empty() {
@@ -181,7 +188,7 @@ impl Responses {
                             origin: origin.to_string(),
                             line,
                             column: survey.items[k].id.clone(),
-                            value: cell.to_string(),
+                            value: crate::csv_lines::cut(cell),
                         })
                     }
                 }

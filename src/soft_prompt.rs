@@ -86,6 +86,10 @@ impl AnswerAnchor {
     }
 }
 
+/// Most values the projection A may hold (1 GiB of f32): checked before it is allocated, so a
+/// huge `--dims` or `--extra-rows` is an error rather than an allocation failure.
+pub const MAX_PROJECTION_VALUES: usize = 1 << 28;
+
 /// How a soft prompt is parametrized; stored with a run to rebuild A exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parametrization {
@@ -138,6 +142,13 @@ impl SoftPromptSpace {
         if d == 0 || !(embedding_std.is_finite() && embedding_std > 0.0) {
             return Err(format!(
                 "need d >= 1 and a positive embedding std (got d {d}, std {embedding_std})"
+            ));
+        }
+        let values = (k as u128) * (n_embd as u128) * (d as u128);
+        if values > MAX_PROJECTION_VALUES as u128 {
+            return Err(format!(
+                "the projection A would hold {k} rows x {n_embd} x {d} dimensions = {values} values ({} MiB); at most {MAX_PROJECTION_VALUES} are allowed: lower --dims or --extra-rows",
+                (values * 4) >> 20
             ));
         }
         let mut p0 = init_rows.to_vec();

@@ -116,3 +116,89 @@ fn bad_directories_give_clear_errors() {
 
     assert!(msg(import(&dir.path().join("none"), None)).contains("not a directory"));
 }
+
+#[test]
+fn force_replaces_only_a_previous_export() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder of the user's own files, even with a culturetune.json among them.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("thesis.tex"), "years of work").unwrap();
+    std::fs::write(mine.join("culturetune.json"), "{}").unwrap();
+    let m = export(&mine, &rows(2, 4), 2, 4, &card(), "m", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("thesis.tex") && m.contains("previous export"),
+        "{m}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("thesis.tex")).unwrap(),
+        "years of work"
+    );
+    // An export with a file added by the user is not replaced either.
+    let out = exported(dir.path());
+    std::fs::write(out.join("notes.md"), "mine").unwrap();
+    assert!(export(&out, &rows(2, 4), 2, 4, &card(), "m", true).is_err());
+    assert_eq!(import(&out, None).unwrap().k, 3, "untouched");
+    std::fs::remove_file(out.join("notes.md")).unwrap();
+    export(&out, &rows(2, 4), 2, 4, &card(), "m", true).unwrap();
+    assert_eq!(
+        import(&out, None).unwrap().k,
+        2,
+        "a previous export is replaced"
+    );
+    // Not a directory: refused, kept.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "keep").unwrap();
+    let m = export(&file, &rows(2, 4), 2, 4, &card(), "m", true)
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("a regular file"), "{m}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    // A symlink to a previous export is not followed.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    assert!(export(&link, &rows(2, 4), 2, 4, &card(), "m", true).is_err());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    // Nothing left behind but what the test made.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["file", "link", "mine", "p"]);
+}
+
+#[test]
+fn import_checks_the_card_against_the_tensor_and_its_enums() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = exported(dir.path());
+    let card_path = out.join("culturetune.json");
+    let original = std::fs::read_to_string(&card_path).unwrap();
+    for (edit, want) in [
+        (json!({"k": 999}), "k is 999"),
+        (json!({"n_embd": 64}), "n_embd is 64"),
+        (
+            json!({"insertion": {"placement": "bogus"}}),
+            "insertion.placement",
+        ),
+        (
+            json!({"insertion": {"placement": 42}}),
+            "insertion.placement is 42",
+        ),
+        (
+            json!({"insertion": {"placement": "answer", "anchor": "x"}}),
+            "insertion.anchor",
+        ),
+        (json!({"insertion": 42}), "insertion is 42"),
+    ] {
+        let mut card: Value = serde_json::from_str(&original).unwrap();
+        for (k, v) in edit.as_object().unwrap() {
+            card[k] = v.clone();
+        }
+        std::fs::write(&card_path, card.to_string()).unwrap();
+        let m = msg(import(&out, Some(8)));
+        assert!(m.contains("culturetune.json") && m.contains(want), "{m}");
+    }
+}

@@ -8,9 +8,60 @@
 
 mod common;
 
+#[path = "reliability/hostile.rs"]
+mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Longest one case may take: a hang (a FIFO read, an unbounded search) fails the test with
+/// its name instead of blocking CI.
+const CASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs a command to its end (or kills it after [`CASE_TIMEOUT`] and fails), feeding `stdin`.
+fn run_bounded(cmd: &mut Command, stdin: &[u8], what: &str) -> Output {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let (o, e) = (reader(Box::new(out)), reader(Box::new(err)));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > CASE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {CASE_TIMEOUT:?} (a hang)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = feeder.join();
+    Output {
+        status,
+        stdout: o.join().unwrap(),
+        stderr: e.join().unwrap(),
+    }
+}
 
 const DOC: &str = "docs/reliability.md";
 const START: &str = "<!-- table: written by tests/reliability.rs -->";
@@ -84,12 +135,26 @@ impl Table {
 
     /// Runs one case, checks how it ended, and adds its row.
     fn case<S: AsRef<str>>(&mut self, group: &str, input: &str, want: Want, args: impl AsRef<[S]>) {
+        self.case_with(group, input, want, args, b"");
+    }
+
+    /// [`Table::case`] with `stdin` fed to the command; returns its output for further checks.
+    fn case_with<S: AsRef<str>>(
+        &mut self,
+        group: &str,
+        input: &str,
+        want: Want,
+        args: impl AsRef<[S]>,
+        stdin: &[u8],
+    ) -> Output {
         let args = args.as_ref();
-        let o = Command::new(bin())
-            .args(args.iter().map(|a| a.as_ref()))
-            .output()
-            .expect("the binary runs");
+        let o = run_bounded(
+            Command::new(bin()).args(args.iter().map(|a| a.as_ref())),
+            stdin,
+            &format!("{group} / {input}"),
+        );
         self.record(group, input, want, args, &o, None);
+        o
     }
 
     /// Checks how a run ended and adds its row; `shown` replaces the output's first line (for
@@ -739,6 +804,9 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     );
     integrity_ok(&db);
 
+    // ------------------------------------------------------------------ hostile inputs
+    hostile::cases(&mut t, &tiny, &tiny_path, &db);
+
     // ------------------------------------------------------------------ the table
     let table = format!(
         "{START}\n| input | case | command (`culturetune ...`) | exit | first line of the error (or of the output) |\n|---|---|---|---|---|\n{}\n{END}",
@@ -762,5 +830,36 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
             current, table,
             "{DOC} is out of date: rerun with CULTURETUNE_BLESS=1 and review the diff"
         );
+    }
+}
+
+/// Two `resume` of one interrupted run started at the same moment: exactly one runs it (the
+/// status check and the claim are one statement), the other is refused and says why, and the
+/// run ends with one tuned prompt and one tuned evaluation per survey. Twice, on fresh runs.
+#[test]
+fn two_resumes_of_one_run_at_once_run_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, tiny) = common::tiny_model();
+    let model = dir.path().join("tiny.gguf");
+    std::fs::write(&model, &tiny).unwrap();
+    let model = model.display().to_string();
+    for round in 0..2 {
+        let db = dir
+            .path()
+            .join(format!("race-{round}.db"))
+            .display()
+            .to_string();
+        hostile::killed_run(&model, &db, &format!("{}", 10 + round));
+        let (a, b) = hostile::race_two_resumes(&db);
+        let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+        assert_eq!(ok, 1, "round {round}: exactly one resume runs the run");
+        let lost = if a.status.success() { &b } else { &a };
+        assert_eq!(lost.status.code(), Some(1));
+        let why = String::from_utf8_lossy(&lost.stderr);
+        assert!(
+            why.contains("is running in another process") || why.contains("is already done"),
+            "{why}"
+        );
+        hostile::assert_resumed_once(&db);
     }
 }

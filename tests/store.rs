@@ -130,8 +130,16 @@ fn a_run_whose_process_died_shows_as_interrupted() {
         RunStatus::Running,
         "this process is alive"
     );
-    s.claim_run(dead).unwrap();
+    assert_eq!(s.claim_run(dead).unwrap(), Ok(RunStatus::Interrupted));
     assert_eq!(s.run(dead).unwrap().status, RunStatus::Running);
+    // A second claim (another resume of the same run) is refused: the run is held.
+    let me = std::process::id() as i64;
+    assert_eq!(
+        s.claim_run(dead).unwrap(),
+        Err((RunStatus::Running, Some(me)))
+    );
+    s.set_status(dead, RunStatus::Done, None).unwrap();
+    assert_eq!(s.claim_run(dead).unwrap(), Err((RunStatus::Done, Some(me))));
 }
 
 #[test]

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// Most tokens per reply unless the request says otherwise.
 pub const DEFAULT_MAX_TOKENS: usize = 120;
+/// Most tokens a reply may be asked for.
+pub const MAX_REPLY_TOKENS: usize = 4096;
 
 /// Options of `culturetune chat`.
 #[derive(Debug, clap::Args)]
@@ -109,6 +111,16 @@ pub fn check(request: &Request, table: &RegionTable) -> Result<()> {
     if request.message.trim().is_empty() {
         return refuse("the message is empty; give the text the model should answer");
     }
+    if request.message.contains('\0') {
+        return refuse("the message contains a NUL byte; expected plain text");
+    }
+    if request.max_tokens == 0 || request.max_tokens > MAX_REPLY_TOKENS {
+        return Err(InvalidInput(format!(
+            "max_tokens is {}; expected 1..={MAX_REPLY_TOKENS} tokens per reply",
+            request.max_tokens
+        ))
+        .into());
+    }
     match (&request.run, &request.soft_prompt) {
         (None, None) => refuse("give the tuned prompt with --soft-prompt DIR or --run N"),
         (Some(_), Some(_)) => {
@@ -135,9 +147,14 @@ pub fn answer(
             (f.rows, f.card)
         }
         (None, Some(run)) => {
-            let p = Store::open(db)?
-                .prompt_for_run(run)?
-                .ok_or_else(|| InvalidInput(format!("run {run} has no tuned prompt")))?;
+            let store = Store::open_read_only(db)?;
+            let status = store.run(run)?.status;
+            let p = store.prompt_for_run(run)?.ok_or_else(|| {
+                InvalidInput(format!(
+                    "run {run} has no tuned prompt (status {})",
+                    status.as_str()
+                ))
+            })?;
             if p.n_embd != n_embd {
                 bail!(
                     "run {run}'s prompt is {} wide but this model's embeddings are {n_embd} wide",

@@ -72,10 +72,20 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    /// Answers one request line.
-    fn handle(&mut self, line: &str) -> Response {
+    /// Answers one request line (its raw bytes: a line that is not UTF-8 gets an error
+    /// answer like any other bad request, and the worker goes on).
+    fn handle(&mut self, line: &[u8]) -> Response {
         self.state.requests += 1;
-        let (reply, error) = match self.answer(line) {
+        let answered = match std::str::from_utf8(line) {
+            Ok(text) => self.answer(text),
+            Err(e) => Err(InvalidInput(format!(
+                "request {}: not UTF-8 text (invalid byte at offset {}); expected one JSON request per line",
+                self.state.requests,
+                e.valid_up_to()
+            ))
+            .into()),
+        };
+        let (reply, error) = match answered {
             Ok(r) => (Some(r), None),
             Err(e) => (
                 None,
@@ -117,7 +127,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let (tx, rx) = mpsc::channel();
     // Stdin has no read timeout: a thread reads it and the loop below waits with one.
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
+        for line in std::io::stdin().lock().split(b'\n') {
             if tx.send(line).is_err() {
                 break;
             }
@@ -144,7 +154,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
             }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
         let response = worker.handle(&line);

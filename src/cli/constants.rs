@@ -24,6 +24,7 @@ pub fn parse(spec: &str, survey: &Survey) -> Result<Constants> {
         _ => {}
     }
     let mut values = DimScores::default();
+    let max = crate::scoring::MAX_SCORE;
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
             bail!("--constants: {part:?} is not DIM=VALUE; expected zero, survey, or e.g. PDI=20,IDV=10");
@@ -36,8 +37,13 @@ pub fn parse(spec: &str, survey: &Survey) -> Result<Constants> {
             .trim()
             .parse()
             .ok()
-            .filter(|v: &f64| v.is_finite())
-            .with_context(|| format!("--constants: {d}={v:?} is not a finite number"))?;
+            .filter(|v: &f64| v.is_finite() && v.abs() <= max)
+            .with_context(|| {
+                format!("--constants: {d}={v:?} is not a number from -{max} to {max}")
+            })?;
+        if values.get(d).is_some() {
+            bail!("--constants: {d} is given more than once");
+        }
         values.set(d, Some(v));
     }
     if values.count() == 0 {

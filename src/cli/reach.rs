@@ -11,7 +11,7 @@ use crate::regions::RegionTable;
 use crate::store::{ModelRecord, Store};
 use crate::survey::Survey;
 use crate::tuning::{constants_for, Reach, Tuner};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -35,8 +35,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let mut config = args.space.config(table)?;
     config.de.strategy = Strategy::Shade;
     config.de.max_evals = Some(args.budget);
-    crate::optim::DeState::new(config.de.clone())
-        .map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
+    config.check()?;
     let region = table.find(&config.region)?.clone();
     let (given, sha) = (args.space.engine.model_path(), config.model_sha256.clone());
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;

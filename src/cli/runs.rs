@@ -50,7 +50,7 @@ pub struct CompareArgs {
 
 /// Lists every run.
 pub fn runs(args: &RunsArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let store = Store::open_read_only(db)?;
     let mut list = Vec::new();
     for r in store.runs()? {
         let last = store.checkpoints(r.id)?.last().cloned();
@@ -107,7 +107,7 @@ fn train_constants(evals: &[EvaluationRecord], survey: &str) -> Constants {
 
 /// Shows one run: settings, trajectory, comparison.
 pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let store = Store::open_read_only(db)?;
     let run = store.run(args.run)?;
     let config: TuneConfig =
         serde_json::from_value(run.config.clone()).context("reading the run's configuration")?;
@@ -283,7 +283,7 @@ pub fn compare(
     db: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = Store::open(db)?;
+    let store = Store::open_read_only(db)?;
     let all = store.runs()?;
     let mut report = Vec::new();
     for q in &args.regions {

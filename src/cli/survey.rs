@@ -61,6 +61,11 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
             args.panel
         );
     }
+    if let Some(path) = &args.dump_prompts {
+        // Before the work: a target that must not be replaced is refused at once.
+        crate::atomic_file::check_replaceable(path)
+            .with_context(|| format!("--dump-prompts {}", path.display()))?;
+    }
     let survey = Survey::from_id_or_path(&args.survey).context("loading the survey")?;
     let constants = super::constants::parse(&args.constants, &survey)?;
     let region = table.find(&args.region)?;

@@ -61,7 +61,16 @@ pub struct CalibrateArgs {
 
 /// Writes a run's tuned prompt as an adapter directory.
 pub fn export_run(args: &ExportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let store = Store::open_read_only(db)?;
+    if let (Ok(target), Ok(db_file)) = (args.out.canonicalize(), db.canonicalize()) {
+        if db_file.starts_with(&target) {
+            anyhow::bail!(
+                "{} holds the database {}; export into another folder (--out)",
+                args.out.display(),
+                db.display()
+            );
+        }
+    }
     let run = store.run(args.run)?;
     let p = store.prompt_for_run(run.id)?.with_context(|| {
         format!(

@@ -88,12 +88,12 @@ impl AnswerPrompts {
             leaves: vec![],
             prefixes: vec![],
             anchor_text: anchor.to_string(),
-            anchor_tokens: model.tokenize(anchor)?,
+            anchor_tokens: model.tokenize_text(anchor)?,
             suffixes: vec![],
             texts: vec![],
             n_items: survey.items.len(),
         };
-        let suffix = model.tokenize(opening)?;
+        let suffix = model.tokenize_text(opening)?;
         for (r, resp) in panel.iter().enumerate() {
             for (i, item) in survey.items.iter().enumerate() {
                 for &reversed in orders {
@@ -101,7 +101,7 @@ impl AnswerPrompts {
                     let user = prompt::user_message(survey, item, reversed);
                     let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
                     let mut prefix = bos.clone();
-                    prefix.extend(model.tokenize(&rendered)?);
+                    prefix.extend(model.tokenize_rendered(&rendered, &[&system, &user])?);
                     out.prefixes.push(prefix);
                     out.suffixes.push(suffix.clone());
                     out.leaves.push(Leaf {
@@ -206,10 +206,12 @@ impl<'m> Evaluator<'m> {
             }
         }
         let logits = self.decode_chunks(BatchInput::Tokens(&tokens), &pos, &seqs, &outs)?;
-        let mut answers: Vec<LeafAnswer> = Vec::with_capacity(g * n);
-        for (o, l) in logits.iter().enumerate() {
-            answers.push(read_answer(l, &self.digits, prompts.leaves[o % n].reversed));
-        }
+        // Read (or fail) after the cleanup below, so the cache is as before even on an error.
+        let answers: Result<Vec<LeafAnswer>, EngineError> = logits
+            .iter()
+            .enumerate()
+            .map(|(o, l)| read_answer(self.model, l, &self.digits, prompts.leaves[o % n].reversed))
+            .collect();
         // Drop every cell the candidates added; the prefixes stay.
         for c in 0..g {
             for (i, &len) in lens.iter().enumerate() {
@@ -222,6 +224,7 @@ impl<'m> Evaluator<'m> {
             }
         }
         self.cached = cached;
+        let answers = answers?;
         let elapsed = start.elapsed();
         let cells = self.cached.map_or(0, |c| c.cells);
         Ok(answers
@@ -271,7 +274,12 @@ impl<'m> Evaluator<'m> {
                 &seq(suffix.len()),
                 &[suffix.len() - 1],
             )?;
-            leaves.push(read_answer(&l[0], &self.digits, prompts.leaves[i].reversed));
+            leaves.push(read_answer(
+                self.model,
+                &l[0],
+                &self.digits,
+                prompts.leaves[i].reversed,
+            )?);
             decoded += total;
         }
         self.ctx.clear();

@@ -34,10 +34,11 @@ impl EmbeddingTable {
         }
         let len = loc.row_bytes * loc.ne1;
         let mut raw = vec![0u8; len];
-        let mut f = std::fs::File::open(&info.path).map_err(|source| EngineError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let mut f =
+            crate::input_file::open_regular(&info.path).map_err(|source| EngineError::Io {
+                path: path.clone(),
+                source,
+            })?;
         f.seek(SeekFrom::Start(loc.offset))
             .and_then(|_| f.read_exact(&mut raw))
             .map_err(|source| EngineError::Io {

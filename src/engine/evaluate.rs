@@ -46,6 +46,44 @@ pub struct EvalSettings {
     pub flash_attn: bool,
 }
 
+impl EvalSettings {
+    /// Checks the settings against llama.cpp's limits, without a model: llama.cpp keeps one
+    /// output row per sequence ([`MAX_SEQ`] of them) within n_batch outputs and cuts n_batch
+    /// to n_ctx; outside these limits it aborts instead of failing.
+    pub fn check(&self) -> Result<(), String> {
+        let min = MAX_SEQ as u32;
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(format!(
+                "threads is {}; it must be 1..={MAX_THREADS} (llama.cpp's limit; --threads)",
+                self.threads
+            ));
+        }
+        if self.n_ctx > MAX_CTX {
+            return Err(format!(
+                "n_ctx is {}; it must be at most {MAX_CTX} (lower --n-ctx)",
+                self.n_ctx
+            ));
+        }
+        if self.n_ctx < min {
+            return Err(format!(
+                "n_ctx is {}; it must be at least {min} (raise --n-ctx)",
+                self.n_ctx
+            ));
+        }
+        if self.n_batch < min
+            || self.n_batch > self.n_ctx
+            || self.n_ubatch == 0
+            || self.n_ubatch > self.n_batch
+        {
+            return Err(format!(
+                "invalid settings: n_batch {} ({min}..=n_ctx {}), n_ubatch {} (1..=n_batch)",
+                self.n_batch, self.n_ctx, self.n_ubatch
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalSettings {
     fn default() -> Self {
         EvalSettings {
@@ -124,7 +162,12 @@ impl SurveyPrompts {
                         }
                         _ => {}
                     }
-                    tails.push(model.tokenize(&text[at + persona_block.len()..])?);
+                    tails.push(
+                        model.tokenize_rendered(
+                            &text[at + persona_block.len()..],
+                            &[&system, &user],
+                        )?,
+                    );
                     leaves.push(Leaf {
                         item: i,
                         respondent: r,
@@ -139,7 +182,7 @@ impl SurveyPrompts {
         Ok(SurveyPrompts {
             head,
             persona_text: persona_block.to_string(),
-            persona_tokens: model.tokenize(persona_block)?,
+            persona_tokens: model.tokenize_text(persona_block)?,
             leaves,
             tails,
             texts,
@@ -210,8 +253,9 @@ impl ChatPrompt {
         head.extend(model.tokenize(&text[..at])?);
         Ok(ChatPrompt {
             head,
-            persona_tokens: model.tokenize(persona_block)?,
-            tail: model.tokenize(&text[at + persona_block.len()..])?,
+            persona_tokens: model.tokenize_text(persona_block)?,
+            tail: model
+                .tokenize_rendered(&text[at + persona_block.len()..], &[&system, message])?,
         })
     }
 }
@@ -230,10 +274,10 @@ impl ChatPrompt {
         let system = format!("{persona_block} {CHAT_INSTRUCTIONS}");
         let text = model.render_chat(&[("system", &system), ("user", message)])?;
         let mut head = model.bos_prefix();
-        head.extend(model.tokenize(&text)?);
+        head.extend(model.tokenize_rendered(&text, &[&system, message])?);
         Ok(ChatPrompt {
             head,
-            persona_tokens: model.tokenize(anchor)?,
+            persona_tokens: model.tokenize_text(anchor)?,
             tail: vec![],
         })
     }
@@ -312,37 +356,7 @@ impl<'m> Evaluator<'m> {
     /// Creates the context. Fails if the model cannot answer with single-digit tokens.
     pub fn new(model: &'m Model, settings: EvalSettings) -> Result<Evaluator<'m>, EngineError> {
         let digits = model.digit_tokens()?;
-        // llama.cpp keeps one output row per sequence (MAX_SEQ of them) within n_batch outputs,
-        // and cuts n_batch to n_ctx; outside these limits it aborts instead of failing.
-        let min = MAX_SEQ as u32;
-        if !(1..=MAX_THREADS).contains(&settings.threads) {
-            return Err(EngineError::Prompt(format!(
-                "threads is {}; it must be 1..={MAX_THREADS} (llama.cpp's limit; --threads)",
-                settings.threads
-            )));
-        }
-        if settings.n_ctx > MAX_CTX {
-            return Err(EngineError::Prompt(format!(
-                "n_ctx is {}; it must be at most {MAX_CTX} (lower --n-ctx)",
-                settings.n_ctx
-            )));
-        }
-        if settings.n_ctx < min {
-            return Err(EngineError::Prompt(format!(
-                "n_ctx is {}; it must be at least {min} (raise --n-ctx)",
-                settings.n_ctx
-            )));
-        }
-        if settings.n_batch < min
-            || settings.n_batch > settings.n_ctx
-            || settings.n_ubatch == 0
-            || settings.n_ubatch > settings.n_batch
-        {
-            return Err(EngineError::Prompt(format!(
-                "invalid settings: n_batch {} ({min}..=n_ctx {}), n_ubatch {} (1..=n_batch)",
-                settings.n_batch, settings.n_ctx, settings.n_ubatch
-            )));
-        }
+        settings.check().map_err(EngineError::Prompt)?;
         let params = ContextParams {
             n_ctx: settings.n_ctx,
             n_batch: settings.n_batch,
@@ -435,10 +449,11 @@ impl<'m> Evaluator<'m> {
                     })?;
                     let leaf = group.start + local;
                     leaves[leaf] = Some(read_answer(
+                        self.model,
                         &logits,
                         &self.digits,
                         prompts.leaves[leaf].reversed,
-                    ));
+                    )?);
                 }
             }
             tail_decoded += tree.unique_tokens();
@@ -578,8 +593,21 @@ impl<'m> Evaluator<'m> {
     }
 }
 
-/// Softmax over the whole vocabulary, then the five digits renormalised.
-pub(super) fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> LeafAnswer {
+/// Softmax over the whole vocabulary, then the five digits renormalised. Logits that are NaN
+/// or infinite (a finite model never gives them; a file with damaged tensor data does) are
+/// an error naming the model file.
+pub(super) fn read_answer(
+    model: &Model,
+    logits: &[f32],
+    digits: &[i32; 5],
+    reversed: bool,
+) -> Result<LeafAnswer, EngineError> {
+    if let Some(i) = logits.iter().position(|l| !l.is_finite()) {
+        return Err(EngineError::Damaged {
+            path: model.info().path.display().to_string(),
+            detail: format!("llama.cpp computed a logit of {} (token {i})", logits[i]),
+        });
+    }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     let shown: [f64; 5] =
@@ -594,11 +622,11 @@ pub(super) fn read_answer(logits: &[f32], digits: &[i32; 5], reversed: bool) -> 
         h ^= u64::from(l.to_bits());
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    LeafAnswer {
+    Ok(LeafAnswer {
         probs,
         digit_mass: mass,
         logits_hash: h,
-    }
+    })
 }
 
 /// Averages leaf answers into item answers (over respondents and option orders).

@@ -230,7 +230,7 @@ impl<R: Read> Reader<R> {
 /// Checks a model file and reads what culturetune needs from its header.
 pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
     let p = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| {
+    let file = crate::input_file::open_nonblocking(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             EngineError::NotFound { path: p.clone() }
         } else {
@@ -244,10 +244,13 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
         path: p.clone(),
         source,
     })?;
-    if meta.is_dir() {
+    if !meta.is_file() {
         return Err(EngineError::NotGguf {
             path: p,
-            detail: "it is a directory".into(),
+            detail: format!(
+                "it is {}; expected a regular file",
+                crate::input_file::kind_of(&meta.file_type())
+            ),
         });
     }
     check(BufReader::with_capacity(1 << 16, file), meta.len(), p)

@@ -96,6 +96,14 @@ pub enum EngineError {
         /// What is missing.
         detail: String,
     },
+    /// The model computed NaN or infinity: its tensor data is damaged (the header validated).
+    #[error("{path} looks damaged: {detail}; a valid model never computes NaN or infinity here. Check the file's SHA-256 against its publisher's, or download it again")]
+    Damaged {
+        /// The path given.
+        path: String,
+        /// What was computed.
+        detail: String,
+    },
     /// A prompt or soft prompt does not fit the model or the evaluation settings.
     #[error("{0}")]
     Prompt(String),
@@ -116,7 +124,8 @@ impl EngineError {
             | EngineError::NoChatTemplate { .. }
             | EngineError::UnknownChatTemplate { .. }
             | EngineError::LoadFailed { .. }
-            | EngineError::Unsupported { .. } => C::BadModel,
+            | EngineError::Unsupported { .. }
+            | EngineError::Damaged { .. } => C::BadModel,
             EngineError::ContextFailed { .. } => C::OutOfMemory,
             _ => C::Engine,
         }

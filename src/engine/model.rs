@@ -131,11 +131,65 @@ impl Model {
             })
     }
 
-    /// Tokenizes text, treating control tokens (`<|im_start|>`) as special, adding no BOS.
+    /// Tokenizes template markup, treating control tokens (`<|im_start|>`) as special, adding
+    /// no BOS. Only for text that holds no user or survey text: see [`Model::tokenize_text`]
+    /// and [`Model::tokenize_rendered`].
     pub fn tokenize(&self, text: &str) -> Result<Vec<i32>, EngineError> {
-        self.raw.tokenize(text, false, true).ok_or_else(|| {
+        self.tokens(text, true)
+    }
+
+    /// Tokenizes user or survey text as text: a control token's spelling in it
+    /// (`<|im_end|>`) stays characters and never becomes the control token.
+    pub fn tokenize_text(&self, text: &str) -> Result<Vec<i32>, EngineError> {
+        self.tokens(text, false)
+    }
+
+    fn tokens(&self, text: &str, special: bool) -> Result<Vec<i32>, EngineError> {
+        self.raw.tokenize(text, false, special).ok_or_else(|| {
             EngineError::Prompt(format!("cannot tokenize a text of {} bytes", text.len()))
         })
+    }
+
+    /// Whether text spells a control token that parsing special tokens would turn into one.
+    fn spells_control_token(&self, text: &str) -> Result<bool, EngineError> {
+        Ok(self.tokens(text, true)? != self.tokens(text, false)?)
+    }
+
+    /// Tokenizes (part of) a rendered chat: the template's markup with its control tokens,
+    /// and every occurrence of the `messages` (the user and survey text the chat was rendered
+    /// from) as text. When no message spells a control token, this is exactly
+    /// [`Model::tokenize`] of the whole (so ordinary prompts tokenize as they always have);
+    /// otherwise the text is cut around the messages that do, and those are tokenized as
+    /// text.
+    pub fn tokenize_rendered(
+        &self,
+        text: &str,
+        messages: &[&str],
+    ) -> Result<Vec<i32>, EngineError> {
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+        for m in messages {
+            // Templates such as Llama 3's trim a message's content.
+            let m = m.trim();
+            if m.is_empty() || !self.spells_control_token(m)? {
+                continue;
+            }
+            spans.extend(text.match_indices(m).map(|(at, s)| at..at + s.len()));
+        }
+        if spans.is_empty() {
+            return self.tokenize(text);
+        }
+        spans.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let (mut out, mut at) = (Vec::new(), 0);
+        for r in spans {
+            if r.start < at {
+                continue; // inside a message already taken
+            }
+            out.extend(self.tokenize(&text[at..r.start])?);
+            out.extend(self.tokenize_text(&text[r.clone()])?);
+            at = r.end;
+        }
+        out.extend(self.tokenize(&text[at..])?);
+        Ok(out)
     }
 
     /// The token(s) the model puts before a prompt (its BOS token, if it uses one).

@@ -139,28 +139,101 @@ pub struct Outcome {
     pub reason: StopReason,
 }
 
-impl DeState {
-    /// A fresh search: the initial population is drawn but not yet evaluated.
-    pub fn new(options: DeOptions) -> Result<DeState, String> {
-        if options.dim == 0 || options.pop_size < 4 {
+/// Most dimensions a search may have.
+pub const MAX_DIM: usize = 10_000;
+/// Largest population a search may have.
+pub const MAX_POP: usize = 10_000;
+
+impl DeOptions {
+    /// Checks the settings: dimensions 1..=[`MAX_DIM`], population 4..=[`MAX_POP`], finite
+    /// bounds with lower < upper, F and CR finite, and some stopping rule.
+    pub fn check(&self) -> Result<(), String> {
+        if self.dim == 0 || self.dim > MAX_DIM || self.pop_size < 4 || self.pop_size > MAX_POP {
             return Err(format!(
-                "need dim >= 1 and a population of at least 4 (got dim {}, population {})",
-                options.dim, options.pop_size
+                "need dim 1..={MAX_DIM} and a population of 4..={MAX_POP} (got dim {}, population {})",
+                self.dim, self.pop_size
             ));
         }
-        let (lo, hi) = options.bounds;
+        let (lo, hi) = self.bounds;
         if lo >= hi || !lo.is_finite() || !hi.is_finite() {
             return Err(format!(
                 "bounds must be finite with lower < upper, got {:?}",
-                options.bounds
+                self.bounds
             ));
         }
-        if options.max_generations.is_none()
-            && options.max_evals.is_none()
-            && options.patience.is_none()
-        {
+        if !(self.f.is_finite() && self.cr.is_finite()) {
+            return Err(format!(
+                "F and CR must be finite (got {}, {})",
+                self.f, self.cr
+            ));
+        }
+        if self.max_generations.is_none() && self.max_evals.is_none() && self.patience.is_none() {
             return Err("set a generation limit, an evaluation budget or a patience".into());
         }
+        Ok(())
+    }
+}
+
+impl DeState {
+    /// Checks that a state read back (a stored checkpoint) is one a search can continue from:
+    /// the settings valid, the population `pop_size` points of `dim` finite coordinates,
+    /// the fitness empty or one value per member (none NaN), SHADE's memories non-empty,
+    /// equally long and finite, the archive's points `dim` long. Says what is inconsistent.
+    pub fn validate(&self) -> Result<(), String> {
+        let o = &self.options;
+        o.check()?;
+        let (np, dim) = (o.pop_size, o.dim);
+        if self.pop.len() != np {
+            return Err(format!(
+                "the population has {} members; the settings say {np}",
+                self.pop.len()
+            ));
+        }
+        let bad_point = |p: &Vec<f64>| p.len() != dim || p.iter().any(|v| !v.is_finite());
+        if let Some(i) = self.pop.iter().position(bad_point) {
+            return Err(format!("member {i} is not {dim} finite coordinates"));
+        }
+        if !self.fitness.is_empty() && self.fitness.len() != np {
+            return Err(format!(
+                "{} fitness values for a population of {np}",
+                self.fitness.len()
+            ));
+        }
+        if self.fitness.iter().any(|f| f.is_nan()) {
+            return Err("a fitness value is NaN".into());
+        }
+        if self.fitness.is_empty() && self.generation > 0 {
+            return Err(format!(
+                "generation {} but the population was never evaluated",
+                self.generation
+            ));
+        }
+        let m = self.memory_f.len();
+        if m == 0 || self.memory_cr.len() != m || self.memory_pos >= m {
+            return Err(format!(
+                "SHADE's memory is inconsistent ({} F values, {} CR values, position {})",
+                m,
+                self.memory_cr.len(),
+                self.memory_pos
+            ));
+        }
+        // F values are in (0, 1] and CR values in [0, 1] by construction; a far-off F would
+        // make the Cauchy draw of a positive F loop for ever.
+        if self.memory_f.iter().any(|f| !(*f > 0.0 && *f <= 1.0))
+            || self.memory_cr.iter().any(|c| !(0.0..=1.0).contains(c))
+        {
+            return Err("SHADE's memory holds a value outside (0, 1] (F) or [0, 1] (CR)".into());
+        }
+        if self.archive.iter().any(bad_point) {
+            return Err(format!("an archived point is not {dim} finite coordinates"));
+        }
+        Ok(())
+    }
+
+    /// A fresh search: the initial population is drawn but not yet evaluated.
+    pub fn new(options: DeOptions) -> Result<DeState, String> {
+        options.check()?;
+        let (lo, hi) = options.bounds;
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let mut pop: Vec<Vec<f64>> = (0..options.pop_size)
             .map(|_| (0..options.dim).map(|_| rng.random_range(lo..hi)).collect())

@@ -57,6 +57,16 @@ pub enum StoreError {
         /// The parser's message.
         message: String,
     },
+    /// A value to be stored is NaN or infinite; nothing was written.
+    #[error("database {path}: refusing to store {what}: {value} is not a finite number (nothing was written)")]
+    NotFinite {
+        /// The file.
+        path: PathBuf,
+        /// Which value.
+        what: String,
+        /// The value.
+        value: f64,
+    },
     /// No such record.
     #[error("no {what} {id} in {path}")]
     NotFound {
@@ -151,14 +161,9 @@ impl RunStatus {
         }
     }
 
-    fn parse(s: &str) -> RunStatus {
-        match s {
-            "running" => RunStatus::Running,
-            "done" => RunStatus::Done,
-            "cancelled" => RunStatus::Cancelled,
-            "interrupted" => RunStatus::Interrupted,
-            _ => RunStatus::Failed,
-        }
+    /// The status a stored name stands for; `None` for a name this version does not know.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -359,6 +364,75 @@ impl Store {
         }
     }
 
+    /// Opens a database only to read it (`runs`, `show`, `compare`, `export`): nothing is
+    /// written, so a database on read-only storage or with a read-only file can be listed and
+    /// exported from. A database that does not exist yet is created as by [`Store::open`]
+    /// (an empty store), and one whose schema is older than this version's is opened by
+    /// [`Store::open`] to be migrated.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Store::open(path);
+        };
+        if !meta.is_file() || meta.len() == 0 {
+            return Store::open(path);
+        }
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let Some((conn, version)) = Self::read_only_connection(path) else {
+            return Store::open(path);
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        let latest = migrations::MIGRATIONS.len() as i64;
+        if version > latest {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: latest,
+            });
+        }
+        if version < latest {
+            return Store::open(path);
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A read-only connection and the schema version it reads. A WAL database in a folder this
+    /// process cannot write needs its `-shm` file to be read normally; when there is none,
+    /// and no unmerged `-wal` either, the file is opened as immutable (nothing else can be
+    /// writing it then).
+    fn read_only_connection(path: &Path) -> Option<(Connection, i64)> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let version = |c: &Connection| c.pragma_query_value(None, "user_version", |r| r.get(0));
+        if let Ok(c) = Connection::open_with_flags(path, flags) {
+            if let Ok(v) = version(&c) {
+                return Some((c, v));
+            }
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return None;
+        }
+        let uri = format!(
+            "file:{}?immutable=1",
+            path.display()
+                .to_string()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23")
+        );
+        let c = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).ok()?;
+        let v = version(&c).ok()?;
+        Some((c, v))
+    }
+
     /// Sets the connection up, migrates the schema and marks stale runs.
     fn prepare(conn: Connection, path: &Path) -> Result<Store, StoreError> {
         let sql = |source| StoreError::Sqlite {
@@ -386,6 +460,14 @@ impl Store {
         |source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
+        }
+    }
+
+    fn not_finite(&self, what: String, value: f64) -> StoreError {
+        StoreError::NotFinite {
+            path: self.path.clone(),
+            what,
+            value,
         }
     }
 
@@ -451,7 +533,14 @@ impl Store {
         for (id, pid, _) in rows {
             let alive = pid.is_some_and(|p| p as u32 == std::process::id() || process_alive(p));
             if !alive {
-                self.set_status(id, RunStatus::Interrupted, None)?;
+                // Only if still held by the process seen dead: another process may have
+                // claimed the run since the SELECT.
+                self.conn
+                    .execute(
+                        "UPDATE runs SET status = 'interrupted', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1 AND status = 'running' AND pid IS ?2",
+                        params![id, pid],
+                    )
+                    .map_err(self.sql())?;
             }
         }
         Ok(())
@@ -478,6 +567,11 @@ impl Store {
         regions: &[String],
         constants: &DimScores,
     ) -> Result<(), StoreError> {
+        for d in crate::dimension::Dimension::ALL {
+            if let Some(v) = constants.get(d).filter(|v| !v.is_finite()) {
+                return Err(self.not_finite(format!("the calibrated constant {d} of {survey}"), v));
+            }
+        }
         self.conn
             .execute(
                 "INSERT INTO calibrations (key, model_sha256, survey, regions, constants) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -540,15 +634,31 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Marks a run as taken up again by this process (for resume).
-    pub fn claim_run(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
+    /// Takes a run up again in this process (for resume): in one statement, so that of two
+    /// processes resuming the same run only one gets it. Returns the status the run had, or,
+    /// when it could not be claimed (it is running in a live process, or done), `Err` with the
+    /// status it has and the pid that holds it.
+    pub fn claim_run(
+        &self,
+        id: i64,
+    ) -> Result<Result<RunStatus, (RunStatus, Option<i64>)>, StoreError> {
+        let before = self.run(id)?.status;
+        let n = self
+            .conn
             .execute(
-                "UPDATE runs SET status = 'running', pid = ?2, error = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1",
+                "UPDATE runs SET status = 'running', pid = ?2, error = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1 AND status NOT IN ('running', 'done')",
                 params![id, std::process::id() as i64],
             )
             .map_err(self.sql())?;
-        Ok(())
+        if n == 1 {
+            return Ok(Ok(before));
+        }
+        let now = self.run(id)?.status;
+        let pid: Option<i64> = self
+            .conn
+            .query_row("SELECT pid FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .map_err(self.sql())?;
+        Ok(Err((now, pid)))
     }
 
     /// Sets a run's status (and error message).
@@ -575,8 +685,11 @@ impl Store {
         Ok(())
     }
 
-    fn run_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<(RunRecord, String)> {
+    /// A run's row, its stored configuration text and its stored status text; [`Store::finish_run`]
+    /// checks both.
+    fn run_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         let config: String = r.get(5)?;
+        let status: String = r.get(7)?;
         Ok((
             RunRecord {
                 id: r.get(0)?,
@@ -586,13 +699,30 @@ impl Store {
                 model_sha256: r.get(4)?,
                 config: serde_json::Value::Null,
                 seed: r.get::<_, i64>(6)? as u64,
-                status: RunStatus::parse(&r.get::<_, String>(7)?),
+                status: RunStatus::Failed,
                 error: r.get(8)?,
                 created_at: r.get(9)?,
                 updated_at: r.get(10)?,
             },
             config,
+            status,
         ))
+    }
+
+    /// A run record with its configuration parsed and its status checked (an unknown status
+    /// is a corrupt record, not a failed run).
+    fn finish_run(&self, row: RunRow) -> Result<RunRecord, StoreError> {
+        let (mut rec, config, status) = row;
+        rec.config = self.parse(&config, "run config")?;
+        rec.status = RunStatus::parse(&status).ok_or_else(|| {
+            let names: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("status of run {}", rec.id),
+                message: format!("{status:?}; expected one of {}", names.join(", ")),
+            }
+        })?;
+        Ok(rec)
     }
 
     const RUN_COLUMNS: &'static str = "id, region, survey, method, model_sha256, config, seed, status, error, created_at, updated_at";
@@ -613,9 +743,7 @@ impl Store {
                 what: "run",
                 id,
             })?;
-        let (mut rec, config) = row;
-        rec.config = self.parse(&config, "run config")?;
-        Ok(rec)
+        self.finish_run(row)
     }
 
     /// All runs, newest first.
@@ -627,17 +755,12 @@ impl Store {
                 Self::RUN_COLUMNS
             ))
             .map_err(self.sql())?;
-        let rows: Vec<(RunRecord, String)> = stmt
+        let rows: Vec<RunRow> = stmt
             .query_map([], |r| self.run_from_row(r))
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        rows.into_iter()
-            .map(|(mut rec, c)| {
-                rec.config = self.parse(&c, "run config")?;
-                Ok(rec)
-            })
-            .collect()
+        rows.into_iter().map(|row| self.finish_run(row)).collect()
     }
 
     /// Stores a generation's checkpoint and touches the run, in one transaction.
@@ -770,6 +893,21 @@ impl Store {
 
     /// Stores an evaluation.
     pub fn save_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
+        let what = |v: &str| format!("the {v} of {} on {} for {}", e.method, e.survey, e.region);
+        for (name, v) in [
+            ("loss", e.loss),
+            ("mean loss", e.loss_mean),
+            ("digit mass", e.digit_mass),
+        ] {
+            if !v.is_finite() {
+                return Err(self.not_finite(what(name), v));
+            }
+        }
+        for d in crate::dimension::Dimension::ALL {
+            if let Some(v) = e.indices.get(d).filter(|v| !v.is_finite()) {
+                return Err(self.not_finite(what(&format!("{d} index")), v));
+            }
+        }
         self.conn
             .execute(
                 "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass)
@@ -857,6 +995,9 @@ impl Store {
 }
 
 /// A raw `prompts` row: id, run_id, model_sha256, k, n_embd, rows blob, card.
+/// A run's row as read: the record, its configuration text, its status text.
+type RunRow = (RunRecord, String, String);
+
 type PromptRow = (i64, Option<i64>, String, i64, i64, Vec<u8>, String);
 
 fn json<T: Serialize + ?Sized>(v: &T) -> String {

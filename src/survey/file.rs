@@ -74,6 +74,32 @@ impl Ctx<'_> {
     }
 }
 
+/// Refuses text with a NUL byte or another control character (tabs and line ends aside): it
+/// cannot reach the model as the survey's author meant it (llama.cpp's template renderer
+/// stops at a NUL).
+fn no_control(
+    cx: &Ctx<'_>,
+    span: std::ops::Range<usize>,
+    field: &str,
+    text: &str,
+) -> Result<(), SurveyError> {
+    match text
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        None => Ok(()),
+        Some((at, c)) => Err(cx.err(
+            span,
+            field.to_string(),
+            format!(
+                "contains the control character U+{:04X} at character {}; expected plain text",
+                c as u32,
+                text[..at].chars().count() + 1
+            ),
+        )),
+    }
+}
+
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -122,6 +148,9 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
                 "label must not be empty".into(),
             ));
         }
+        for (i, l) in labels.iter().enumerate() {
+            no_control(&cx, l.span(), &format!("{field}[{i}]"), l.get_ref())?;
+        }
         let labels: [String; 5] = std::array::from_fn(|i| labels[i].get_ref().trim().to_string());
         scale_index.insert(name.clone(), scales.len());
         scales.push(Scale {
@@ -141,6 +170,8 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
     // Items.
     let mut items = Vec::new();
     let mut item_index: HashMap<String, usize> = HashMap::new();
+    // Ids are also CSV column names, which responses match without regard to case.
+    let mut folded_ids: HashMap<String, usize> = HashMap::new();
     if raw.items.get_ref().is_empty() {
         return Err(cx.err(
             raw.items.span(),
@@ -161,13 +192,14 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
                 format!("{item_id:?} is not a valid item id; expected letters, digits, '_' or '-' (it is also a CSV column name)"),
             ));
         }
-        if let Some(first) = item_index.get(item_id) {
+        if let Some(first) = folded_ids.get(&item_id.to_ascii_lowercase()) {
             return Err(cx.err(
                 item.id.span(),
                 format!("items[{n}].id"),
-                format!("duplicate item id {item_id:?} (already used by items[{first}]); item ids must be unique"),
+                format!("duplicate item id {item_id:?} (items[{first}] has the same id up to letter case); item ids must be unique, ignoring case, since they name CSV columns"),
             ));
         }
+        folded_ids.insert(item_id.to_ascii_lowercase(), n);
         let Some(&scale) = scale_index.get(item.scale.get_ref()) else {
             let known: Vec<_> = scales.iter().map(|s| s.name.as_str()).collect();
             return Err(cx.err(
@@ -187,6 +219,12 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
                 "must not be empty".into(),
             ));
         }
+        no_control(
+            &cx,
+            item.text.span(),
+            &format!("items[{n}].text"),
+            item.text.get_ref(),
+        )?;
         item_index.insert(item_id.to_string(), items.len());
         items.push(Item {
             id: item_id.to_string(),
@@ -221,11 +259,15 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         let mut terms = Vec::new();
         for (t, term) in dim.terms.get_ref().iter().enumerate() {
             let tfield = format!("{field}[{t}]");
-            if !term.coef.get_ref().is_finite() {
+            let coef = *term.coef.get_ref();
+            if !(coef.is_finite() && coef.abs() <= crate::scoring::MAX_COEF) {
                 return Err(cx.err(
                     term.coef.span(),
                     format!("{tfield}.coef"),
-                    "must be a finite number".into(),
+                    format!(
+                        "is {coef:e}; expected a finite number from -{m} to {m}",
+                        m = crate::scoring::MAX_COEF
+                    ),
                 ));
             }
             let resolve = |which: &str,
@@ -288,11 +330,15 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         let d: Dimension = key
             .parse()
             .map_err(|m: String| cx.err(value.span(), format!("constants.{key}"), m))?;
-        if !value.get_ref().is_finite() {
+        let v = *value.get_ref();
+        if !(v.is_finite() && v.abs() <= crate::scoring::MAX_SCORE) {
             return Err(cx.err(
                 value.span(),
                 format!("constants.{key}"),
-                "must be a finite number".into(),
+                format!(
+                    "is {v:e}; expected a finite number from -{m} to {m}",
+                    m = crate::scoring::MAX_SCORE
+                ),
             ));
         }
         given_constants.set(d, Some(*value.get_ref()));

@@ -167,10 +167,12 @@ impl Survey {
 
     /// Loads and validates a survey file.
     pub fn from_path(path: &Path) -> Result<Survey, SurveyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SurveyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::input_file::read_text(path, crate::input_file::MAX_TEXT_BYTES).map_err(
+            |source| SurveyError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         Survey::from_toml_str(&text, &path.display().to_string())
     }
 

@@ -182,6 +182,12 @@ pub struct MethodLosses {
     pub tuned: f64,
 }
 
+fn already_done(id: i64) -> TuneError {
+    TuneError::Invalid(format!(
+        "run {id} is already done; see `culturetune show {id}`"
+    ))
+}
+
 struct Job<'a> {
     store: &'a mut Store,
     table: &'a RegionTable,
@@ -195,24 +201,31 @@ impl Job<'_> {
     /// The configuration and, on resume, the run.
     fn resolve(&mut self, spec: JobSpec) -> Result<(TuneConfig, Option<i64>), TuneError> {
         match spec {
-            JobSpec::New(config) => Ok((*config, None)),
+            JobSpec::New(config) => {
+                config.check()?;
+                Ok((*config, None))
+            }
             JobSpec::Resume(id) => {
                 let run = self.store.run(id)?;
-                match run.status {
-                    RunStatus::Done => Err(TuneError::Invalid(format!(
-                        "run {id} is already done; see `culturetune show {id}`"
+                if run.status == RunStatus::Done {
+                    return Err(already_done(id));
+                }
+                let config: TuneConfig = serde_json::from_value(run.config).map_err(|e| {
+                    TuneError::Invalid(format!(
+                        "run {id}'s stored configuration cannot be read: {e}"
+                    ))
+                })?;
+                config.check()?;
+                self.last_checkpoint(id, &config)?;
+                // The check of the status and the claim are one statement: of two resumes
+                // of one run, the second is refused here and never touches the run.
+                match self.store.claim_run(id)? {
+                    Ok(_) => Ok((config, Some(id))),
+                    Err((RunStatus::Done, _)) => Err(already_done(id)),
+                    Err((_, pid)) => Err(TuneError::Invalid(format!(
+                        "run {id} is running in another process{}; wait for it to end (or stop it) before resuming",
+                        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
                     ))),
-                    RunStatus::Running => Err(TuneError::Invalid(format!(
-                        "run {id} is running in another process"
-                    ))),
-                    _ => {
-                        let config = serde_json::from_value(run.config).map_err(|e| {
-                            TuneError::Invalid(format!(
-                                "run {id}'s stored configuration cannot be read: {e}"
-                            ))
-                        })?;
-                        Ok((config, Some(id)))
-                    }
                 }
             }
         }
@@ -336,12 +349,18 @@ impl Job<'_> {
         let c_heldout = self.constants(&model, &heldout, config)?;
         self.check_cancel()?;
 
+        // The search space is built (and every size it implies checked) before a new run
+        // exists, so a setting the model cannot take leaves no run behind.
+        let mut tuner = Tuner::new(
+            &model,
+            config,
+            train.clone(),
+            region.clone(),
+            c_train.clone(),
+        )?;
         let resumed = self.run.is_some();
         let id = match self.run {
-            Some(id) => {
-                self.store.claim_run(id)?;
-                id
-            }
+            Some(id) => id,
             None => self.store.create_run(
                 &region.code,
                 &train.id,
@@ -361,13 +380,6 @@ impl Job<'_> {
             resumed,
         });
 
-        let mut tuner = Tuner::new(
-            &model,
-            config,
-            train.clone(),
-            region.clone(),
-            c_train.clone(),
-        )?;
         // Baselines, once per run.
         let done_before: Vec<(MethodLabel, String)> = self
             .store
@@ -482,6 +494,38 @@ impl Job<'_> {
         })
     }
 
+    /// The optimizer state of a run's last checkpoint and the seconds searched before it,
+    /// checked to be one the search can continue from (an edited or damaged checkpoint is an
+    /// error that says what is inconsistent, never a panic).
+    fn last_checkpoint(
+        &self,
+        id: i64,
+        config: &TuneConfig,
+    ) -> Result<Option<(DeState, f64)>, TuneError> {
+        let Some(c) = self.store.checkpoints(id)?.pop() else {
+            return Ok(None);
+        };
+        let bad = |why: String| {
+            TuneError::Invalid(format!(
+                "run {id}'s last checkpoint (generation {}) is inconsistent: {why}",
+                c.generation
+            ))
+        };
+        let state: DeState =
+            serde_json::from_str(&c.state).map_err(|e| bad(format!("it cannot be read: {e}")))?;
+        state.validate().map_err(bad)?;
+        if state.options.dim != config.d {
+            return Err(bad(format!(
+                "it searches {} dimensions; the run's configuration says {}",
+                state.options.dim, config.d
+            )));
+        }
+        if !c.elapsed_s.is_finite() || c.elapsed_s < 0.0 {
+            return Err(bad(format!("elapsed time {}", c.elapsed_s)));
+        }
+        Ok(Some((state, c.elapsed_s)))
+    }
+
     /// The search, from the last checkpoint if there is one.
     fn search(
         &mut self,
@@ -489,14 +533,8 @@ impl Job<'_> {
         config: &TuneConfig,
         tuner: &mut Tuner<'_>,
     ) -> Result<crate::optim::Outcome, TuneError> {
-        let checkpoints = self.store.checkpoints(id)?;
-        let (mut state, elapsed_before) = match checkpoints.last() {
-            Some(c) => (
-                serde_json::from_str::<DeState>(&c.state).map_err(|e| {
-                    TuneError::Invalid(format!("run {id}'s last checkpoint cannot be read: {e}"))
-                })?,
-                c.elapsed_s,
-            ),
+        let (mut state, elapsed_before) = match self.last_checkpoint(id, config)? {
+            Some(found) => found,
             None => (
                 DeState::new(config.de.clone()).map_err(TuneError::Invalid)?,
                 0.0,

@@ -38,17 +38,30 @@ pub mod job;
 /// Fewest calibration regions taken from a targets table by default.
 const MIN_CALIBRATION_REGIONS: usize = 3;
 
-/// The calibration regions: the codes `given` (each looked up in the table), else the
-/// table's default ([`calibration_regions`]).
+/// Most soft-prompt rows beyond the anchor text's own (`--extra-rows`): far more than any
+/// useful prompt, few enough that a typo cannot ask for gigabytes.
+pub const MAX_EXTRA_ROWS: usize = 1024;
+
+/// The calibration regions: the codes `given` (each looked up in the table, none twice), else
+/// the table's default ([`calibration_regions`]).
 pub fn resolve_calibration_regions(
     table: &RegionTable,
     given: Option<&[String]>,
 ) -> Result<Vec<String>, TuneError> {
     match given {
-        Some(codes) => Ok(codes
-            .iter()
-            .map(|c| table.find(c).map(|r| r.code.clone()))
-            .collect::<Result<_, _>>()?),
+        Some(codes) => {
+            let mut out: Vec<String> = Vec::with_capacity(codes.len());
+            for c in codes {
+                let code = table.find(c)?.code.clone();
+                if out.contains(&code) {
+                    return Err(TuneError::Invalid(format!(
+                        "calibration region {code} is given more than once (--calibration-regions)"
+                    )));
+                }
+                out.push(code);
+            }
+            Ok(out)
+        }
         None => calibration_regions(table),
     }
 }
@@ -187,6 +200,55 @@ impl TuneConfig {
                 .map(|s| s.to_string())
                 .collect(),
         }
+    }
+
+    /// Checks every size and setting that needs no model, so that a bad one is refused before
+    /// a model is loaded or a run is created (and a stored configuration before it is
+    /// resumed): the evaluation settings against llama.cpp's limits, the optimizer's settings,
+    /// `d` (equal to the optimizer's dimensions), the extra rows, the candidates per decode,
+    /// the panel, the projection scale and the calibration regions.
+    pub fn check(&self) -> Result<(), TuneError> {
+        let bad = |m: String| Err(TuneError::Invalid(m));
+        self.settings.check().map_err(TuneError::Invalid)?;
+        self.de
+            .check()
+            .map_err(|e| TuneError::Invalid(format!("invalid optimizer settings: {e}")))?;
+        if self.d != self.de.dim {
+            return bad(format!(
+                "d is {} but the optimizer searches {} dimensions",
+                self.d, self.de.dim
+            ));
+        }
+        if self.extra_rows > MAX_EXTRA_ROWS {
+            return bad(format!(
+                "--extra-rows is {}; it must be at most {MAX_EXTRA_ROWS}",
+                self.extra_rows
+            ));
+        }
+        let max_group = crate::engine::evaluate::MAX_SEQ;
+        if self.candidates_per_decode == 0 || self.candidates_per_decode > max_group {
+            return bad(format!(
+                "--candidates-per-decode is {}; it must be 1..={max_group}",
+                self.candidates_per_decode
+            ));
+        }
+        if self.panel == 0 || self.panel > crate::prompt::MAX_PANEL {
+            return bad(format!(
+                "--panel is {}; it must be 1..={}",
+                self.panel,
+                crate::prompt::MAX_PANEL
+            ));
+        }
+        if !(self.a_scale.is_finite() && self.a_scale > 0.0) {
+            return bad(format!(
+                "--a-scale must be a positive number (got {})",
+                self.a_scale
+            ));
+        }
+        if self.calibration_regions.is_empty() {
+            return bad("no calibration regions".into());
+        }
+        Ok(())
     }
 
     /// The constants policy for calibrated values of this configuration, labelled with what
