@@ -68,7 +68,8 @@ pub fn converted_path(
         path: dir.display().to_string(),
         source,
     })?;
-    let tmp = dir.join(format!(".{stem}-{suffix}.{}.partial", std::process::id()));
+    // A short temporary name: the model's own name may already be near the 255-byte limit.
+    let tmp = crate::atomic_file::temp_sibling(&dir, "convert");
     ffi::ensure_backend();
     if !ffi::convert_model(model, &tmp, ftype, threads) {
         let _ = std::fs::remove_file(&tmp);
