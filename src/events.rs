@@ -4,7 +4,7 @@
 
 use crate::dimension::DimScores;
 use crate::error_code::ErrorCode;
-use crate::store::{MethodLabel, RunStatus};
+use crate::labels::{MethodLabel, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema.

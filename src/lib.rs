@@ -17,6 +17,7 @@ pub mod events;
 pub mod export;
 pub mod fingerprint;
 pub mod input_file;
+pub mod labels;
 pub mod optim;
 pub mod prompt;
 pub mod regions;

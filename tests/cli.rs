@@ -267,7 +267,7 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
         .create_run(
             "CHI",
             "vsm13",
-            "naive",
+            culturetune::store::MethodLabel::Naive,
             "abc",
             &serde_json::to_value(&config).unwrap(),
             7,
@@ -305,7 +305,7 @@ fn compare_names_each_rows_surveys_and_says_when_rows_were_trained_on_different_
             .create_run(
                 region,
                 survey,
-                "naive",
+                culturetune::store::MethodLabel::Naive,
                 "abc",
                 &serde_json::to_value(&config).unwrap(),
                 7,

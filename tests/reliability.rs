@@ -148,13 +148,54 @@ impl Table {
         stdin: &[u8],
     ) -> Output {
         let args = args.as_ref();
+        let before = snapshot(self.tmp());
         let o = run_bounded(
             Command::new(bin()).args(args.iter().map(|a| a.as_ref())),
             stdin,
             &format!("{group} / {input}"),
         );
+        let paths: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+        self.check_changes(&before, &paths, &format!("{group} / {input}"));
         self.record(group, input, want, args, &o, None);
         o
+    }
+
+    /// After a case: nothing in the temporary directory changed but the case's own paths
+    /// (those its arguments name, what lies under them, a database's `-wal`/`-shm`, and new
+    /// folders leading to them), and every database that changed passes `integrity_check`.
+    fn check_changes(&self, before: &Snapshot, args: &[&str], what: &str) {
+        let after = snapshot(self.tmp());
+        let root = self.tmp().display().to_string();
+        let own: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| a.starts_with(&root) && a.len() > root.len() + 1)
+            .collect();
+        let allowed = |p: &str| {
+            own.iter().any(|a| {
+                p == *a
+                    || p.starts_with(&format!("{a}/"))
+                    || p.strip_prefix(*a)
+                        .is_some_and(|s| ["-wal", "-shm", "-journal"].contains(&s))
+                    || a.starts_with(&format!("{p}/"))
+            })
+        };
+        let mut changed: Vec<&String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|p| before.get(*p) != after.get(*p))
+            .collect();
+        changed.sort();
+        changed.dedup();
+        for p in changed {
+            assert!(
+                allowed(p),
+                "{what}: changed {p}, which is not the case's own path"
+            );
+            if p.ends_with(".db") && after.get(p).is_some_and(|e| e.0 == 'f') {
+                integrity_ok(p);
+            }
+        }
     }
 
     /// Checks how a run ended and adds its row; `shown` replaces the output's first line (for
@@ -219,6 +260,38 @@ impl Table {
             cell(&command).replace('`', "'")
         ));
     }
+}
+
+/// Every entry under a folder: its kind ('f' file, 'd' folder, 'o' other) and, for a file,
+/// its length and modification time (a folder's own time changes with its entries; not
+/// compared).
+type Snapshot = std::collections::BTreeMap<String, (char, u64, i64, i64)>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Snapshot::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let key = p.display().to_string();
+            if m.is_dir() {
+                out.insert(key, ('d', 0, 0, 0));
+                todo.push(p);
+            } else if m.is_file() {
+                out.insert(key, ('f', m.len(), m.mtime(), m.mtime_nsec()));
+            } else {
+                out.insert(key, ('o', 0, 0, 0));
+            }
+        }
+    }
+    out
 }
 
 fn integrity_ok(db: &str) {

@@ -2,7 +2,9 @@
 //! files that are not databases.
 
 use culturetune::dimension::DimScores;
-use culturetune::store::{Checkpoint, EvaluationRecord, ModelRecord, RunStatus, Store, StoreError};
+use culturetune::store::{
+    Checkpoint, EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store, StoreError,
+};
 use serde_json::json;
 
 fn model() -> ModelRecord {
@@ -42,7 +44,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
         .create_run(
             "USA",
             "vsm13",
-            "naive",
+            MethodLabel::Naive,
             &model().sha256,
             &json!({"budget": 10}),
             7,
@@ -112,10 +114,24 @@ fn a_run_whose_process_died_shows_as_interrupted() {
     let s = Store::open(&path).unwrap();
     s.upsert_model(&model()).unwrap();
     let dead = s
-        .create_run("USA", "vsm13", "naive", &model().sha256, &json!({}), 1)
+        .create_run(
+            "USA",
+            "vsm13",
+            MethodLabel::Naive,
+            &model().sha256,
+            &json!({}),
+            1,
+        )
         .unwrap();
     let alive = s
-        .create_run("CHI", "vsm13", "naive", &model().sha256, &json!({}), 1)
+        .create_run(
+            "CHI",
+            "vsm13",
+            MethodLabel::Naive,
+            &model().sha256,
+            &json!({}),
+            1,
+        )
         .unwrap();
     drop(s);
     // Pretend the first run belonged to a process that no longer exists (above Linux's pid_max).

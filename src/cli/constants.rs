@@ -39,7 +39,7 @@ pub fn parse(spec: &str, survey: &Survey) -> Result<Constants> {
             .ok()
             .filter(|v: &f64| v.is_finite() && v.abs() <= max)
             .with_context(|| {
-                format!("--constants: {d}={v:?} is not a number from -{max} to {max}")
+                format!("--constants: {d}={v:?} is not a finite number from -{max} to {max}")
             })?;
         if values.get(d).is_some() {
             bail!("--constants: {d} is given more than once");

@@ -8,7 +8,7 @@ use super::space_args::SpaceArgs;
 use crate::dimension::{DimScores, Dimension};
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
-use crate::store::{ModelRecord, Store};
+use crate::store::Store;
 use crate::survey::Survey;
 use crate::tuning::{constants_for, Reach, Tuner};
 use anyhow::{Context, Result};
@@ -42,7 +42,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     let model = args.space.engine.load()?;
     let store = Store::open(db)?;
     // Calibrations refer to the model's record.
-    store.upsert_model(&ModelRecord::of(&model, &sha, &given))?;
+    store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
     let constants = constants_for(&store, &model, &train, table, &config, |done, code| {
         eprintln!(
             "calibrating on {} ({done}/{})",

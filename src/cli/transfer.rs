@@ -6,7 +6,7 @@ use crate::engine::evaluate::Evaluator;
 use crate::export;
 use crate::fingerprint::sha256_file;
 use crate::regions::RegionTable;
-use crate::store::{ModelRecord, Store};
+use crate::store::Store;
 use crate::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
 use crate::tuning::{calibrate, TuneConfig};
 use anyhow::{Context, Result};
@@ -109,7 +109,11 @@ pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<(
         eprintln!("warning: {} was tuned on another model file (card model_sha256 differs); answers may not transfer", args.dir.display());
     }
     let store = Store::open(db)?;
-    store.upsert_model(&ModelRecord::of(&model, &sha, &args.engine.model_path()))?;
+    store.upsert_model(&crate::tuning::model_record(
+        &model,
+        &sha,
+        &args.engine.model_path(),
+    ))?;
     let id = store.save_prompt(None, &sha, file.k, file.n_embd, &file.rows, &file.card)?;
     writeln!(
         out,
@@ -140,7 +144,7 @@ pub fn calibrate_model(
         crate::tuning::resolve_calibration_regions(table, args.regions.as_deref())?;
     let model = args.engine.load()?;
     let store = Store::open(db)?;
-    store.upsert_model(&ModelRecord::of(&model, &sha, &given))?;
+    store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
     let mut ev = Evaluator::new(&model, config.settings)?;
     let surveys = if args.surveys.is_empty() {
         vec![

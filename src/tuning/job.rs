@@ -15,7 +15,7 @@ use crate::optim::DeState;
 use crate::prompt::Method;
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{gap_closed, Constants};
-use crate::store::{EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store};
+use crate::store::{EvaluationRecord, MethodLabel, RunStatus, Store};
 use crate::survey::Survey;
 use serde::Serialize;
 use std::ops::ControlFlow;
@@ -295,8 +295,11 @@ impl Job<'_> {
             config.gpu_layers,
             &mut |line| sink.note(&line),
         )?;
-        self.store
-            .upsert_model(&ModelRecord::of(&model, &config.model_sha256, given))?;
+        self.store.upsert_model(&crate::tuning::model_record(
+            &model,
+            &config.model_sha256,
+            given,
+        ))?;
         Ok(model)
     }
 
@@ -364,7 +367,7 @@ impl Job<'_> {
             None => self.store.create_run(
                 &region.code,
                 &train.id,
-                NAIVE.as_str(),
+                NAIVE,
                 &config.model_sha256,
                 &serde_json::to_value(config).map_err(|e| TuneError::Other(e.to_string()))?,
                 config.de.seed,

@@ -38,6 +38,23 @@ pub mod job;
 /// Fewest calibration regions taken from a targets table by default.
 const MIN_CALIBRATION_REGIONS: usize = 3;
 
+/// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
+/// given file's, which is what the hash covers (not a converted copy's).
+pub fn model_record(
+    model: &Model,
+    sha: &str,
+    given: &std::path::Path,
+) -> crate::store::ModelRecord {
+    crate::store::ModelRecord {
+        sha256: sha.to_string(),
+        path: given.display().to_string(),
+        name: model.info().name.clone(),
+        architecture: model.info().architecture.clone(),
+        n_embd: model.info().n_embd,
+        file_size: std::fs::metadata(given).map(|m| m.len()).unwrap_or(0),
+    }
+}
+
 /// Most soft-prompt rows beyond the anchor text's own (`--extra-rows`): far more than any
 /// useful prompt, few enough that a typo cannot ask for gigabytes.
 pub const MAX_EXTRA_ROWS: usize = 1024;
