@@ -392,3 +392,36 @@ fn calibrate_takes_any_survey_and_is_deterministic() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("vsm14"), "{}", stderr(&o));
 }
+
+/// Bad tune settings are refused by the one resolve step before the model file is touched:
+/// with a model path that does not exist, the error still names the setting.
+#[test]
+fn bad_tune_settings_are_refused_before_the_model_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.gguf").display().to_string();
+    let db = dir.path().join("runs.db").display().to_string();
+    for (extra, want) in [
+        (
+            &["--n-ctx", "255"][..],
+            "n_ctx is 255; it must be at least 256",
+        ),
+        (
+            &["--population", "3", "--budget", "30"][..],
+            "population of 4..=10000",
+        ),
+        (
+            &["--budget", "5"][..],
+            "at least one generation of --population 12",
+        ),
+        (&["--survey", "no-such-survey"][..], "no-such-survey"),
+    ] {
+        let mut a = vec!["tune", "--region", "USA", "--model", &missing, "--db", &db];
+        a.extend_from_slice(extra);
+        let o = culturetune(&a);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{extra:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    }
+    let runs = culturetune(&["runs", "--db", &db, "--json"]);
+    assert_eq!(stdout(&runs).trim(), "[]", "no run was created");
+}

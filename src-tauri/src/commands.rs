@@ -95,6 +95,13 @@ impl TuneSettings {
     }
 }
 
+/// culturetune's defaults for a tuning run, from the library (the Tune screen shows them; the
+/// page holds no copy).
+#[tauri::command]
+pub fn tune_defaults() -> Value {
+    serde_json::to_value(culturetune::tuning::request::TuneRequest::defaults()).unwrap_or_default()
+}
+
 /// Where the app keeps its data and how it runs workers.
 #[tauri::command]
 pub fn app_info(worker: State<'_, Worker>) -> Value {

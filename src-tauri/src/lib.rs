@@ -20,6 +20,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>, worker: worker::Worker) -> Bui
         .manage(chat_worker::ChatWorker::default())
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
+            commands::tune_defaults,
             commands::model_info,
             commands::regions,
             commands::runs,

@@ -229,3 +229,47 @@ fn an_engine_failure_in_calibration_ends_the_job_with_the_engine_code() {
     assert_eq!(err.code, "engine", "{err:?}");
     assert!(err.message.contains("n_ctx is 256"), "{err:?}");
 }
+
+#[test]
+fn the_tune_screen_gets_the_librarys_defaults_and_its_messages() {
+    let a = app();
+    let d = a.invoke("tune_defaults", json!({})).unwrap();
+    assert_eq!(
+        d,
+        serde_json::to_value(culturetune::tuning::request::TuneRequest::defaults()).unwrap()
+    );
+    assert_eq!(d["budget"], 288);
+    // A bad setting ends the job before the model is read, with the command line's words.
+    let (tx, rx) = mpsc::channel::<JobEnd>();
+    a.app.listen(JOB_END, move |e| {
+        let _ = tx.send(serde_json::from_str(e.payload()).unwrap());
+    });
+    let missing = a._dir.path().join("missing.gguf").display().to_string();
+    a.invoke(
+        "start_tune",
+        json!({"settings": {"region": "USA", "model": missing, "nCtx": 255}}),
+    )
+    .unwrap();
+    let end = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let err = end.error.unwrap();
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_culturetune-app"))
+        .args([
+            WORKER_ARG, "tune", "--region", "USA", "--model", &missing, "--n-ctx", "255",
+        ])
+        .arg("--db")
+        .arg(a._dir.path().join("cli.db"))
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&cli.stderr)
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    assert!(err.message.contains("n_ctx is 255"), "{err:?}");
+    assert_eq!(
+        err.message, line,
+        "the app shows the command line's message"
+    );
+    assert_eq!(err.code, "invalid_input");
+}

@@ -10,6 +10,7 @@ use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::survey::Survey;
+use crate::tuning::request::{defaults, resolve, TuneRequest};
 use crate::tuning::{constants_for, Reach, Tuner};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -23,7 +24,7 @@ pub struct Args {
     #[command(flatten)]
     space: SpaceArgs,
     /// Candidates per search (12 searches: each index up and down).
-    #[arg(long, default_value_t = 36)]
+    #[arg(long, default_value_t = defaults::REACH_BUDGET)]
     budget: usize,
     /// Print JSON.
     #[arg(long)]
@@ -32,10 +33,14 @@ pub struct Args {
 
 /// Runs `reach`.
 pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let mut config = args.space.config(table)?;
-    config.de.strategy = Strategy::Shade;
-    config.de.max_evals = Some(args.budget);
-    config.check()?;
+    let request = TuneRequest {
+        budget: Some(args.budget),
+        strategy: Some(Strategy::Shade),
+        ..args.space.request()
+    };
+    let config = resolve(&request, table, &args.space.engine_choice(), || {
+        args.space.facts()
+    })?;
     let region = table.find(&config.region)?.clone();
     let (given, sha) = (args.space.engine.model_path(), config.model_sha256.clone());
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;

@@ -6,14 +6,13 @@ use super::report::{comparison_rows, print_comparison};
 use super::sinks::{JsonLines, Progress};
 use super::space_args::SpaceArgs;
 use super::Cancelled;
-use crate::engine::answer::group_limit;
-use crate::optim::{DeState, Strategy};
+use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
-use crate::survey::Survey;
 use crate::tuning::job::{self, JobSpec};
-use crate::tuning::{TuneError, GPU_CANDIDATES_PER_DECODE};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::tuning::request::{defaults, resolve, TuneRequest};
+use crate::tuning::TuneError;
+use anyhow::Result;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +25,6 @@ pub enum EventFormat {
     Jsonl,
 }
 
-/// Largest `--budget`: a million candidates is days of work for the default model.
-const MAX_BUDGET: usize = 1_000_000;
-
 /// Options of `culturetune tune`.
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
@@ -36,14 +32,14 @@ pub struct TuneArgs {
     space: SpaceArgs,
     /// Evaluation budget: candidate soft prompts to evaluate (for the default model on 2
     /// cores about 0.45 s each with the default answer placement, 3 s with prefix).
-    #[arg(long, default_value_t = 288)]
+    #[arg(long, default_value_t = defaults::BUDGET)]
     budget: usize,
     /// Candidates evaluated together in one pass (answer placement) [default: 8 with layers on
     /// a GPU, else 1; docs/performance.md].
     #[arg(long, value_name = "N")]
     candidates_per_decode: Option<usize>,
     /// DE strategy.
-    #[arg(long, value_enum, default_value = "shade")]
+    #[arg(long, value_enum, default_value_t = defaults::STRATEGY)]
     strategy: Strategy,
     /// Stop after this many generations without improvement.
     #[arg(long)]
@@ -91,34 +87,18 @@ fn cancel_flag() -> Arc<AtomicBool> {
 
 /// Runs `tune`.
 pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let mut config = args.space.config(table)?;
-    if args.budget < args.space.population || args.budget > MAX_BUDGET {
-        bail!(
-            "--budget must be {}..={MAX_BUDGET} candidates (at least one generation of --population {}), got {}",
-            args.space.population,
-            args.space.population,
-            args.budget
-        );
-    }
-    config.de.strategy = args.strategy;
-    config.de.max_evals = Some(args.budget);
-    config.de.patience = args.patience;
-    DeState::new(config.de.clone()).map_err(|e| anyhow!("invalid optimizer settings: {e}"))?;
-    let engine = &args.space.engine;
-    config.gpu_layers = engine.resolve_layers(&engine.model_path())?;
-    let n_items = Survey::from_id_or_path(&config.survey)
-        .context("loading the training survey")?
-        .items
-        .len();
-    config.candidates_per_decode = args
-        .candidates_per_decode
-        .unwrap_or(if config.gpu_layers > 0 {
-            GPU_CANDIDATES_PER_DECODE.min(group_limit(n_items, config.panel, config.counterbalance))
-        } else {
-            1
-        });
+    let request = TuneRequest {
+        budget: Some(args.budget),
+        strategy: Some(args.strategy),
+        patience: args.patience,
+        candidates_per_decode: args.candidates_per_decode,
+        ..args.space.request()
+    };
+    let config = resolve(&request, table, &args.space.engine_choice(), || {
+        args.space.facts()
+    })?;
     let spec = JobSpec::New(Box::new(config));
-    drive(spec, table, db, engine.verbose, &args.out, out)
+    drive(spec, table, db, args.space.engine.verbose, &args.out, out)
 }
 
 /// Runs `resume`.

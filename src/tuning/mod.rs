@@ -13,7 +13,7 @@ use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
 };
 use crate::engine::{EmbeddingTable, EngineError, Model, WeightType};
-use crate::optim::{DeOptions, DeState, Generation, Outcome, Strategy};
+use crate::optim::{DeOptions, DeState, Generation, Outcome};
 use crate::prompt::{self, Method, Respondent};
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{indices, Constants, Loss};
@@ -34,6 +34,7 @@ pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
 ];
 
 pub mod job;
+pub mod request;
 
 /// Fewest calibration regions taken from a targets table by default.
 const MIN_CALIBRATION_REGIONS: usize = 3;
@@ -175,39 +176,40 @@ pub struct TuneConfig {
 }
 
 impl TuneConfig {
-    /// A configuration with culturetune's defaults for a region, chosen by the sweep in
-    /// docs/tuning.md: the answer placement with the answer opening as its anchor (so z = 0
-    /// is the naive prompt), the anchor's own rows, d = 100, A at scale 1, SHADE with 12
-    /// members and 288 candidates.
+    /// A configuration with culturetune's defaults for a region ([`request::defaults`],
+    /// chosen by the sweep in docs/tuning.md: the answer placement with the answer opening
+    /// as its anchor, so z = 0 is the naive prompt, the anchor's own rows, d = 100, A at
+    /// scale 1, SHADE with 12 members and 288 candidates). [`request::resolve`] is the way
+    /// from a user's settings; this is its starting point.
     pub fn new(region: &str, model_path: &str, model_sha256: &str, seed: u64) -> TuneConfig {
-        let d = 100;
+        use request::defaults as d;
         TuneConfig {
             region: region.to_string(),
-            survey: crate::survey::TRAINING_SURVEY_ID.into(),
+            survey: d::SURVEY.into(),
             heldout_survey: crate::survey::HELDOUT_SURVEY_ID.into(),
             model_path: model_path.to_string(),
             model_sha256: model_sha256.to_string(),
             weights: WeightType::Auto,
             settings: EvalSettings::default(),
-            panel: 1,
+            panel: d::PANEL,
             counterbalance: false,
-            placement: Placement::Answer,
-            anchor: AnswerAnchor::Opening,
+            placement: d::PLACEMENT,
+            anchor: d::ANCHOR,
             candidates_per_decode: 1,
             gpu_layers: 0,
-            extra_rows: 0,
-            d,
-            a_scale: 1.0,
+            extra_rows: d::EXTRA_ROWS,
+            d: d::DIMS,
+            a_scale: d::A_SCALE,
             projection_seed: seed,
             de: DeOptions {
-                dim: d,
-                pop_size: 12,
+                dim: d::DIMS,
+                pop_size: d::POPULATION,
                 bounds: (-1.0, 1.0),
-                strategy: Strategy::Shade,
+                strategy: d::STRATEGY,
                 f: 0.5,
                 cr: 0.9,
                 max_generations: None,
-                max_evals: Some(288),
+                max_evals: Some(d::BUDGET),
                 patience: None,
                 seed,
                 include_origin: true,

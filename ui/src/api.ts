@@ -74,7 +74,14 @@ export function errorText(e: unknown): string {
   return String(e);
 }
 
+/** culturetune's defaults for a tuning run (the library's `TuneRequest::defaults()`). */
+export interface TuneDefaults {
+  budget: number; population: number; dims: number; seed: number; panel: number;
+  strategy: string; placement: string;
+}
+
 export const api = {
+  tuneDefaults: () => invoke<TuneDefaults>("tune_defaults"),
   appInfo: () => invoke<{ db: string; worker: string; version: string }>("app_info"),
   modelInfo: (path?: string) => invoke<ModelInfo>("model_info", { path: path ?? null }),
   regions: () => invoke<Region[]>("regions"),

@@ -229,9 +229,31 @@ export async function resume(run: number, code: string): Promise<void> {
   }
 }
 
+/** Fills the form with the library's defaults: a field the user already filled or changed
+ * keeps its value. */
+async function fillDefaults(): Promise<void> {
+  const d = await api.tuneDefaults();
+  const inputs: [string, number][] = [
+    ["tune-budget", d.budget], ["tune-population", d.population], ["tune-dims", d.dims],
+    ["tune-seed", d.seed], ["tune-panel", d.panel],
+  ];
+  for (const [id, v] of inputs) {
+    const e = $<HTMLInputElement>(id);
+    if (e.value.trim() === "") e.value = String(v);
+  }
+  for (const [id, v] of [["tune-strategy", d.strategy], ["tune-placement", d.placement]]) {
+    const e = $<HTMLSelectElement>(id);
+    if (!e.dataset.changed) e.value = v;
+  }
+}
+
 export function initTune(): void {
   loss = lossChart("loss-chart");
   dims = dimsChart("dims-chart");
+  for (const id of ["tune-strategy", "tune-placement"]) {
+    $(id).addEventListener("change", () => { $(id).dataset.changed = "1"; });
+  }
+  fillDefaults().catch((e) => console.error("tune defaults:", errorText(e)));
   $("tune-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (!state.selected.length) {

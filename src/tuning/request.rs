@@ -1,0 +1,331 @@
+//! What a user asks of a tuning run, and the one step that turns it into a checked
+//! [`TuneConfig`]. The command line's flags and the desktop app's Tune screen both state a
+//! [`TuneRequest`] (every field optional); [`resolve`] owns every default ([`defaults`]) and
+//! every check, and runs them all before the model file is even hashed, so a bad setting is
+//! refused with the same message wherever it came from and before anything is loaded.
+
+use super::{resolve_calibration_regions, TuneConfig, TuneError, GPU_CANDIDATES_PER_DECODE};
+use crate::engine::answer::group_limit;
+use crate::engine::evaluate::EvalSettings;
+use crate::engine::WeightType;
+use crate::optim::Strategy;
+use crate::regions::RegionTable;
+use crate::soft_prompt::{AnswerAnchor, Placement};
+use crate::survey::Survey;
+use serde::{Deserialize, Serialize};
+
+/// culturetune's defaults for a tuning run, chosen by the sweep in docs/tuning.md. Every
+/// other place (the command line's help, the app's Tune screen, [`TuneConfig::new`]) takes
+/// them from here.
+pub mod defaults {
+    use crate::optim::Strategy;
+    use crate::soft_prompt::{AnswerAnchor, Placement};
+
+    /// Candidates evaluated by `tune`.
+    pub const BUDGET: usize = 288;
+    /// Candidates per DE generation.
+    pub const POPULATION: usize = 12;
+    /// Search dimensions d.
+    pub const DIMS: usize = 100;
+    /// Soft-prompt rows beyond the anchor text's own.
+    pub const EXTRA_ROWS: usize = 0;
+    /// Scale of the projection A.
+    pub const A_SCALE: f64 = 1.0;
+    /// Respondents in the panel.
+    pub const PANEL: usize = 1;
+    /// Seed of the projection and the optimizer.
+    pub const SEED: u64 = 2013;
+    /// Where the rows go.
+    pub const PLACEMENT: Placement = Placement::Answer;
+    /// What the answer-side rows start from.
+    pub const ANCHOR: AnswerAnchor = AnswerAnchor::Opening;
+    /// The optimizer.
+    pub const STRATEGY: Strategy = Strategy::Shade;
+    /// The training survey.
+    pub const SURVEY: &str = crate::survey::TRAINING_SURVEY_ID;
+    /// Candidates evaluated by each of `reach`'s searches.
+    pub const REACH_BUDGET: usize = 36;
+    /// Largest budget: a million candidates is days of work for the default model.
+    pub const MAX_BUDGET: usize = 1_000_000;
+}
+
+/// A tuning run as a user asks for it: `None` means culturetune's default ([`defaults`]).
+/// The app sends it as JSON (the names below); the command line fills it from its flags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuneRequest {
+    /// Region code or name (required).
+    pub region: Option<String>,
+    /// Training survey: a shipped survey's id or a survey file.
+    pub survey: Option<String>,
+    /// Candidates to evaluate.
+    pub budget: Option<usize>,
+    /// Candidates per DE generation.
+    pub population: Option<usize>,
+    /// Search dimensions d.
+    pub dims: Option<usize>,
+    /// Soft-prompt rows beyond the anchor text's own.
+    pub extra_rows: Option<usize>,
+    /// Scale of the projection A.
+    pub a_scale: Option<f64>,
+    /// Where the rows go.
+    pub placement: Option<Placement>,
+    /// What the answer-side rows start from.
+    pub anchor: Option<AnswerAnchor>,
+    /// Respondents in the panel.
+    pub panel: Option<usize>,
+    /// Ask every item in both option orders.
+    pub counterbalance: Option<bool>,
+    /// Seed of the projection and the optimizer.
+    pub seed: Option<u64>,
+    /// Calibration regions (codes or names).
+    pub calibration_regions: Option<Vec<String>>,
+    /// The optimizer.
+    pub strategy: Option<Strategy>,
+    /// Stop after this many generations without improvement.
+    pub patience: Option<usize>,
+    /// Candidates evaluated together (answer placement) [default: 8 with layers on a GPU,
+    /// else 1].
+    pub candidates_per_decode: Option<usize>,
+}
+
+impl TuneRequest {
+    /// Every default filled in (what the app's Tune screen shows before the user edits it).
+    /// `region`, `calibration_regions`, `patience` and `candidates_per_decode` stay `None`:
+    /// their defaults depend on the targets table or the model.
+    pub fn defaults() -> TuneRequest {
+        TuneRequest {
+            region: None,
+            survey: Some(defaults::SURVEY.into()),
+            budget: Some(defaults::BUDGET),
+            population: Some(defaults::POPULATION),
+            dims: Some(defaults::DIMS),
+            extra_rows: Some(defaults::EXTRA_ROWS),
+            a_scale: Some(defaults::A_SCALE),
+            placement: Some(defaults::PLACEMENT),
+            anchor: Some(defaults::ANCHOR),
+            panel: Some(defaults::PANEL),
+            counterbalance: Some(false),
+            seed: Some(defaults::SEED),
+            calibration_regions: None,
+            strategy: Some(defaults::STRATEGY),
+            patience: None,
+            candidates_per_decode: None,
+        }
+    }
+}
+
+/// The model side of a run that needs no model file: which file, which weights, which
+/// evaluation settings (the command line's engine options).
+#[derive(Debug, Clone)]
+pub struct EngineChoice {
+    /// The model file as given.
+    pub model_path: String,
+    /// Weights to evaluate.
+    pub weights: WeightType,
+    /// Evaluation settings.
+    pub settings: EvalSettings,
+}
+
+/// What is read from the model file, once every setting has been checked: its SHA-256 and the
+/// GPU layers the run will use.
+#[derive(Debug, Clone)]
+pub struct ModelFacts {
+    /// SHA-256 of the file given.
+    pub sha256: String,
+    /// Layers on the GPU (0 = CPU).
+    pub gpu_layers: u32,
+}
+
+/// Turns a request into a checked configuration. Every default is applied and every check
+/// made here: first everything that needs no model file (the region, the survey, the sizes,
+/// the budget against the population, the evaluation settings), then `facts` is asked for the
+/// file's hash and GPU layers, then what depends on them (candidates per decode).
+pub fn resolve(
+    req: &TuneRequest,
+    table: &RegionTable,
+    engine: &EngineChoice,
+    facts: impl FnOnce() -> Result<ModelFacts, TuneError>,
+) -> Result<TuneConfig, TuneError> {
+    let query = req
+        .region
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| TuneError::Invalid("choose a region to tune toward (--region)".into()))?;
+    let region = table.find(query)?;
+    let mut c = TuneConfig::new(
+        &region.code,
+        &engine.model_path,
+        "",
+        pick(req.seed, defaults::SEED),
+    );
+    c.weights = engine.weights;
+    c.settings = engine.settings;
+    c.survey = req
+        .survey
+        .clone()
+        .unwrap_or_else(|| defaults::SURVEY.into());
+    let n_items = Survey::from_id_or_path(&c.survey)?.items.len();
+    c.panel = pick(req.panel, defaults::PANEL);
+    c.counterbalance = req.counterbalance.unwrap_or(false);
+    c.extra_rows = pick(req.extra_rows, defaults::EXTRA_ROWS);
+    c.a_scale = pick(req.a_scale, defaults::A_SCALE);
+    c.placement = pick(req.placement, defaults::PLACEMENT);
+    c.anchor = pick(req.anchor, defaults::ANCHOR);
+    c.d = pick(req.dims, defaults::DIMS);
+    c.de.dim = c.d;
+    c.de.pop_size = pick(req.population, defaults::POPULATION);
+    c.de.strategy = pick(req.strategy, defaults::STRATEGY);
+    c.de.patience = req.patience;
+    let budget = pick(req.budget, defaults::BUDGET);
+    if budget < c.de.pop_size || budget > defaults::MAX_BUDGET {
+        return Err(TuneError::Invalid(format!(
+            "--budget must be {}..={} candidates (at least one generation of --population {}), got {budget}",
+            c.de.pop_size,
+            defaults::MAX_BUDGET,
+            c.de.pop_size
+        )));
+    }
+    c.de.max_evals = Some(budget);
+    c.calibration_regions = resolve_calibration_regions(table, req.calibration_regions.as_deref())?;
+    if let Some(n) = req.candidates_per_decode {
+        c.candidates_per_decode = n;
+    }
+    c.check()?;
+    let f = facts()?;
+    c.model_sha256 = f.sha256;
+    c.gpu_layers = f.gpu_layers;
+    if req.candidates_per_decode.is_none() && c.gpu_layers > 0 {
+        c.candidates_per_decode =
+            GPU_CANDIDATES_PER_DECODE.min(group_limit(n_items, c.panel, c.counterbalance));
+    }
+    c.check()?;
+    Ok(c)
+}
+
+fn pick<T>(given: Option<T>, default: T) -> T {
+    given.unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> EngineChoice {
+        EngineChoice {
+            model_path: "no-such-model.gguf".into(),
+            weights: WeightType::Original,
+            settings: EvalSettings {
+                threads: 2,
+                ..EvalSettings::default()
+            },
+        }
+    }
+
+    fn facts() -> Result<ModelFacts, TuneError> {
+        Ok(ModelFacts {
+            sha256: "ab".repeat(32),
+            gpu_layers: 0,
+        })
+    }
+
+    fn usa() -> TuneRequest {
+        TuneRequest {
+            region: Some("usa".into()),
+            ..TuneRequest::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_request_gets_every_default_once() {
+        let t = RegionTable::builtin();
+        let c = resolve(&usa(), &t, &engine(), facts).unwrap();
+        let want = TuneConfig::new(
+            "USA",
+            "no-such-model.gguf",
+            &"ab".repeat(32),
+            defaults::SEED,
+        );
+        let mut c2 = c.clone();
+        c2.weights = want.weights;
+        c2.settings = want.settings;
+        assert_eq!(
+            serde_json::to_value(&c2).unwrap(),
+            serde_json::to_value(&want).unwrap()
+        );
+        assert_eq!(c.de.max_evals, Some(defaults::BUDGET));
+        // The filled-in defaults resolve to the same configuration.
+        let filled = TuneRequest {
+            region: Some("USA".into()),
+            ..TuneRequest::defaults()
+        };
+        let c3 = resolve(&filled, &t, &engine(), facts).unwrap();
+        assert_eq!(
+            serde_json::to_value(&c3).unwrap(),
+            serde_json::to_value(&c).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_before_the_model_file_is_read() {
+        let t = RegionTable::builtin();
+        let never = || -> Result<ModelFacts, TuneError> { panic!("the model file was read") };
+        let mut small_ctx = engine();
+        small_ctx.settings.n_ctx = 255;
+        let cases: Vec<(TuneRequest, EngineChoice, &str)> = vec![
+            (usa(), small_ctx, "n_ctx is 255"),
+            (
+                TuneRequest {
+                    population: Some(3),
+                    budget: Some(30),
+                    ..usa()
+                },
+                engine(),
+                "population of 4..=10000",
+            ),
+            (
+                TuneRequest {
+                    budget: Some(5),
+                    ..usa()
+                },
+                engine(),
+                "at least one generation of --population 12",
+            ),
+            (
+                TuneRequest {
+                    survey: Some("no-such-survey".into()),
+                    ..usa()
+                },
+                engine(),
+                "no-such-survey",
+            ),
+            (TuneRequest::default(), engine(), "choose a region"),
+            (
+                TuneRequest {
+                    region: Some("Atlantis".into()),
+                    ..TuneRequest::default()
+                },
+                engine(),
+                "unknown region",
+            ),
+        ];
+        for (req, eng, want) in cases {
+            let e = resolve(&req, &t, &eng, never).unwrap_err().to_string();
+            assert!(e.contains(want), "{req:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn requests_are_json_with_the_documented_names() {
+        let r: TuneRequest =
+            serde_json::from_str(r#"{"region": "CHI", "budget": 36, "placement": "prefix"}"#)
+                .unwrap();
+        assert_eq!(r.budget, Some(36));
+        assert_eq!(r.placement, Some(Placement::Prefix));
+        assert!(serde_json::from_str::<TuneRequest>(r#"{"budgett": 3}"#).is_err());
+        let d = serde_json::to_value(TuneRequest::defaults()).unwrap();
+        assert_eq!(d["budget"], 288);
+        assert_eq!(d["placement"], "answer");
+        assert_eq!(d["strategy"], "shade");
+    }
+}
