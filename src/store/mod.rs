@@ -342,8 +342,7 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
         for (id, pid, _) in rows {
-            let alive = pid.is_some_and(|p| p as u32 == std::process::id() || process_alive(p));
-            if !alive {
+            if !owner_alive(pid) {
                 // Only if still held by the process seen dead: another process may have
                 // claimed the run since the SELECT.
                 self.conn
@@ -379,6 +378,11 @@ impl Store {
 
 fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serializes")
+}
+
+/// Whether the process holding a run (its stored pid) is this one or still exists.
+fn owner_alive(pid: Option<i64>) -> bool {
+    pid.is_some_and(|p| p as u32 == std::process::id() || process_alive(p))
 }
 
 /// Whether a process with this id exists (Linux: /proc; elsewhere assume it is gone, so a

@@ -32,6 +32,10 @@ pub struct RunRecord {
     pub updated_at: String,
 }
 
+/// A run's row as read: the record, its configuration, method and status as stored text, and
+/// the pid of the process that holds it.
+type RunRow = (RunRecord, [String; 3], Option<i64>);
+
 impl Store {
     /// Creates a run in status `running`, owned by this process.
     pub fn create_run(
@@ -105,7 +109,7 @@ impl Store {
 
     /// A run's row, with its configuration, method and status still as stored text
     /// ([`Store::finish_run`] checks them).
-    fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RunRecord, [String; 3])> {
+    fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         Ok((
             RunRecord {
                 id: r.get("id")?,
@@ -121,13 +125,15 @@ impl Store {
                 updated_at: r.get("updated_at")?,
             },
             [r.get("config")?, r.get("method")?, r.get("status")?],
+            r.get("pid")?,
         ))
     }
 
     /// A run record with its configuration parsed and its method and status checked (an
-    /// unknown name is a corrupt record, not a failed run).
-    fn finish_run(&self, row: (RunRecord, [String; 3])) -> Result<RunRecord, StoreError> {
-        let (mut rec, [config, method, status]) = row;
+    /// unknown name is a corrupt record, not a failed run). A run stored as `running` whose
+    /// process is gone reads as `interrupted`, also where the database is only read.
+    fn finish_run(&self, row: RunRow) -> Result<RunRecord, StoreError> {
+        let (mut rec, [config, method, status], pid) = row;
         let corrupt = |what: &str, message: String| StoreError::Corrupt {
             path: self.path.clone(),
             what: format!("{what} of run {}", rec.id),
@@ -143,10 +149,13 @@ impl Store {
                 format!("{status:?}; expected one of {}", names.join(", ")),
             )
         })?;
+        if rec.status == RunStatus::Running && !super::owner_alive(pid) {
+            rec.status = RunStatus::Interrupted;
+        }
         Ok(rec)
     }
 
-    const RUN_COLUMNS: &'static str = "id, region, survey, method, model_sha256, config, seed, status, error, created_at, updated_at";
+    const RUN_COLUMNS: &'static str = "id, region, survey, method, model_sha256, config, seed, status, error, created_at, updated_at, pid";
 
     /// One run.
     pub fn run(&self, id: i64) -> Result<RunRecord, StoreError> {
@@ -176,7 +185,7 @@ impl Store {
                 Self::RUN_COLUMNS
             ))
             .map_err(self.sql())?;
-        let rows: Vec<(RunRecord, [String; 3])> = stmt
+        let rows: Vec<RunRow> = stmt
             .query_map([], Self::run_from_row)
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
