@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+/// Largest magnitude a target score or a constant may have (published indices are about
+/// 0..120): bounded so that no finite input can make an index or a loss overflow.
+pub const MAX_SCORE: f64 = 1000.0;
+
 /// One of Hofstede's six cultural dimensions, in the canonical order PDI, IDV, MAS, UAI, LTO, IVR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -13,11 +13,16 @@
 //! and respondents as far as the text allows (the engine decodes it as a prefix tree).
 
 use crate::dimension::Dimension;
-use crate::engine::evaluate::ANSWER_PREFIX;
 use crate::regions::Region;
 use crate::soft_prompt::AnswerAnchor;
 use crate::survey::{Item, Survey};
 use serde::{Deserialize, Serialize};
+
+/// Text that opens the assistant turn of every item prompt, so the next token is the answer.
+pub const ANSWER_PREFIX: &str = "Answer: ";
+
+/// The instruction after the persona block in a chat.
+pub const CHAT_INSTRUCTIONS: &str = "Answer in a few sentences, from your own point of view.";
 
 /// A prompting method compared on the same measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

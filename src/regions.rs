@@ -158,13 +158,13 @@ impl RegionTable {
                         format!("column {}: {:?} is not a number (leave the cell empty when no score is published)", COLUMNS[i + 2], crate::csv_lines::cut(cell)),
                     )
                 })?;
-                if v.abs() > crate::scoring::MAX_SCORE {
+                if v.abs() > crate::dimension::MAX_SCORE {
                     return Err(fmt(
                         line,
                         format!(
                             "column {}: {v:e} is out of range; expected a score from -{m} to {m}",
                             COLUMNS[i + 2],
-                            m = crate::scoring::MAX_SCORE
+                            m = crate::dimension::MAX_SCORE
                         ),
                     ));
                 }

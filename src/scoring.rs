@@ -97,12 +97,6 @@ impl ScoreError {
     }
 }
 
-/// Largest magnitude a formula coefficient may have (the VSM 2013's are at most 40).
-pub const MAX_COEF: f64 = 1000.0;
-/// Largest magnitude a target score or a constant may have (published indices are about
-/// 0..120): bounded so that no finite input can make an index or a loss overflow.
-pub const MAX_SCORE: f64 = 1000.0;
-
 /// The indices of every dimension the survey defines, from item means in survey item order.
 pub fn indices(
     survey: &Survey,

@@ -152,7 +152,14 @@ fn chat_keeps_one_worker_with_the_model_loaded() {
         })
         .unwrap();
     let run = store
-        .create_run("USA", "vsm13", "tuned", "tiny", &json!({}), 1)
+        .create_run(
+            "USA",
+            "vsm13",
+            culturetune::store::MethodLabel::Tuned,
+            "tiny",
+            &json!({}),
+            1,
+        )
         .unwrap();
     let rows: Vec<f32> = (0..2 * n).map(|i| ((i % 5) as f32 - 2.0) * 0.05).collect();
     store

@@ -148,7 +148,17 @@ pub fn answer(
         }
         (None, Some(run)) => {
             let store = Store::open_read_only(db)?;
-            let status = store.run(run)?.status;
+            let status = match store.run(run) {
+                Ok(r) => r.status,
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    return Err(InvalidInput(format!(
+                        "no run {run} in {}: there is no tuned prompt to chat with (see `culturetune runs`)",
+                        db.display()
+                    ))
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            };
             let p = store.prompt_for_run(run)?.ok_or_else(|| {
                 InvalidInput(format!(
                     "run {run} has no tuned prompt (status {})",

@@ -24,7 +24,7 @@ pub fn parse(spec: &str, survey: &Survey) -> Result<Constants> {
         _ => {}
     }
     let mut values = DimScores::default();
-    let max = crate::scoring::MAX_SCORE;
+    let max = crate::dimension::MAX_SCORE;
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
             bail!("--constants: {part:?} is not DIM=VALUE; expected zero, survey, or e.g. PDI=20,IDV=10");

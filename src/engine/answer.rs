@@ -13,7 +13,9 @@
 //! cache is then in exactly the state it had after the prefix decode: every group of a run is
 //! evaluated from the same state, which keeps results repeatable and resumable bit for bit.
 
-use super::evaluate::{aggregate, read_answer, Evaluator, Leaf, LeafAnswer, SurveyAnswers};
+use super::evaluate::{
+    aggregate, read_answer, CachedPrefixes, Evaluator, Leaf, LeafAnswer, SurveyAnswers,
+};
 use super::ffi::BatchInput;
 use super::tree::PrefixTree;
 use super::{EngineError, Model};
@@ -137,14 +139,6 @@ impl AnswerPrompts {
         self.prefixes.hash(&mut h);
         h.finish()
     }
-}
-
-/// What the evaluator's KV cache holds between answer-side evaluations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CachedPrefixes {
-    fingerprint: u64,
-    /// KV cells the prefix tree occupies.
-    cells: usize,
 }
 
 impl<'m> Evaluator<'m> {

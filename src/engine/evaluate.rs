@@ -18,8 +18,7 @@ use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-/// Text that opens the assistant turn of every item prompt, so the next token is the answer.
-pub const ANSWER_PREFIX: &str = "Answer: ";
+pub use crate::prompt::{ANSWER_PREFIX, CHAT_INSTRUCTIONS};
 
 /// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
 pub const MAX_SEQ: usize = 256;
@@ -283,9 +282,6 @@ impl ChatPrompt {
     }
 }
 
-/// The instruction after the persona block in a chat.
-pub const CHAT_INSTRUCTIONS: &str = "Answer in a few sentences, from your own point of view.";
-
 /// What goes in the persona block's place.
 #[derive(Debug, Clone, Copy)]
 pub enum PersonaInput<'a> {
@@ -341,6 +337,15 @@ impl SurveyAnswers {
     }
 }
 
+/// What the evaluator's KV cache holds between answer-side evaluations (the answer placement's
+/// item prefixes, see [`super::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CachedPrefixes {
+    pub(super) fingerprint: u64,
+    /// KV cells the prefix tree occupies.
+    pub(super) cells: usize,
+}
+
 /// A context set up for survey evaluation with fixed settings.
 pub struct Evaluator<'m> {
     pub(super) model: &'m Model,
@@ -349,7 +354,7 @@ pub struct Evaluator<'m> {
     pub(super) settings: EvalSettings,
     /// Answer-side prefixes held in the KV cache (see [`super::answer`]); `None` whenever the
     /// cache was cleared or used for anything else.
-    pub(super) cached: Option<super::answer::CachedPrefixes>,
+    pub(super) cached: Option<CachedPrefixes>,
 }
 
 impl<'m> Evaluator<'m> {

@@ -260,13 +260,13 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         for (t, term) in dim.terms.get_ref().iter().enumerate() {
             let tfield = format!("{field}[{t}]");
             let coef = *term.coef.get_ref();
-            if !(coef.is_finite() && coef.abs() <= crate::scoring::MAX_COEF) {
+            if !(coef.is_finite() && coef.abs() <= crate::survey::MAX_COEF) {
                 return Err(cx.err(
                     term.coef.span(),
                     format!("{tfield}.coef"),
                     format!(
                         "is {coef:e}; expected a finite number from -{m} to {m}",
-                        m = crate::scoring::MAX_COEF
+                        m = crate::survey::MAX_COEF
                     ),
                 ));
             }
@@ -331,13 +331,13 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             .parse()
             .map_err(|m: String| cx.err(value.span(), format!("constants.{key}"), m))?;
         let v = *value.get_ref();
-        if !(v.is_finite() && v.abs() <= crate::scoring::MAX_SCORE) {
+        if !(v.is_finite() && v.abs() <= crate::dimension::MAX_SCORE) {
             return Err(cx.err(
                 value.span(),
                 format!("constants.{key}"),
                 format!(
                     "is {v:e}; expected a finite number from -{m} to {m}",
-                    m = crate::scoring::MAX_SCORE
+                    m = crate::dimension::MAX_SCORE
                 ),
             ));
         }

@@ -13,6 +13,10 @@ pub use builtin::{BUILTIN_SURVEYS, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID, TWO_WO
 use crate::dimension::{DimScores, Dimension};
 use std::path::{Path, PathBuf};
 
+/// Largest magnitude a formula coefficient may have (the VSM 2013's are at most 40), so that
+/// no finite survey file can make an index overflow.
+pub const MAX_COEF: f64 = 1000.0;
+
 /// Why a survey definition could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SurveyError {

@@ -33,6 +33,7 @@ pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
     "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
 ];
 
+pub mod defaults;
 pub mod job;
 pub mod request;
 
@@ -176,13 +177,13 @@ pub struct TuneConfig {
 }
 
 impl TuneConfig {
-    /// A configuration with culturetune's defaults for a region ([`request::defaults`],
+    /// A configuration with culturetune's defaults for a region ([`defaults`],
     /// chosen by the sweep in docs/tuning.md: the answer placement with the answer opening
     /// as its anchor, so z = 0 is the naive prompt, the anchor's own rows, d = 100, A at
     /// scale 1, SHADE with 12 members and 288 candidates). [`request::resolve`] is the way
     /// from a user's settings; this is its starting point.
     pub fn new(region: &str, model_path: &str, model_sha256: &str, seed: u64) -> TuneConfig {
-        use request::defaults as d;
+        use defaults as d;
         TuneConfig {
             region: region.to_string(),
             survey: d::SURVEY.into(),
