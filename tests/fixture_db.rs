@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 const FIXTURE: &str = "tests/fixtures/runs-v1.db";
 
-fn culturetune(dir: &Path, args: &[&str]) -> Output {
+fn culturetune<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_culturetune"))
         .args(args)
         .current_dir(dir)
@@ -28,28 +28,8 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn tune_args(seed: &'static str) -> Vec<&'static str> {
-    vec![
-        "tune",
-        "--region",
-        "USA",
-        "--model",
-        "tiny.gguf",
-        "--weights",
-        "original",
-        "--db",
-        "runs.db",
-        "--budget",
-        "24",
-        "--population",
-        "4",
-        "--calibration-regions",
-        "USA,CHI",
-        "--seed",
-        seed,
-        "--events",
-        "jsonl",
-    ]
+fn tune_args(seed: &str) -> Vec<String> {
+    common::tiny_tune_args("tiny.gguf", "runs.db", seed)
 }
 
 #[test]
@@ -90,26 +70,15 @@ fn an_older_database_opens_shows_compares_and_resumes() {
 #[test]
 #[ignore]
 fn write_fixture() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("tiny.gguf"), common::tiny_model().1).unwrap();
     ok(&culturetune(d, &tune_args("1")));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_culturetune"))
-        .args(tune_args("2"))
-        .current_dir(d)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in out.lines() {
-        if line.unwrap().contains("\"event\":\"generation\"") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    common::kill_after_first_generation(
+        Command::new(env!("CARGO_BIN_EXE_culturetune"))
+            .args(tune_args("2"))
+            .current_dir(d),
+    );
     // Marked interrupted, as the next command that opened the database for writing would
     // (so the stored pid, which may be alive on another machine, never matters).
     let c = rusqlite::Connection::open(d.join("runs.db")).unwrap();

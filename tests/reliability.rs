@@ -618,53 +618,8 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     integrity_ok(&p);
 
     // A run on the generated model, killed with SIGKILL after its first checkpoint, resumed.
-    let tune = |db: &str, seed: &str| -> Vec<String> {
-        [
-            "tune",
-            "--region",
-            "USA",
-            "--model",
-            &tiny_path,
-            "--weights",
-            "original",
-            "--db",
-            db,
-            "--budget",
-            "24",
-            "--population",
-            "4",
-            "--calibration-regions",
-            "USA,CHI",
-            "--seed",
-            seed,
-            "--events",
-            "jsonl",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let mut child = Command::new(bin())
-        .args(tune(&db, "1"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        for line in out.lines() {
-            if line.unwrap().contains("\"event\":\"generation\"") {
-                break;
-            }
-        }
-    }
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
-    );
+    let tune = |db: &str, seed: &str| common::tiny_tune_args(&tiny_path, db, seed);
+    common::kill_after_first_generation(Command::new(bin()).args(tune(&db, "1")));
     integrity_ok(&db);
     let resume = ["resume", "1", "--db", &db];
     let o = Command::new(bin()).args(resume).output().unwrap();

@@ -187,3 +187,56 @@ pub fn tiny_model_opts(edit: impl Fn(&mut Vec<String>), template: bool) -> (Writ
     }
     (w, file)
 }
+
+/// The arguments of a tiny tuning run on the generated model (24 candidates, population 4,
+/// two calibration regions, events as JSON lines), for the tests that need a real run.
+pub fn tiny_tune_args(model: &str, db: &str, seed: &str) -> Vec<String> {
+    [
+        "tune",
+        "--region",
+        "USA",
+        "--model",
+        model,
+        "--weights",
+        "original",
+        "--db",
+        db,
+        "--budget",
+        "24",
+        "--population",
+        "4",
+        "--calibration-regions",
+        "USA,CHI",
+        "--seed",
+        seed,
+        "--events",
+        "jsonl",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs a tuning command (`--events jsonl`) until its first generation's event, then kills it
+/// with SIGKILL: a run left `running` with a checkpoint, as a crash leaves it.
+pub fn kill_after_first_generation(cmd: &mut std::process::Command) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        if line.unwrap().contains("\"event\":\"generation\"") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by SIGKILL"
+    );
+}
