@@ -333,20 +333,7 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     let db = t.path("runs.db");
     let (seed, tiny) = common::tiny_model();
     let tiny_path = t.file("tiny.gguf", &tiny);
-    let survey = |m: &str| -> Vec<String> {
-        [
-            "survey",
-            "--region",
-            "USA",
-            "--weights",
-            "original",
-            "--model",
-            m,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let survey = hostile::survey_args;
     // ------------------------------------------------------------------ model files
     let g = "model file";
     t.case(

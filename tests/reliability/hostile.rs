@@ -12,7 +12,22 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn survey_args(model: &str) -> Vec<String> {
+/// `import DIR` against the tiny model and a database.
+fn import_args(dir: &Path, model: &str, db: &str) -> Vec<String> {
+    strs(&[
+        "import",
+        &dir.display().to_string(),
+        "--model",
+        model,
+        "--weights",
+        "original",
+        "--db",
+        db,
+    ])
+}
+
+/// `survey` on a model (the table's model-file cases use the same).
+pub fn survey_args(model: &str) -> Vec<String> {
     strs(&[
         "survey",
         "--region",
@@ -390,18 +405,7 @@ fn special_files(t: &mut Table, tiny_path: &str, db: &str) {
         Want::Error,
         survey_on(tiny_path, &p, &[]),
     );
-    let import = |dir: &Path| {
-        strs(&[
-            "import",
-            &dir.display().to_string(),
-            "--model",
-            tiny_path,
-            "--weights",
-            "original",
-            "--db",
-            db,
-        ])
-    };
+    let import = |dir: &Path| import_args(dir, tiny_path, db);
     for (name, file, how) in [
         (
             "import: the tensor file a FIFO",
@@ -464,21 +468,7 @@ fn cards(t: &mut Table, tiny_path: &str, db: &str) {
         let mut card: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         edit(&mut card);
         std::fs::write(&p, card.to_string()).unwrap();
-        t.case(
-            g,
-            name,
-            Want::Error,
-            strs(&[
-                "import",
-                &d.display().to_string(),
-                "--model",
-                tiny_path,
-                "--weights",
-                "original",
-                "--db",
-                db,
-            ]),
-        );
+        t.case(g, name, Want::Error, import_args(&d, tiny_path, db));
     }
     assert_eq!(prompt_count(db), before, "no invalid card was stored");
 }
