@@ -22,7 +22,8 @@ pub struct ExportArgs {
     /// Directory to write (a PEFT prompt-tuning adapter plus culturetune.json).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Replace the directory if it exists.
+    /// Replace the folder if it holds a previous export (culturetune.json and the adapter
+    /// files, nothing else); any other existing path is refused and left as it is.
     #[arg(long)]
     force: bool,
 }
