@@ -53,7 +53,7 @@ pub fn runs(args: &RunsArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
     let store = Store::open_read_only(db)?;
     let mut list = Vec::new();
     for r in store.runs()? {
-        let last = store.checkpoints(r.id)?.last().cloned();
+        let last = store.last_checkpoint(r.id)?;
         list.push(json!({"id": r.id, "status": r.status, "region": r.region, "survey": r.survey, "seed": r.seed,
             "evals": last.as_ref().map(|c| c.evals), "best_loss": last.as_ref().map(|c| c.best_loss),
             "created_at": r.created_at, "updated_at": r.updated_at, "error": r.error}));

@@ -18,7 +18,7 @@ use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-pub use crate::prompt::{ANSWER_PREFIX, CHAT_INSTRUCTIONS};
+use crate::prompt::{ANSWER_PREFIX, CHAT_INSTRUCTIONS};
 
 /// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
 pub const MAX_SEQ: usize = 256;

@@ -49,9 +49,21 @@ impl Store {
 
     /// Every checkpoint of a run, in generation order.
     pub fn checkpoints(&self, run_id: i64) -> Result<Vec<Checkpoint>, StoreError> {
+        self.checkpoints_where(run_id, "ORDER BY generation")
+    }
+
+    /// A run's last checkpoint (the one a resume continues from), if it has one.
+    pub fn last_checkpoint(&self, run_id: i64) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self
+            .checkpoints_where(run_id, "ORDER BY generation DESC LIMIT 1")?
+            .pop())
+    }
+
+    /// A run's checkpoints, ordered and limited by `tail`.
+    fn checkpoints_where(&self, run_id: i64, tail: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s FROM checkpoints WHERE run_id = ?1 ORDER BY generation")
+            .prepare(&format!("SELECT generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s FROM checkpoints WHERE run_id = ?1 {tail}"))
             .map_err(self.sql())?;
         let rows: Vec<(Checkpoint, String)> = stmt
             .query_map([run_id], |r| {

@@ -253,11 +253,7 @@ impl Job<'_> {
         if let Err(e) = self.store.set_status(id, RunStatus::Cancelled, None) {
             return e.into();
         }
-        let last = self
-            .store
-            .checkpoints(id)
-            .ok()
-            .and_then(|c| c.last().cloned());
+        let last = self.store.last_checkpoint(id).ok().flatten();
         let evals = last.as_ref().map_or(0, |c| c.evals);
         let _ = self.sink.event(&Event::Finished {
             run: id,
@@ -472,11 +468,7 @@ impl Job<'_> {
             &card,
         )?;
         self.store.set_status(id, RunStatus::Done, None)?;
-        let elapsed_s = self
-            .store
-            .checkpoints(id)?
-            .last()
-            .map_or(0.0, |c| c.elapsed_s);
+        let elapsed_s = self.store.last_checkpoint(id)?.map_or(0.0, |c| c.elapsed_s);
         self.emit(Event::Finished {
             run: id,
             status: RunStatus::Done,
@@ -505,7 +497,7 @@ impl Job<'_> {
         id: i64,
         config: &TuneConfig,
     ) -> Result<Option<(DeState, f64)>, TuneError> {
-        let Some(c) = self.store.checkpoints(id)?.pop() else {
+        let Some(c) = self.store.last_checkpoint(id)? else {
             return Ok(None);
         };
         let bad = |why: String| {
