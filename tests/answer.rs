@@ -5,9 +5,11 @@
 //!
 //! Needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh fetches it).
 
+mod common;
+
 use culturetune::engine::answer::AnswerPrompts;
 use culturetune::engine::evaluate::{
-    ChatPrompt, EvalSettings, Evaluator, PersonaInput, SurveyAnswers,
+    ChatPrompt, EvalSettings, Evaluator, KvLayout, PersonaInput, SurveyAnswers,
 };
 use culturetune::engine::{converted_path, EmbeddingTable, Model, WeightType};
 use culturetune::prompt;
@@ -37,10 +39,15 @@ fn model() -> &'static Model {
 }
 
 fn evaluator() -> Evaluator<'static> {
+    evaluator_in(KvLayout::default())
+}
+
+fn evaluator_in(kv_layout: KvLayout) -> Evaluator<'static> {
     Evaluator::new(
         model(),
         EvalSettings {
             threads: 2,
+            kv_layout,
             ..EvalSettings::default()
         },
     )
@@ -85,6 +92,7 @@ fn max_prob_diff(a: &SurveyAnswers, b: &SurveyAnswers) -> f64 {
 
 #[test]
 fn the_prompts_split_around_the_rows_and_candidates_are_cheap() {
+    let _one = common::one_model_at_a_time();
     let p = prompts("USA");
     assert_eq!(p.leaves.len(), 24);
     assert_eq!(
@@ -117,9 +125,49 @@ fn the_prompts_split_around_the_rows_and_candidates_are_cheap() {
 
 #[test]
 fn cached_prefixes_equal_uncached_evaluation_also_after_dropping_candidates() {
+    let _one = common::one_model_at_a_time();
+    cached_equals_uncached(KvLayout::Streams);
+}
+
+#[test]
+fn in_the_unified_layout_too_cached_prefixes_equal_uncached_evaluation() {
+    let _one = common::one_model_at_a_time();
+    cached_equals_uncached(KvLayout::Unified);
+}
+
+#[test]
+fn the_two_kv_layouts_answer_alike_and_each_repeats_bit_for_bit() {
+    let _one = common::one_model_at_a_time();
+    let p = prompts("IND");
+    let (z0, moved) = candidates(&p);
+    let (mut s, mut u) = (
+        evaluator_in(KvLayout::Streams),
+        evaluator_in(KvLayout::Unified),
+    );
+    for rows in [&z0, &moved] {
+        let a = s.evaluate_answer(&p, &[rows]).unwrap().remove(0);
+        let b = u.evaluate_answer(&p, &[rows]).unwrap().remove(0);
+        let d = max_prob_diff(&a, &b);
+        eprintln!("streams vs unified, max |dP| {d:.5}");
+        assert!(d <= CACHED_VS_UNCACHED_TOL, "{d}");
+        assert_eq!(s.evaluate_answer(&p, &[rows]).unwrap()[0].leaves, a.leaves);
+        assert_eq!(u.evaluate_answer(&p, &[rows]).unwrap()[0].leaves, b.leaves);
+    }
+    // A fresh evaluator of the streams layout (a resumed run) answers bit for bit as the first.
+    let again = evaluator_in(KvLayout::Streams)
+        .evaluate_answer(&p, &[&moved])
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        again.leaves,
+        s.evaluate_answer(&p, &[&moved]).unwrap()[0].leaves
+    );
+}
+
+fn cached_equals_uncached(layout: KvLayout) {
     let p = prompts("CHI");
     let (z0, moved) = candidates(&p);
-    let mut ev = evaluator();
+    let mut ev = evaluator_in(layout);
     let u0 = ev.evaluate_answer_uncached(&p, &z0).unwrap();
     let u1 = ev.evaluate_answer_uncached(&p, &moved).unwrap();
 
@@ -154,8 +202,8 @@ fn cached_prefixes_equal_uncached_evaluation_also_after_dropping_candidates() {
     // The same candidate twice in one group sits in other places of the batch (other
     // micro-batch splits), so it agrees within the tolerance, not bit for bit.
     assert!(max_prob_diff(&group[0], &group[2]) <= CACHED_VS_UNCACHED_TOL);
-    // A plain evaluation in between clears the cache; the prefixes are decoded again and the
-    // result is the same as before, bit for bit.
+    // A plain evaluation in between clears the unified cache (the prefixes are decoded again)
+    // and leaves the streams alone; either way the result is the same as before, bit for bit.
     let naive = culturetune::engine::evaluate::SurveyPrompts::build(
         model(),
         &Survey::builtin("vsm13").unwrap(),
@@ -164,16 +212,30 @@ fn cached_prefixes_equal_uncached_evaluation_also_after_dropping_candidates() {
         false,
     )
     .unwrap();
+    let cells = ev.cached_prefix_cells();
     ev.evaluate(&naive, PersonaInput::Text).unwrap();
-    assert_eq!(ev.cached_prefix_cells(), 0);
+    let kept = if layout == KvLayout::Streams {
+        cells
+    } else {
+        0
+    };
+    assert_eq!(ev.cached_prefix_cells(), kept);
     let c0_fresh = ev.evaluate_answer(&p, &[&z0]).unwrap().remove(0);
     assert_eq!(c0_fresh.leaves, c0.leaves);
 }
 
 #[test]
 fn kv_cells_in_use_do_not_grow_over_1000_candidates() {
-    // Two items keep each candidate cheap; the cache holds 8192 cells, so 1000 candidates that
-    // each leaked their 2 x (k + 3) cells would run out of room long before the end.
+    let _one = common::one_model_at_a_time();
+    // Two items keep each candidate cheap; the unified cache holds 8192 cells and each stream
+    // 256, so 1000 candidates that each leaked their k + 3 cells per prompt would run out of
+    // room long before the end.
+    for layout in [KvLayout::Streams, KvLayout::Unified] {
+        kv_cells_stay_flat(layout);
+    }
+}
+
+fn kv_cells_stay_flat(layout: KvLayout) {
     let mut p = prompts("IND");
     for v in [&mut p.prefixes, &mut p.suffixes] {
         v.truncate(2);
@@ -181,7 +243,7 @@ fn kv_cells_in_use_do_not_grow_over_1000_candidates() {
     p.leaves.truncate(2);
     p.texts.truncate(2);
     let (z0, moved) = candidates(&p);
-    let mut ev = evaluator();
+    let mut ev = evaluator_in(layout);
     let first = ev.evaluate_answer(&p, &[&z0]).unwrap().remove(0);
     let cells = ev.cached_prefix_cells();
     let lens: Vec<i32> = p.prefixes.iter().map(|x| x.len() as i32).collect();
@@ -202,11 +264,17 @@ fn kv_cells_in_use_do_not_grow_over_1000_candidates() {
         for (i, &len) in lens.iter().enumerate() {
             assert_eq!(ev.seq_pos_max(i), len - 1, "sequence {i} after {evaluated}");
         }
+        // Unified: the other candidates' sequences only shared the prefixes and are empty.
+        // Streams: the other candidates' streams keep their copy of the prefixes.
         for extra in 2..24 {
+            let want = match layout {
+                KvLayout::Streams if extra < 20 => lens[extra % 2] - 1,
+                _ => -1,
+            };
             assert_eq!(
                 ev.seq_pos_max(extra),
-                -1,
-                "sequence {extra} after {evaluated}"
+                want,
+                "sequence {extra} after {evaluated} ({layout:?})"
             );
         }
         assert_eq!(ev.cached_prefix_cells(), cells);
@@ -220,6 +288,7 @@ fn kv_cells_in_use_do_not_grow_over_1000_candidates() {
 
 #[test]
 fn answer_side_chat_from_the_anchor_rows_replies_like_the_anchor_text() {
+    let _one = common::one_model_at_a_time();
     let t = RegionTable::builtin();
     let r = t.find("JPN").unwrap();
     let chat = ChatPrompt::build_answer(
@@ -245,6 +314,7 @@ fn answer_side_chat_from_the_anchor_rows_replies_like_the_anchor_text() {
 
 #[test]
 fn bad_answer_side_input_is_an_error() {
+    let _one = common::one_model_at_a_time();
     let p = prompts("USA");
     let mut ev = evaluator();
     let e = ev.evaluate_answer(&p, &[&[0.0f32; 100]]).unwrap_err();
@@ -263,6 +333,7 @@ fn bad_answer_side_input_is_an_error() {
 
 #[test]
 fn the_opening_anchor_at_z_zero_is_the_naive_prompt() {
+    let _one = common::one_model_at_a_time();
     let t = RegionTable::builtin();
     let r = t.find("USA").unwrap();
     let survey = Survey::builtin("vsm13").unwrap();

@@ -3,6 +3,8 @@
 //!
 //! Needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh fetches it).
 
+mod common;
+
 use culturetune::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
 };
@@ -72,6 +74,7 @@ fn assert_well_formed(a: &SurveyAnswers) {
 
 #[test]
 fn model_info_is_what_the_file_holds() {
+    let _one = common::one_model_at_a_time();
     let i = model().info();
     assert_eq!(i.architecture, "llama");
     assert_eq!(i.n_embd, 576);
@@ -88,6 +91,7 @@ fn model_info_is_what_the_file_holds() {
 
 #[test]
 fn embedding_rows_give_bit_identical_logits_to_their_tokens() {
+    let _one = common::one_model_at_a_time();
     let p = prompts(Method::Naive, "USA", 1);
     let rows = EmbeddingTable::load(model())
         .unwrap()
@@ -111,6 +115,7 @@ fn embedding_rows_give_bit_identical_logits_to_their_tokens() {
 
 #[test]
 fn a_soft_prompt_from_a_texts_rows_answers_like_the_text() {
+    let _one = common::one_model_at_a_time();
     // The ICL persona block (a long text) as a soft prompt made of its own embedding rows.
     let p = prompts(Method::Icl, "CHI", 1);
     assert!(p.persona_tokens.len() > 60, "{}", p.persona_tokens.len());
@@ -127,6 +132,7 @@ fn a_soft_prompt_from_a_texts_rows_answers_like_the_text() {
 
 #[test]
 fn prefix_tree_matches_one_prompt_at_a_time_and_repeats_bit_identically() {
+    let _one = common::one_model_at_a_time();
     let p = prompts(Method::Naive, "IND", 1);
     let mut ev = evaluator();
     let tree = ev.evaluate(&p, PersonaInput::Text).unwrap();
@@ -150,6 +156,7 @@ fn prefix_tree_matches_one_prompt_at_a_time_and_repeats_bit_identically() {
 
 #[test]
 fn the_persona_reaches_the_model_and_panels_are_averaged() {
+    let _one = common::one_model_at_a_time();
     let mut ev = evaluator();
     let usa = ev
         .evaluate(&prompts(Method::Naive, "USA", 1), PersonaInput::Text)
@@ -188,6 +195,7 @@ fn the_persona_reaches_the_model_and_panels_are_averaged() {
 
 #[test]
 fn counterbalanced_prompts_map_reversed_answers_back() {
+    let _one = common::one_model_at_a_time();
     let t = RegionTable::builtin();
     let r = t.find("USA").unwrap();
     let p = SurveyPrompts::build(
@@ -217,6 +225,7 @@ fn load_err(path: &Path) -> String {
 
 #[test]
 fn bad_model_files_give_clear_errors_without_aborting() {
+    let _one = common::one_model_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.gguf");
     let msg = load_err(&missing);
@@ -263,6 +272,7 @@ fn bad_model_files_give_clear_errors_without_aborting() {
 
 #[test]
 fn absurd_hyperparameters_are_refused_before_llama_cpp_asserts_on_them() {
+    let _one = common::one_model_at_a_time();
     // These passed the header check and then aborted the process inside llama.cpp
     // (GGML_ASSERT on n_layer). Each is the real file with one u32 value rewritten.
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +330,7 @@ fn absurd_hyperparameters_are_refused_before_llama_cpp_asserts_on_them() {
 
 #[test]
 fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
+    let _one = common::one_model_at_a_time();
     let p = prompts(Method::Naive, "USA", 1);
     let mut ev = evaluator();
     let err = ev
@@ -353,6 +364,7 @@ fn bad_soft_prompts_and_settings_are_errors_not_aborts() {
 
 #[test]
 fn chat_generation_is_greedy_and_the_embedding_path_matches_text() {
+    let _one = common::one_model_at_a_time();
     use culturetune::engine::evaluate::ChatPrompt;
     let t = RegionTable::builtin();
     let chat = ChatPrompt::build(
@@ -400,6 +412,7 @@ fn control_tokens(tokens: &[i32]) -> usize {
 
 #[test]
 fn control_tokens_in_chat_messages_and_item_texts_stay_text() {
+    let _one = common::one_model_at_a_time();
     use culturetune::engine::answer::AnswerPrompts;
     use culturetune::engine::evaluate::ChatPrompt;
     let t = RegionTable::builtin();

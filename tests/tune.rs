@@ -2,6 +2,8 @@
 //! a loss below the naive baseline, SIGKILL + resume equal to an uninterrupted run, Ctrl-C,
 //! export -> import -> survey with the soft prompt, and z = 0 equal to the naive prompt.
 
+mod common;
+
 use culturetune::engine::{EmbeddingTable, Model};
 use culturetune::prompt::Method;
 use culturetune::regions::RegionTable;
@@ -109,6 +111,7 @@ fn loss(events: &[Value], method: &str, survey: &str) -> f64 {
 
 #[test]
 fn tuning_end_to_end() {
+    let _one = common::one_model_at_a_time();
     let dir = tempfile::tempdir().unwrap();
 
     // 1. An uninterrupted run: the event stream follows the schema and tuning beats naive.
@@ -350,6 +353,7 @@ fn args_with_db(args: &[String], db: &Path) -> Vec<String> {
 
 #[test]
 fn prefix_placement_runs_and_resumes_bit_identically() {
+    let _one = common::one_model_at_a_time();
     // The seed paper's placement (every candidate re-decodes the survey).
     let dir = tempfile::tempdir().unwrap();
     // Half the usual run (3 generations of 4): every prefix candidate re-decodes the survey.
@@ -375,6 +379,7 @@ fn prefix_placement_runs_and_resumes_bit_identically() {
 
 #[test]
 fn z_zero_reproduces_the_naive_prompt_exactly() {
+    let _one = common::one_model_at_a_time();
     let model = Model::load(&model_path(), 0).unwrap();
     let t = RegionTable::builtin();
     let region = t.find("IND").unwrap().clone();
@@ -404,6 +409,7 @@ fn z_zero_reproduces_the_naive_prompt_exactly() {
 
 #[test]
 fn reach_brackets_the_start_and_every_search() {
+    let _one = common::one_model_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let m = model_path().display().to_string();
     let o = ct()

@@ -1,6 +1,6 @@
 //! Options shared by every command that runs the model.
 
-use crate::engine::evaluate::EvalSettings;
+use crate::engine::evaluate::{EvalSettings, KvLayout};
 use crate::engine::offload::{self, GpuLayers, LayerPlan};
 use crate::engine::{self, Model, WeightType};
 use anyhow::{Context, Result};
@@ -29,6 +29,11 @@ pub struct EngineArgs {
     /// Turn flash attention off (also changes results slightly).
     #[arg(long)]
     pub no_flash_attn: bool,
+    /// KV-cache layout of the answer placement's candidates: `streams` (one stream per
+    /// prompt: a candidate attends over its own prompt only) or `unified` (one cache shared by
+    /// every prompt, the layout before streams). Changes speed and, slightly, results.
+    #[arg(long, value_enum, default_value_t = KvLayout::default(), value_name = "LAYOUT")]
+    pub kv_layout: KvLayout,
     /// Model layers to put on the GPU: `auto` plans them from free device memory (all when
     /// they fit), a number sets them (more than the model has = all and the output). 0 without
     /// a GPU backend.
@@ -58,6 +63,7 @@ impl EngineArgs {
             n_ctx: config.settings.n_ctx,
             n_ubatch: config.settings.n_ubatch,
             no_flash_attn: !config.settings.flash_attn,
+            kv_layout: config.settings.kv_layout,
             // Offload changes results slightly: a stored run is reproduced with its own layers.
             gpu_layers: GpuLayers::Count(config.gpu_layers),
             gpu_memory: None,
@@ -154,6 +160,7 @@ impl EngineArgs {
             n_batch,
             n_ubatch: self.n_ubatch.min(n_batch),
             flash_attn: !self.no_flash_attn,
+            kv_layout: self.kv_layout,
         }
     }
 }

@@ -14,9 +14,11 @@
 //! evaluated from the same state, which keeps results repeatable and resumable bit for bit.
 
 use super::evaluate::{
-    aggregate, read_answer, CachedPrefixes, Evaluator, Leaf, LeafAnswer, SurveyAnswers,
+    aggregate, read_answer, CachedPrefixes, Evaluator, KvLayout, Leaf, LeafAnswer, SurveyAnswers,
+    MAX_SEQ,
 };
-use super::ffi::BatchInput;
+use super::ffi::{BatchInput, RawContext};
+use super::streams::{longest_prompt, StreamCache};
 use super::tree::PrefixTree;
 use super::{EngineError, Model};
 use crate::prompt::{self, Respondent};
@@ -134,7 +136,7 @@ impl AnswerPrompts {
         PrefixTree::new(&self.prefixes).map_or(0, |t| t.unique_tokens())
     }
 
-    fn fingerprint(&self) -> u64 {
+    pub(super) fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
         self.prefixes.hash(&mut h);
         h.finish()
@@ -154,73 +156,31 @@ impl<'m> Evaluator<'m> {
         let k = self.rows_of(candidates)?;
         let n = prompts.leaves.len();
         let g = candidates.len();
-        if n == 0 || g * n > self.ctx.n_seq_max() as usize {
+        if n == 0 || g * n > MAX_SEQ {
             return Err(EngineError::Prompt(format!(
-                "{g} candidates x {n} prompts exceed the {} sequences of one decode; evaluate at most {} candidates at once",
-                self.ctx.n_seq_max(),
+                "{g} candidates x {n} prompts exceed the {MAX_SEQ} sequences of one decode; evaluate at most {} candidates at once",
                 prompts.max_group()
             )));
         }
         let per_candidate = prompts.tokens_per_candidate(k);
-        let prefix_cells = self.ensure_prefixes(prompts, g * per_candidate)?;
-        let fresh = prefix_cells.1;
-        // From here on the cache holds candidate cells until the clean-up below; a failure in
-        // between leaves it in an unknown state, so forget it first.
+        let (cells, fresh) = self.place_prefixes(prompts, g, k)?;
+        // From here on the cache holds candidate cells until the clean-up; a failure in
+        // between leaves it in an unknown state, so it is forgotten unless both succeed.
         let cached = self.cached.take();
-        let lens: Vec<i32> = prompts.prefixes.iter().map(|p| p.len() as i32).collect();
-        for c in 1..g {
-            for i in 0..n {
-                let ok = self.ctx.seq_cp(i as i32, (c * n + i) as i32, -1, -1);
-                debug_assert!(ok, "sequence ids were checked above");
-            }
+        let decoded = self.decode_candidates(prompts, candidates, k);
+        let dropped = self.drop_candidates(prompts, g);
+        if decoded.is_err() || dropped.is_err() {
+            self.streams = None;
+        } else {
+            self.cached = cached;
         }
-        // The rows of every (candidate, leaf), then every suffix, each in n_batch chunks.
-        let n_embd = self.model.info().n_embd;
-        let mut rows = Vec::with_capacity(g * n * k * n_embd);
-        let (mut pos, mut seqs) = (vec![], vec![]);
-        for (c, cand) in candidates.iter().enumerate() {
-            for (i, &len) in lens.iter().enumerate().take(n) {
-                rows.extend_from_slice(cand);
-                for r in 0..k {
-                    pos.push(len + r as i32);
-                    seqs.push((c * n + i) as i32);
-                }
-            }
-        }
-        self.decode_chunks(BatchInput::Embeddings(&rows), &pos, &seqs, &[])?;
-        let (mut tokens, mut pos, mut seqs, mut outs) = (vec![], vec![], vec![], vec![]);
-        for c in 0..g {
-            for (i, suffix) in prompts.suffixes.iter().enumerate() {
-                for (j, &t) in suffix.iter().enumerate() {
-                    tokens.push(t);
-                    pos.push(lens[i] + (k + j) as i32);
-                    seqs.push((c * n + i) as i32);
-                }
-                outs.push(tokens.len() - 1);
-            }
-        }
-        let logits = self.decode_chunks(BatchInput::Tokens(&tokens), &pos, &seqs, &outs)?;
-        // Read (or fail) after the cleanup below, so the cache is as before even on an error.
-        let answers: Result<Vec<LeafAnswer>, EngineError> = logits
+        dropped?;
+        let answers = decoded?
             .iter()
             .enumerate()
             .map(|(o, l)| read_answer(self.model, l, &self.digits, prompts.leaves[o % n].reversed))
-            .collect();
-        // Drop every cell the candidates added; the prefixes stay.
-        for c in 0..g {
-            for (i, &len) in lens.iter().enumerate() {
-                let (seq, from) = if c == 0 { (i, len) } else { (c * n + i, -1) };
-                if !self.ctx.seq_rm(seq as i32, from, -1) {
-                    return Err(EngineError::Prompt(
-                        "llama.cpp refused to drop a candidate's cells".into(),
-                    ));
-                }
-            }
-        }
-        self.cached = cached;
-        let answers = answers?;
+            .collect::<Result<Vec<LeafAnswer>, EngineError>>()?;
         let elapsed = start.elapsed();
-        let cells = self.cached.map_or(0, |c| c.cells);
         Ok(answers
             .chunks(n)
             .enumerate()
@@ -234,6 +194,186 @@ impl<'m> Evaluator<'m> {
             .collect())
     }
 
+    /// Puts the prefixes in place for `g` candidates of `k` rows in the layout of the
+    /// settings: candidate c's copy of leaf i is sequence `c * n + i`. Returns the prefix cells
+    /// and whether they were decoded now.
+    fn place_prefixes(
+        &mut self,
+        prompts: &AnswerPrompts,
+        g: usize,
+        k: usize,
+    ) -> Result<(usize, bool), EngineError> {
+        let n = prompts.leaves.len();
+        if self.settings.kv_layout == KvLayout::Streams {
+            return self.ensure_streams(prompts, g, k);
+        }
+        let placed = self.ensure_prefixes(prompts, g * prompts.tokens_per_candidate(k))?;
+        for c in 1..g {
+            for i in 0..n {
+                let ok = self.ctx.seq_cp(i as i32, (c * n + i) as i32, -1, -1);
+                debug_assert!(ok, "sequence ids were checked by the caller");
+            }
+        }
+        Ok(placed)
+    }
+
+    /// The context the candidates are decoded in.
+    fn answer_ctx(&mut self) -> Result<&mut RawContext<'m>, EngineError> {
+        match self.settings.kv_layout {
+            KvLayout::Unified => Ok(&mut self.ctx),
+            KvLayout::Streams => self
+                .streams
+                .as_mut()
+                .map(StreamCache::ctx)
+                .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into())),
+        }
+    }
+
+    /// Decodes every (candidate, leaf) and returns the logits of each leaf's last token,
+    /// candidate by candidate, in the layout of the settings.
+    fn decode_candidates(
+        &mut self,
+        prompts: &AnswerPrompts,
+        candidates: &[&[f32]],
+        k: usize,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        match self.settings.kv_layout {
+            KvLayout::Streams => self.decode_in_streams(prompts, candidates, k),
+            KvLayout::Unified => self.decode_in_unified(prompts, candidates, k),
+        }
+    }
+
+    /// The streams layout: each (candidate, leaf) stream gets the candidate's rows and the
+    /// input rows of the leaf's answer opening, all in one decode.
+    fn decode_in_streams(
+        &mut self,
+        prompts: &AnswerPrompts,
+        candidates: &[&[f32]],
+        k: usize,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let (model, n_embd) = (self.model, self.model.info().n_embd);
+        let n = prompts.leaves.len();
+        let streams = self
+            .streams
+            .as_mut()
+            .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into()))?;
+        let suffix_rows = streams.suffix_rows(model, prompts)?;
+        let per_candidate = prompts.tokens_per_candidate(k);
+        let mut rows = Vec::with_capacity(candidates.len() * per_candidate * n_embd);
+        let (mut pos, mut seqs, mut outs) = (vec![], vec![], vec![]);
+        for (c, cand) in candidates.iter().enumerate() {
+            let mut at = 0;
+            for (i, (prefix, suffix)) in prompts.prefixes.iter().zip(&prompts.suffixes).enumerate()
+            {
+                let (len, m, s) = (prefix.len() as i32, k + suffix.len(), suffix.len() * n_embd);
+                rows.extend_from_slice(cand);
+                rows.extend_from_slice(&suffix_rows[at..at + s]);
+                at += s;
+                pos.extend((0..m as i32).map(|r| len + r));
+                seqs.extend(std::iter::repeat_n((c * n + i) as i32, m));
+                outs.push(pos.len() - 1);
+            }
+        }
+        let input = BatchInput::Embeddings(&rows);
+        decode_chunks(streams.ctx(), n_embd, input, &pos, &seqs, &outs)
+    }
+
+    /// The unified layout: the rows of every (candidate, leaf), then every answer opening as
+    /// tokens (two decodes).
+    fn decode_in_unified(
+        &mut self,
+        prompts: &AnswerPrompts,
+        candidates: &[&[f32]],
+        k: usize,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let n_embd = self.model.info().n_embd;
+        let lens: Vec<i32> = prompts.prefixes.iter().map(|p| p.len() as i32).collect();
+        let n = lens.len();
+        let mut rows = Vec::with_capacity(candidates.len() * n * k * n_embd);
+        let (mut pos, mut seqs) = (vec![], vec![]);
+        for (c, cand) in candidates.iter().enumerate() {
+            for (i, &len) in lens.iter().enumerate() {
+                rows.extend_from_slice(cand);
+                pos.extend((0..k as i32).map(|r| len + r));
+                seqs.extend(std::iter::repeat_n((c * n + i) as i32, k));
+            }
+        }
+        let ctx = &mut self.ctx;
+        decode_chunks(ctx, n_embd, BatchInput::Embeddings(&rows), &pos, &seqs, &[])?;
+        let (mut tokens, mut pos, mut seqs, mut outs) = (vec![], vec![], vec![], vec![]);
+        for c in 0..candidates.len() {
+            for (i, suffix) in prompts.suffixes.iter().enumerate() {
+                for (j, &t) in suffix.iter().enumerate() {
+                    tokens.push(t);
+                    pos.push(lens[i] + (k + j) as i32);
+                    seqs.push((c * n + i) as i32);
+                }
+                outs.push(tokens.len() - 1);
+            }
+        }
+        decode_chunks(ctx, n_embd, BatchInput::Tokens(&tokens), &pos, &seqs, &outs)
+    }
+
+    /// Drops every cell the `g` candidates added; the prefixes stay (in the unified cache
+    /// candidate c > 0's sequences only shared them, so they are emptied).
+    fn drop_candidates(&mut self, prompts: &AnswerPrompts, g: usize) -> Result<(), EngineError> {
+        let layout = self.settings.kv_layout;
+        let n = prompts.leaves.len();
+        let ctx = self.answer_ctx()?;
+        for c in 0..g {
+            for (i, prefix) in prompts.prefixes.iter().enumerate() {
+                let len = prefix.len() as i32;
+                let from = if c == 0 || layout == KvLayout::Streams {
+                    len
+                } else {
+                    -1
+                };
+                if !ctx.seq_rm((c * n + i) as i32, from, -1) {
+                    return Err(EngineError::Prompt(
+                        "llama.cpp refused to drop a candidate's cells".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The streams layout's [`Self::place_prefixes`]: a stream context holding these
+    /// prompts' prefixes for `g` candidates (made and decoded when there is none that fits).
+    fn ensure_streams(
+        &mut self,
+        prompts: &AnswerPrompts,
+        g: usize,
+        k: usize,
+    ) -> Result<(usize, bool), EngineError> {
+        let longest = longest_prompt(prompts, k);
+        if longest > self.settings.n_ctx as usize {
+            return Err(EngineError::Prompt(format!(
+                "a prompt needs {longest} KV cells but n_ctx is {}; raise --n-ctx",
+                self.settings.n_ctx
+            )));
+        }
+        let fingerprint = prompts.fingerprint();
+        let fits = self
+            .streams
+            .as_ref()
+            .is_some_and(|s| s.fits(fingerprint, g, k));
+        if !fits {
+            self.streams = None;
+            let cache = StreamCache::new(self.model, &self.settings, prompts, fingerprint, g, k)?;
+            self.streams = Some(cache);
+        }
+        let streams = self
+            .streams
+            .as_mut()
+            .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into()))?;
+        if let Err(e) = streams.copy_to(g) {
+            self.streams = None;
+            return Err(e);
+        }
+        Ok((streams.cells(), !fits))
+    }
+
     /// The reference procedure for checks: each prompt decoded alone from an empty cache
     /// (prefix tokens, rows, suffix), nothing reused.
     pub fn evaluate_answer_uncached(
@@ -243,6 +383,7 @@ impl<'m> Evaluator<'m> {
     ) -> Result<SurveyAnswers, EngineError> {
         let start = Instant::now();
         let k = self.rows_of(&[rows])?;
+        let n_embd = self.model.info().n_embd;
         self.cached = None;
         let mut leaves = Vec::with_capacity(prompts.leaves.len());
         let mut decoded = 0;
@@ -258,11 +399,27 @@ impl<'m> Evaluator<'m> {
             let seq = |m: usize| vec![0i32; m];
             let positions = |from: usize, m: usize| (from as i32..(from + m) as i32).collect();
             let p: Vec<i32> = positions(0, prefix.len());
-            self.decode_chunks(BatchInput::Tokens(prefix), &p, &seq(prefix.len()), &[])?;
+            decode_chunks(
+                &mut self.ctx,
+                n_embd,
+                BatchInput::Tokens(prefix),
+                &p,
+                &seq(prefix.len()),
+                &[],
+            )?;
             let p: Vec<i32> = positions(prefix.len(), k);
-            self.decode_chunks(BatchInput::Embeddings(rows), &p, &seq(k), &[])?;
+            decode_chunks(
+                &mut self.ctx,
+                n_embd,
+                BatchInput::Embeddings(rows),
+                &p,
+                &seq(k),
+                &[],
+            )?;
             let p: Vec<i32> = positions(prefix.len() + k, suffix.len());
-            let l = self.decode_chunks(
+            let l = decode_chunks(
+                &mut self.ctx,
+                n_embd,
                 BatchInput::Tokens(suffix),
                 &p,
                 &seq(suffix.len()),
@@ -289,12 +446,19 @@ impl<'m> Evaluator<'m> {
     /// The largest position sequence `seq` holds in the KV cache (-1: none). For checks that
     /// candidates leave nothing behind.
     pub fn seq_pos_max(&self, seq: usize) -> i32 {
-        self.ctx.seq_pos_max(seq as i32)
+        match (&self.streams, self.settings.kv_layout) {
+            (Some(s), KvLayout::Streams) => s.ctx_ref().seq_pos_max(seq as i32),
+            (None, KvLayout::Streams) => -1,
+            (_, KvLayout::Unified) => self.ctx.seq_pos_max(seq as i32),
+        }
     }
 
-    /// KV cells held by cached answer-side prefixes (0 when none are cached).
+    /// KV cells held by one candidate's cached answer-side prefixes (0 when none are cached).
     pub fn cached_prefix_cells(&self) -> usize {
-        self.cached.map_or(0, |c| c.cells)
+        match self.settings.kv_layout {
+            KvLayout::Streams => self.streams.as_ref().map_or(0, StreamCache::cells),
+            KvLayout::Unified => self.cached.map_or(0, |c| c.cells),
+        }
     }
 
     /// k for a set of candidates: all must be whole, equal, non-empty sets of rows.
@@ -348,47 +512,45 @@ impl<'m> Evaluator<'m> {
         self.cached = Some(CachedPrefixes { fingerprint, cells });
         Ok((cells, true))
     }
+}
 
-    /// Decodes entries (one sequence id each) in chunks of n_batch, in order, and returns the
-    /// logits of the entries listed in `outputs` (ascending indices), in that order.
-    fn decode_chunks(
-        &mut self,
-        input: BatchInput<'_>,
-        pos: &[i32],
-        seqs: &[i32],
-        outputs: &[usize],
-    ) -> Result<Vec<Vec<f32>>, EngineError> {
-        let n_embd = self.model.info().n_embd;
-        let step = self.settings.n_batch as usize;
-        let mut logits = Vec::with_capacity(outputs.len());
-        let mut next_out = outputs.iter().peekable();
-        for start in (0..pos.len()).step_by(step) {
-            let end = (start + step).min(pos.len());
-            let chunk = match input {
-                BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
-                BatchInput::Embeddings(e) => {
-                    BatchInput::Embeddings(&e[start * n_embd..end * n_embd])
-                }
-            };
-            let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
-            let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();
-            let mut want = vec![false; end - start];
-            let mut here = vec![];
-            while let Some(&&o) = next_out.peek() {
-                if o >= end {
-                    break;
-                }
-                want[o - start] = true;
-                here.push(o - start);
-                next_out.next();
+/// Decodes entries (one sequence id each) in chunks of the context's n_batch, in order, and returns the
+/// logits of the entries listed in `outputs` (ascending indices), in that order.
+pub(super) fn decode_chunks(
+    ctx: &mut RawContext<'_>,
+    n_embd: usize,
+    input: BatchInput<'_>,
+    pos: &[i32],
+    seqs: &[i32],
+    outputs: &[usize],
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let step = ctx.n_batch() as usize;
+    let mut logits = Vec::with_capacity(outputs.len());
+    let mut next_out = outputs.iter().peekable();
+    for start in (0..pos.len()).step_by(step) {
+        let end = (start + step).min(pos.len());
+        let chunk = match input {
+            BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
+            BatchInput::Embeddings(e) => BatchInput::Embeddings(&e[start * n_embd..end * n_embd]),
+        };
+        let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
+        let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();
+        let mut want = vec![false; end - start];
+        let mut here = vec![];
+        while let Some(&&o) = next_out.peek() {
+            if o >= end {
+                break;
             }
-            self.ctx.decode(chunk, &pos[start..end], &seq_refs, &want)?;
-            for i in here {
-                logits.push(self.ctx.logits(i).ok_or_else(|| {
-                    EngineError::Prompt("llama.cpp returned no logits for an answer".into())
-                })?);
-            }
+            want[o - start] = true;
+            here.push(o - start);
+            next_out.next();
         }
-        Ok(logits)
+        ctx.decode(chunk, &pos[start..end], &seq_refs, &want)?;
+        for i in here {
+            logits.push(ctx.logits(i).ok_or_else(|| {
+                EngineError::Prompt("llama.cpp returned no logits for an answer".into())
+            })?);
+        }
     }
+    Ok(logits)
 }

@@ -15,51 +15,9 @@ pub struct EmbeddingTable {
 impl EmbeddingTable {
     /// Reads the table of a loaded model from its file.
     pub fn load(model: &Model) -> Result<EmbeddingTable, EngineError> {
-        let info = model.info();
-        let path = info.path.display().to_string();
-        let loc = ffi::locate_tensor(&info.path, "token_embd.weight").ok_or_else(|| {
-            EngineError::Unsupported {
-                path: path.clone(),
-                detail: "no readable token_embd.weight tensor".into(),
-            }
-        })?;
-        if loc.ne0 != info.n_embd || loc.ne1 != info.n_vocab {
-            return Err(EngineError::Unsupported {
-                path,
-                detail: format!(
-                    "token_embd.weight is {}x{}, expected {}x{}",
-                    loc.ne0, loc.ne1, info.n_embd, info.n_vocab
-                ),
-            });
-        }
-        let len = loc.row_bytes * loc.ne1;
-        let mut raw = vec![0u8; len];
-        let mut f =
-            crate::input_file::open_regular(&info.path).map_err(|source| EngineError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        f.seek(SeekFrom::Start(loc.offset))
-            .and_then(|_| f.read_exact(&mut raw))
-            .map_err(|source| EngineError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        // Probe one row so an unsupported type fails here, not in the middle of a search.
-        ffi::dequantize_row(loc.ggml_type, &raw[..loc.row_bytes], loc.ne0).ok_or_else(|| {
-            EngineError::Unsupported {
-                path,
-                detail: format!(
-                    "cannot dequantize token_embd.weight of type {}",
-                    ffi::ggml_type_name(loc.ggml_type)
-                ),
-            }
-        })?;
-        let scale = if model.scales_token_rows_only() {
-            (info.n_embd as f32).sqrt()
-        } else {
-            1.0
-        };
+        let (loc, scale) = locate(model)?;
+        let mut raw = vec![0u8; loc.row_bytes * loc.ne1];
+        read_at(model, loc.offset, &mut raw)?;
         Ok(EmbeddingTable { loc, raw, scale })
     }
 
@@ -116,4 +74,79 @@ impl EmbeddingTable {
         }
         Ok((m2 / n.max(1.0)).sqrt())
     }
+}
+
+/// Where a loaded model's `token_embd.weight` lies in its file, checked to be n_embd x n_vocab
+/// of a type this build dequantizes, and the scale llama.cpp applies to token rows only.
+fn locate(model: &Model) -> Result<(TensorLocation, f32), EngineError> {
+    let info = model.info();
+    let path = info.path.display().to_string();
+    let loc = ffi::locate_tensor(&info.path, "token_embd.weight").ok_or_else(|| {
+        EngineError::Unsupported {
+            path: path.clone(),
+            detail: "no readable token_embd.weight tensor".into(),
+        }
+    })?;
+    if loc.ne0 != info.n_embd || loc.ne1 != info.n_vocab {
+        return Err(EngineError::Unsupported {
+            path,
+            detail: format!(
+                "token_embd.weight is {}x{}, expected {}x{}",
+                loc.ne0, loc.ne1, info.n_embd, info.n_vocab
+            ),
+        });
+    }
+    // Probe a type so an unsupported one fails here, not in the middle of a search.
+    if ffi::dequantize_row(loc.ggml_type, &vec![0u8; loc.row_bytes], loc.ne0).is_none() {
+        return Err(EngineError::Unsupported {
+            path,
+            detail: format!(
+                "cannot dequantize token_embd.weight of type {}",
+                ffi::ggml_type_name(loc.ggml_type)
+            ),
+        });
+    }
+    let scale = if model.scales_token_rows_only() {
+        (info.n_embd as f32).sqrt()
+    } else {
+        1.0
+    };
+    Ok((loc, scale))
+}
+
+/// Reads `buf.len()` bytes of the model's file at `offset`.
+fn read_at(model: &Model, offset: u64, buf: &mut [u8]) -> Result<(), EngineError> {
+    let info = model.info();
+    let io = |source| EngineError::Io {
+        path: info.path.display().to_string(),
+        source,
+    };
+    let mut f = crate::input_file::open_regular(&info.path).map_err(io)?;
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(buf))
+        .map_err(io)
+}
+
+/// The input rows of a few tokens, exactly as llama.cpp would feed them for those tokens,
+/// read from the model's file row by row (without loading the whole table), flattened.
+pub(super) fn token_rows(model: &Model, tokens: &[i32]) -> Result<Vec<f32>, EngineError> {
+    let (loc, scale) = locate(model)?;
+    let mut raw = vec![0u8; loc.row_bytes];
+    let mut out = Vec::with_capacity(tokens.len() * loc.ne0);
+    for &t in tokens {
+        let t = usize::try_from(t)
+            .ok()
+            .filter(|&t| t < loc.ne1)
+            .ok_or_else(|| {
+                EngineError::Prompt(format!(
+                    "token id {t} outside the vocabulary (0..{})",
+                    loc.ne1
+                ))
+            })?;
+        read_at(model, loc.offset + (t * loc.row_bytes) as u64, &mut raw)?;
+        let row = ffi::dequantize_row(loc.ggml_type, &raw, loc.ne0)
+            .ok_or_else(|| EngineError::Prompt("dequantization failed".into()))?;
+        out.extend(row.into_iter().map(|v| v * scale));
+    }
+    Ok(out)
 }

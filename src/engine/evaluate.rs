@@ -43,6 +43,32 @@ pub struct EvalSettings {
     pub n_ubatch: u32,
     /// Flash attention.
     pub flash_attn: bool,
+    /// How the answer placement lays out its KV cache (see [`KvLayout`]). A configuration
+    /// stored before this setting existed reads as [`KvLayout::Unified`], the layout it ran
+    /// with, so its run resumes bit for bit.
+    #[serde(default = "KvLayout::stored_before")]
+    pub kv_layout: KvLayout,
+}
+
+/// The KV-cache layout of the answer placement's candidate evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KvLayout {
+    /// One stream per (candidate, prompt): each candidate token attends over its own prompt's
+    /// cells only. The item prefixes are decoded once per run into their streams and copied
+    /// to the other candidates' streams once.
+    #[default]
+    Streams,
+    /// One cache shared by all sequences (the item prefixes stored once as a prefix tree):
+    /// every candidate token attends, masked, over every cell in use.
+    Unified,
+}
+
+impl KvLayout {
+    /// The layout of a stored configuration that does not name one.
+    pub fn stored_before() -> KvLayout {
+        KvLayout::Unified
+    }
 }
 
 impl EvalSettings {
@@ -91,6 +117,7 @@ impl Default for EvalSettings {
             n_batch: 2048,
             n_ubatch: 512,
             flash_attn: true,
+            kv_layout: KvLayout::default(),
         }
     }
 }
@@ -355,6 +382,9 @@ pub struct Evaluator<'m> {
     /// Answer-side prefixes held in the KV cache (see [`super::answer`]); `None` whenever the
     /// cache was cleared or used for anything else.
     pub(super) cached: Option<CachedPrefixes>,
+    /// The answer placement's per-sequence streams ([`KvLayout::Streams`]), made on its first
+    /// evaluation; kept while the main context is used for anything else.
+    pub(super) streams: Option<super::streams::StreamCache<'m>>,
 }
 
 impl<'m> Evaluator<'m> {
@@ -369,6 +399,7 @@ impl<'m> Evaluator<'m> {
             n_seq_max: MAX_SEQ as u32,
             n_threads: settings.threads,
             flash_attn: settings.flash_attn,
+            unified: true,
         };
         let ctx = RawContext::new(model.raw(), params).ok_or(EngineError::ContextFailed {
             n_ctx: settings.n_ctx,
@@ -379,6 +410,7 @@ impl<'m> Evaluator<'m> {
             digits,
             settings,
             cached: None,
+            streams: None,
         })
     }
 

@@ -351,6 +351,11 @@ pub struct ContextParams {
     pub n_threads: i32,
     /// Flash attention on or off.
     pub flash_attn: bool,
+    /// One KV cache for all sequences (`kv_unified`), or one stream per sequence id: then a
+    /// token may carry one sequence id only, every sequence has `n_ctx / n_seq_max` cells
+    /// (llama.cpp pads that to a multiple of 256), and a decode's micro-batches hold equally
+    /// many tokens of consecutive sequence ids.
+    pub unified: bool,
 }
 
 /// A llama.cpp context (KV cache + compute buffers). Owns the `llama_context`; borrows the
@@ -405,7 +410,7 @@ impl<'m> RawContext<'m> {
         c.n_seq_max = p.n_seq_max;
         c.n_threads = p.n_threads;
         c.n_threads_batch = p.n_threads;
-        c.kv_unified = true;
+        c.kv_unified = p.unified;
         c.no_perf = true;
         // With no layer on a GPU, no work goes there either: llama.cpp would otherwise send
         // large matrix products of CPU-resident weights to a GPU backend if one is present
@@ -456,12 +461,18 @@ impl<'m> RawContext<'m> {
 
     /// Adds sequence `dst` to every cell of sequence `src` with a position in `[p0, p1)`
     /// (negative: open end). With the unified cache nothing is copied: the cells are shared.
-    /// False (and nothing done) for a sequence id out of range.
+    /// With one stream per sequence the whole of `src`'s stream replaces `dst`'s (the data is
+    /// copied at the next decode), so only whole copies (`p0`, `p1` negative) are allowed.
+    /// False (and nothing done) for a sequence id out of range or a partial copy of a stream.
     pub fn seq_cp(&mut self, src: i32, dst: i32, p0: i32, p1: i32) -> bool {
         if !self.check_seq(src) || !self.check_seq(dst) {
             return false;
         }
-        // SAFETY: live memory handle; both ids are below n_seq_max (checked).
+        if !self.params.unified && (src == dst || p0 >= 0 || p1 >= 0) {
+            return false;
+        }
+        // SAFETY: live memory handle; both ids are below n_seq_max (checked); across streams
+        // only whole copies reach llama.cpp (checked), which it asserts.
         unsafe { sys::llama_memory_seq_cp(self.memory(), src, dst, p0, p1) };
         true
     }
@@ -476,9 +487,9 @@ impl<'m> RawContext<'m> {
         unsafe { sys::llama_memory_seq_pos_max(self.memory(), seq) }
     }
 
-    /// The number of sequence ids batches may use (`n_seq_max`).
-    pub fn n_seq_max(&self) -> u32 {
-        self.params.n_seq_max
+    /// The most entries one decode call takes (`n_batch`).
+    pub fn n_batch(&self) -> u32 {
+        self.params.n_batch
     }
 
     /// Decodes one batch. `seqs[i]` are the sequence ids of entry i, `pos[i]` its position,
@@ -542,6 +553,11 @@ impl<'m> RawContext<'m> {
                 "every entry needs 1..{} sequence ids below n_seq_max",
                 self.params.n_seq_max
             )));
+        }
+        if !self.params.unified && max_seqs > 1 {
+            return Err(DecodeError::Invalid(
+                "with one KV stream per sequence an entry carries one sequence id".into(),
+            ));
         }
         let batch = Batch::new(
             n,

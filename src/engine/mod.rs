@@ -14,6 +14,7 @@ mod ffi;
 mod gguf;
 mod model;
 pub mod offload;
+mod streams;
 pub mod tree;
 mod weights;
 

@@ -240,3 +240,13 @@ pub fn kill_after_first_generation(cmd: &mut std::process::Command) {
         "killed by SIGKILL"
     );
 }
+
+/// Serializes the tests of one test binary that run a real model. Each uses every core
+/// (llama.cpp's threads wait for each other at spinning barriers), so two at once on a 2-core
+/// machine take several times as long as one after the other (tests/answer.rs: 1117 s side by
+/// side, 274 s in sequence). Hold the guard for the whole test.
+pub fn one_model_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding the lock poisons it; the next one may still run.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
