@@ -51,7 +51,8 @@ pub struct EvalSettings {
 }
 
 /// The KV-cache layout of the answer placement's candidate evaluations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum KvLayout {
     /// One stream per (candidate, prompt): each candidate token attends over its own prompt's
