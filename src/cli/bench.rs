@@ -75,22 +75,9 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let raw = time_raw(&mut ev, &raw_tokens, args.reps)?;
 
     // (b) one survey evaluation through the soft-prompt (embedding) path.
-    let mut runs = Vec::new();
-    for _ in 0..args.reps {
-        runs.push(
-            ev.evaluate(&prompts, PersonaInput::Embeddings(&soft))
-                .context("survey evaluation")?,
-        );
-    }
-    let survey_time = fastest(runs.iter().map(|r| r.elapsed).collect());
-    let decoded = runs[0].tail_tokens_decoded;
-    let all_decoded = runs[0].tokens_decoded;
-    let minimum = prompts.unique_tail_tokens();
-    let one_at_a_time: usize = prompts
-        .tails
-        .iter()
-        .map(|t| t.len() + prompts.head.len() + prompts.persona_tokens.len())
-        .sum();
+    let sv = time_survey(&mut ev, &prompts, &soft, args.reps)?;
+    let (survey_time, decoded, all_decoded) = (sv.seconds, sv.tail_decoded, sv.decoded);
+    let (minimum, one_at_a_time) = (sv.minimum, sv.one_at_a_time);
     let survey_tps = all_decoded as f64 / survey_time.as_secs_f64();
 
     // (d) the answer-side placement, (e) candidates per decode.
@@ -139,6 +126,44 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         return Ok(());
     }
     print_report(out, &report)
+}
+
+/// What `bench` measured of one survey through the prefix placement's embedding path.
+struct SurveyTimes {
+    /// The fastest evaluation.
+    seconds: Duration,
+    /// Tokens decoded after the soft prompt.
+    tail_decoded: usize,
+    /// Tokens decoded in all.
+    decoded: usize,
+    /// Distinct tokens after the soft prompt: the least any evaluation decodes.
+    minimum: usize,
+    /// Tokens a one-prompt-at-a-time evaluation would decode.
+    one_at_a_time: usize,
+}
+
+/// Times `reps` survey evaluations with the soft prompt `soft` in the persona's place.
+fn time_survey(
+    ev: &mut Evaluator<'_>,
+    prompts: &SurveyPrompts,
+    soft: &[f32],
+    reps: usize,
+) -> Result<SurveyTimes> {
+    let runs = (0..reps)
+        .map(|_| ev.evaluate(prompts, PersonaInput::Embeddings(soft)))
+        .collect::<Result<Vec<_>, _>>()
+        .context("survey evaluation")?;
+    Ok(SurveyTimes {
+        seconds: fastest(runs.iter().map(|r| r.elapsed).collect()),
+        tail_decoded: runs[0].tail_tokens_decoded,
+        decoded: runs[0].tokens_decoded,
+        minimum: prompts.unique_tail_tokens(),
+        one_at_a_time: prompts
+            .tails
+            .iter()
+            .map(|t| t.len() + prompts.head.len() + prompts.persona_tokens.len())
+            .sum(),
+    })
 }
 
 /// 512 of the survey's own prompt tokens, the batch llama.cpp's raw speed is measured on.

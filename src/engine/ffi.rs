@@ -381,6 +381,7 @@ impl Drop for RawContext<'_> {
 }
 
 /// The input of one decode call: either tokens or embedding rows.
+#[derive(Clone, Copy)]
 pub enum BatchInput<'a> {
     /// Token ids.
     Tokens(&'a [i32]),
@@ -501,6 +502,57 @@ impl<'m> RawContext<'m> {
         seqs: &[&[i32]],
         logits: &[bool],
     ) -> Result<(), DecodeError> {
+        let max_seqs = self.check_batch(input, pos, seqs, logits)?;
+        let n = pos.len();
+        let batch = Batch::new(
+            n,
+            if matches!(input, BatchInput::Embeddings(_)) {
+                self.n_embd
+            } else {
+                0
+            },
+            max_seqs,
+        );
+        // SAFETY: `batch` was allocated by llama_batch_init for n entries, embd width (or
+        // tokens) and max_seqs sequence ids per entry, so every write below is in bounds.
+        unsafe {
+            let b = &batch.0;
+            match input {
+                BatchInput::Tokens(t) => std::ptr::copy_nonoverlapping(t.as_ptr(), b.token, n),
+                BatchInput::Embeddings(e) => {
+                    std::ptr::copy_nonoverlapping(e.as_ptr(), b.embd, e.len())
+                }
+            }
+            for i in 0..n {
+                *b.pos.add(i) = pos[i];
+                *b.n_seq_id.add(i) = seqs[i].len() as i32;
+                let dst = *b.seq_id.add(i);
+                std::ptr::copy_nonoverlapping(seqs[i].as_ptr(), dst, seqs[i].len());
+                *b.logits.add(i) = i8::from(logits[i]);
+            }
+        }
+        let mut raw = batch.0;
+        raw.n_tokens = n as i32;
+        // SAFETY: live context; the batch is fully initialised and within n_batch.
+        let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), raw) };
+        drop(batch);
+        if rc != 0 {
+            return Err(DecodeError::Status(rc));
+        }
+        Ok(())
+    }
+
+    /// Checks a batch against every rule llama.cpp would otherwise assert on (or silently
+    /// break): equal, non-zero lengths within n_batch, token ids in the vocabulary, finite
+    /// rows of whole width, sequence ids below n_seq_max (one per entry with streams).
+    /// Returns the most sequence ids of an entry.
+    fn check_batch(
+        &self,
+        input: BatchInput<'_>,
+        pos: &[i32],
+        seqs: &[&[i32]],
+        logits: &[bool],
+    ) -> Result<usize, DecodeError> {
         let n = pos.len();
         let n_input = match input {
             BatchInput::Tokens(t) => t.len(),
@@ -559,42 +611,7 @@ impl<'m> RawContext<'m> {
                 "with one KV stream per sequence an entry carries one sequence id".into(),
             ));
         }
-        let batch = Batch::new(
-            n,
-            if matches!(input, BatchInput::Embeddings(_)) {
-                self.n_embd
-            } else {
-                0
-            },
-            max_seqs,
-        );
-        // SAFETY: `batch` was allocated by llama_batch_init for n entries, embd width (or
-        // tokens) and max_seqs sequence ids per entry, so every write below is in bounds.
-        unsafe {
-            let b = &batch.0;
-            match input {
-                BatchInput::Tokens(t) => std::ptr::copy_nonoverlapping(t.as_ptr(), b.token, n),
-                BatchInput::Embeddings(e) => {
-                    std::ptr::copy_nonoverlapping(e.as_ptr(), b.embd, e.len())
-                }
-            }
-            for i in 0..n {
-                *b.pos.add(i) = pos[i];
-                *b.n_seq_id.add(i) = seqs[i].len() as i32;
-                let dst = *b.seq_id.add(i);
-                std::ptr::copy_nonoverlapping(seqs[i].as_ptr(), dst, seqs[i].len());
-                *b.logits.add(i) = i8::from(logits[i]);
-            }
-        }
-        let mut raw = batch.0;
-        raw.n_tokens = n as i32;
-        // SAFETY: live context; the batch is fully initialised and within n_batch.
-        let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), raw) };
-        drop(batch);
-        if rc != 0 {
-            return Err(DecodeError::Status(rc));
-        }
-        Ok(())
+        Ok(max_seqs)
     }
 
     /// The logits of output `i` of the last decode (the i-th entry with `logits = true`
