@@ -311,10 +311,10 @@ fn side_by_side<'m>(
         };
         let raw = raw_ev.time_raw_batch(raw_tokens)?;
         let t = (
-            time_candidates(ev, answer, rows, 1, 1)?,
-            time_candidates(&mut ev_short, &short, rows, 1, 1)
+            time_once(ev, answer, &[rows])?,
+            time_once(&mut ev_short, &short, &[rows])
                 .context("answer-side evaluation on 1-token prefixes")?,
-            time_candidates(&mut ev_other, answer, rows, 1, 1)
+            time_once(&mut ev_other, answer, &[rows])
                 .context("answer-side evaluation in the other KV layout")?,
         );
         // The first round decodes the prefixes of each evaluator; it is not timed.
@@ -347,12 +347,16 @@ fn time_candidates(
     let cands: Vec<&[f32]> = vec![rows; g];
     ev.evaluate_answer(answer, &cands)?;
     let times = (0..reps)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            ev.evaluate_answer(answer, &cands).map(|_| start.elapsed())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(fastest(times).as_secs_f64() / g as f64)
+        .map(|_| time_once(ev, answer, &cands))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(times.into_iter().fold(f64::INFINITY, f64::min))
+}
+
+/// Seconds per candidate of one evaluation of `cands`.
+fn time_once(ev: &mut Evaluator<'_>, answer: &AnswerPrompts, cands: &[&[f32]]) -> Result<f64> {
+    let start = std::time::Instant::now();
+    ev.evaluate_answer(answer, cands)?;
+    Ok(start.elapsed().as_secs_f64() / cands.len() as f64)
 }
 
 /// The text form of a bench report (the figures of `--json`, in words).

@@ -221,12 +221,15 @@ impl<'m> Evaluator<'m> {
     fn answer_ctx(&mut self) -> Result<&mut RawContext<'m>, EngineError> {
         match self.settings.kv_layout {
             KvLayout::Unified => Ok(&mut self.ctx),
-            KvLayout::Streams => self
-                .streams
-                .as_mut()
-                .map(StreamCache::ctx)
-                .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into())),
+            KvLayout::Streams => self.streams_mut().map(StreamCache::ctx),
         }
+    }
+
+    /// The streams layout's cache, set up by [`Self::ensure_streams`].
+    fn streams_mut(&mut self) -> Result<&mut StreamCache<'m>, EngineError> {
+        self.streams
+            .as_mut()
+            .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into()))
     }
 
     /// Decodes every (candidate, leaf) and returns the logits of each leaf's last token,
@@ -253,10 +256,7 @@ impl<'m> Evaluator<'m> {
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         let (model, n_embd) = (self.model, self.model.info().n_embd);
         let n = prompts.leaves.len();
-        let streams = self
-            .streams
-            .as_mut()
-            .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into()))?;
+        let streams = self.streams_mut()?;
         let suffix_rows = streams.suffix_rows(model, prompts)?;
         let per_candidate = prompts.tokens_per_candidate(k);
         let mut rows = Vec::with_capacity(candidates.len() * per_candidate * n_embd);
@@ -354,24 +354,18 @@ impl<'m> Evaluator<'m> {
             )));
         }
         let fingerprint = prompts.fingerprint();
-        let fits = self
-            .streams
-            .as_ref()
-            .is_some_and(|s| s.fits(fingerprint, g, k));
-        if !fits {
-            self.streams = None;
-            let cache = StreamCache::new(self.model, &self.settings, prompts, fingerprint, g, k)?;
-            self.streams = Some(cache);
-        }
-        let streams = self
-            .streams
-            .as_mut()
-            .ok_or_else(|| EngineError::Prompt("the prompt streams are not set up".into()))?;
-        if let Err(e) = streams.copy_to(g) {
-            self.streams = None;
-            return Err(e);
-        }
-        Ok((streams.cells(), !fits))
+        let (mut cache, fresh) = match self.streams.take() {
+            Some(s) if s.fits(fingerprint, g, k) => (s, false),
+            _ => {
+                let made = StreamCache::new(self.model, &self.settings, prompts, fingerprint, g, k);
+                (made?, true)
+            }
+        };
+        // On an error the cache is dropped: its streams are in an unknown state.
+        cache.copy_to(g)?;
+        let cells = cache.cells();
+        self.streams = Some(cache);
+        Ok((cells, fresh))
     }
 
     /// The reference procedure for checks: each prompt decoded alone from an empty cache

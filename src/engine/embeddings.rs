@@ -17,7 +17,7 @@ impl EmbeddingTable {
     pub fn load(model: &Model) -> Result<EmbeddingTable, EngineError> {
         let (loc, scale) = locate(model)?;
         let mut raw = vec![0u8; loc.row_bytes * loc.ne1];
-        read_at(model, loc.offset, &mut raw)?;
+        read_at(model, [loc.offset], &mut raw, |_| Ok(()))?;
         Ok(EmbeddingTable { loc, raw, scale })
     }
 
@@ -33,22 +33,9 @@ impl EmbeddingTable {
 
     /// The input row of a token, exactly as llama.cpp would feed it for that token.
     pub fn row(&self, token: i32) -> Result<Vec<f32>, EngineError> {
-        let t = usize::try_from(token)
-            .ok()
-            .filter(|&t| t < self.loc.ne1)
-            .ok_or_else(|| {
-                EngineError::Prompt(format!(
-                    "token id {token} outside the vocabulary (0..{})",
-                    self.loc.ne1
-                ))
-            })?;
+        let t = row_index(&self.loc, token)?;
         let bytes = &self.raw[t * self.loc.row_bytes..(t + 1) * self.loc.row_bytes];
-        let mut row = ffi::dequantize_row(self.loc.ggml_type, bytes, self.loc.ne0)
-            .ok_or_else(|| EngineError::Prompt("dequantization failed".into()))?;
-        if self.scale != 1.0 {
-            row.iter_mut().for_each(|v| *v *= self.scale);
-        }
-        Ok(row)
+        input_row(&self.loc, self.scale, bytes)
     }
 
     /// The rows of several tokens, flattened row-major (`tokens.len() * n_embd` values).
@@ -114,39 +101,65 @@ fn locate(model: &Model) -> Result<(TensorLocation, f32), EngineError> {
     Ok((loc, scale))
 }
 
-/// Reads `buf.len()` bytes of the model's file at `offset`.
-fn read_at(model: &Model, offset: u64, buf: &mut [u8]) -> Result<(), EngineError> {
+/// The table row of `token`, or an error for an id outside the vocabulary.
+fn row_index(loc: &TensorLocation, token: i32) -> Result<usize, EngineError> {
+    usize::try_from(token)
+        .ok()
+        .filter(|&t| t < loc.ne1)
+        .ok_or_else(|| {
+            EngineError::Prompt(format!(
+                "token id {token} outside the vocabulary (0..{})",
+                loc.ne1
+            ))
+        })
+}
+
+/// One stored row dequantized and scaled as llama.cpp feeds it.
+fn input_row(loc: &TensorLocation, scale: f32, bytes: &[u8]) -> Result<Vec<f32>, EngineError> {
+    let mut row = ffi::dequantize_row(loc.ggml_type, bytes, loc.ne0)
+        .ok_or_else(|| EngineError::Prompt("dequantization failed".into()))?;
+    if scale != 1.0 {
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
+    Ok(row)
+}
+
+/// Reads `buf.len()` bytes of the model's file at each offset in turn, one open of the file;
+/// `each` gets the bytes read at every offset.
+fn read_at(
+    model: &Model,
+    offsets: impl IntoIterator<Item = u64>,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let info = model.info();
     let io = |source| EngineError::Io {
         path: info.path.display().to_string(),
         source,
     };
     let mut f = crate::input_file::open_regular(&info.path).map_err(io)?;
-    f.seek(SeekFrom::Start(offset))
-        .and_then(|_| f.read_exact(buf))
-        .map_err(io)
+    for offset in offsets {
+        f.seek(SeekFrom::Start(offset))
+            .and_then(|_| f.read_exact(buf))
+            .map_err(io)?;
+        each(buf)?;
+    }
+    Ok(())
 }
 
 /// The input rows of a few tokens, exactly as llama.cpp would feed them for those tokens,
 /// read from the model's file row by row (without loading the whole table), flattened.
 pub(super) fn token_rows(model: &Model, tokens: &[i32]) -> Result<Vec<f32>, EngineError> {
     let (loc, scale) = locate(model)?;
-    let mut raw = vec![0u8; loc.row_bytes];
+    let offsets = tokens
+        .iter()
+        .map(|&t| row_index(&loc, t).map(|t| loc.offset + (t * loc.row_bytes) as u64))
+        .collect::<Result<Vec<u64>, EngineError>>()?;
     let mut out = Vec::with_capacity(tokens.len() * loc.ne0);
-    for &t in tokens {
-        let t = usize::try_from(t)
-            .ok()
-            .filter(|&t| t < loc.ne1)
-            .ok_or_else(|| {
-                EngineError::Prompt(format!(
-                    "token id {t} outside the vocabulary (0..{})",
-                    loc.ne1
-                ))
-            })?;
-        read_at(model, loc.offset + (t * loc.row_bytes) as u64, &mut raw)?;
-        let row = ffi::dequantize_row(loc.ggml_type, &raw, loc.ne0)
-            .ok_or_else(|| EngineError::Prompt("dequantization failed".into()))?;
-        out.extend(row.into_iter().map(|v| v * scale));
-    }
+    let mut raw = vec![0u8; loc.row_bytes];
+    read_at(model, offsets, &mut raw, |bytes| {
+        out.extend(input_row(&loc, scale, bytes)?);
+        Ok(())
+    })?;
     Ok(out)
 }
