@@ -7,6 +7,7 @@
 //! ([`cli`], which the desktop app also runs as its worker process). See `docs/ARCHITECTURE.md` for the code map and invariants.
 
 pub mod atomic_file;
+pub mod bench;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod csv_lines;

@@ -9,8 +9,8 @@ use crate::engine::Model;
 use crate::export;
 use crate::prompt;
 use crate::regions::RegionTable;
-use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::store::Store;
+use crate::tuning::placed::PromptPlacement;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -175,22 +175,10 @@ pub fn answer(
         }
         (None, None) => bail!("give the tuned prompt with --soft-prompt DIR or --run N"),
     };
-    let placement = Placement::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
-    let persona = prompt::persona(region);
-    let chat = ChatPrompt::build(model, &persona, &request.message)?;
-    let tuned_chat = match placement {
-        Placement::Prefix => chat.clone(),
-        Placement::Answer => {
-            let anchor =
-                AnswerAnchor::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
-            ChatPrompt::build_answer(
-                model,
-                &persona,
-                &prompt::answer_parts(anchor, region).0,
-                &request.message,
-            )?
-        }
-    };
+    let placement =
+        PromptPlacement::from_card(&card).map_err(|e| anyhow!("the prompt's card: {e}"))?;
+    let chat = ChatPrompt::build(model, &prompt::persona(region), &request.message)?;
+    let tuned_chat = placement.chat_prompt(model, region, &request.message)?;
     let mut ev = Evaluator::new(model, settings)?;
     let naive = ev.generate(&chat, PersonaInput::Text, request.max_tokens)?;
     let tuned = ev.generate(

@@ -55,23 +55,6 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// The options that reproduce a stored run's model and procedure.
-    pub fn for_config(config: &crate::tuning::TuneConfig, verbose: bool) -> EngineArgs {
-        EngineArgs {
-            model: Some(PathBuf::from(&config.model_path)),
-            threads: Some(config.settings.threads),
-            n_ctx: config.settings.n_ctx,
-            n_ubatch: config.settings.n_ubatch,
-            no_flash_attn: !config.settings.flash_attn,
-            kv_layout: config.settings.kv_layout,
-            // Offload changes results slightly: a stored run is reproduced with its own layers.
-            gpu_layers: GpuLayers::Count(config.gpu_layers),
-            gpu_memory: None,
-            weights: config.weights,
-            verbose,
-        }
-    }
-
     /// The model path: --model, else models/<default> in the current directory, else the one
     /// in the source tree this binary was built from.
     pub fn model_path(&self) -> PathBuf {

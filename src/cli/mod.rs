@@ -85,6 +85,8 @@ pub fn error_code(e: &anyhow::Error) -> ErrorCode {
             e.code()
         } else if let Some(e) = c.downcast_ref::<crate::responses::ResponsesError>() {
             e.code()
+        } else if let Some(e) = c.downcast_ref::<crate::bench::BenchError>() {
+            e.code()
         } else if c.is::<Cancelled>() {
             ErrorCode::Cancelled
         } else if c.is::<InvalidInput>() {

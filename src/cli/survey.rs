@@ -2,13 +2,12 @@
 
 use super::engine_args::EngineArgs;
 use super::format::{cell, dim_header, dim_row};
-use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
 use crate::prompt::{self, Method};
 use crate::regions::RegionTable;
 use crate::scoring::{indices, Loss};
-use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::survey::Survey;
+use crate::tuning::placed::PromptPlacement;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
@@ -61,6 +60,9 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
             args.panel
         );
     }
+    if args.soft_prompt.is_some() && args.method != Method::Naive {
+        bail!("--soft-prompt is answered beside the naive persona, as it was tuned (its rows replace the persona sentence, or open the answer): leave out --method icl");
+    }
     if let Some(path) = &args.dump_prompts {
         // Before the work: a target that must not be replaced is refused at once.
         crate::atomic_file::check_replaceable(path)
@@ -85,15 +87,13 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let answers = match &soft {
         None => ev.evaluate(&prompts, PersonaInput::Text)?,
         Some(sp) => {
+            // As it was tuned: in the placement its card names, beside the naive persona.
             let dir = args.soft_prompt.as_deref().unwrap_or(Path::new(""));
-            let p = Placed {
-                model: &model,
-                survey: &survey,
-                block: &block,
-                panel: &panel,
-                counterbalance: args.counterbalance,
-            };
-            p.evaluate_soft(&mut ev, &prompts, sp, dir, region)?
+            let placement = PromptPlacement::from_card(&sp.card)
+                .map_err(|e| anyhow!("{}: culturetune.json: {e}", dir.display()))?;
+            let placed =
+                placement.survey_prompts(&model, &survey, region, &panel, args.counterbalance)?;
+            placed.evaluate(&mut ev, &[&sp.rows], 1)?.remove(0)
         }
     };
     let scores = indices(&survey, &answers.item_means(), &constants)?;
@@ -147,46 +147,6 @@ fn item_json(
         .zip(&answers.items)
         .map(|(i, a)| json!({"id": i.id, "expected": a.expected, "digit_mass": a.digit_mass, "probs": a.probs}))
         .collect()
-}
-
-/// What a soft prompt's evaluation needs besides the prompt.
-struct Placed<'a> {
-    model: &'a crate::engine::Model,
-    survey: &'a Survey,
-    block: &'a str,
-    panel: &'a [prompt::Respondent],
-    counterbalance: bool,
-}
-
-impl Placed<'_> {
-    /// The survey's answers with an imported soft prompt, in the placement its card names.
-    fn evaluate_soft(
-        &self,
-        ev: &mut Evaluator<'_>,
-        prompts: &SurveyPrompts,
-        sp: &crate::export::SoftPromptFile,
-        dir: &Path,
-        region: &crate::regions::Region,
-    ) -> Result<crate::engine::evaluate::SurveyAnswers> {
-        let card_error = |e: String| anyhow!("{}: culturetune.json: {e}", dir.display());
-        Ok(match Placement::from_card(&sp.card).map_err(card_error)? {
-            Placement::Prefix => ev.evaluate(prompts, PersonaInput::Embeddings(&sp.rows))?,
-            Placement::Answer => {
-                let anchor = AnswerAnchor::from_card(&sp.card).map_err(card_error)?;
-                let (anchor, opening) = prompt::answer_parts(anchor, region);
-                let p = AnswerPrompts::build(
-                    self.model,
-                    self.survey,
-                    self.block,
-                    &anchor,
-                    &opening,
-                    self.panel,
-                    self.counterbalance,
-                )?;
-                ev.evaluate_answer(&p, &[&sp.rows])?.remove(0)
-            }
-        })
-    }
 }
 
 /// The text form of `survey`'s results: every item's answer distribution, the indices next

@@ -2,7 +2,7 @@
 //! procedure), evaluate the baselines, search with DE while checkpointing every generation,
 //! then evaluate the tuned prompt on the training and the held-out survey and store it.
 
-use super::report::{comparison_rows, print_comparison};
+use super::report::print_comparison;
 use super::sinks::{JsonLines, Progress};
 use super::space_args::SpaceArgs;
 use super::Cancelled;
@@ -10,6 +10,7 @@ use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::tuning::job::{self, JobSpec};
+use crate::tuning::report::{Comparison, RunTiming};
 use crate::tuning::request::{defaults, resolve, TuneRequest};
 use crate::tuning::TuneError;
 use anyhow::Result;
@@ -148,15 +149,20 @@ fn drive(
     };
     if opts.events.is_none() {
         let [train, heldout] = &o.surveys;
-        let rows = comparison_rows(&o.evaluations, train, heldout);
-        print_comparison(
-            out,
+        let timing = RunTiming {
+            id: o.run,
+            evals: o.evals,
+            seconds: o.elapsed_s,
+        };
+        let c = Comparison::from_evaluations(
             &o.region,
-            &rows,
             &o.train_constants,
-            opts.json,
-            Some((o.run, o.evals, o.elapsed_s)),
-        )?;
+            &o.evaluations,
+            &train.id,
+            &heldout.id,
+            Some(timing),
+        );
+        print_comparison(out, &c, opts.json)?;
     }
     Ok(())
 }

@@ -70,6 +70,22 @@ impl KvLayout {
     pub fn stored_before() -> KvLayout {
         KvLayout::Unified
     }
+
+    /// The name used on the command line and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvLayout::Streams => "streams",
+            KvLayout::Unified => "unified",
+        }
+    }
+
+    /// The other layout (`bench` times both).
+    pub fn other(self) -> KvLayout {
+        match self {
+            KvLayout::Streams => KvLayout::Unified,
+            KvLayout::Unified => KvLayout::Streams,
+        }
+    }
 }
 
 impl EvalSettings {

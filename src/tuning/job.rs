@@ -120,7 +120,7 @@ pub struct PromptCard {
     /// The model's architecture.
     pub architecture: String,
     /// Where the rows go (placement, anchor, ...).
-    pub insertion: serde_json::Value,
+    pub insertion: super::placed::Insertion,
     /// Region code.
     pub region: String,
     /// Region name.
@@ -210,11 +210,7 @@ impl Job<'_> {
                 if run.status == RunStatus::Done {
                     return Err(already_done(id));
                 }
-                let config: TuneConfig = serde_json::from_value(run.config).map_err(|e| {
-                    TuneError::Invalid(format!(
-                        "run {id}'s stored configuration cannot be read: {e}"
-                    ))
-                })?;
+                let config = TuneConfig::from_stored(&run)?;
                 config.check()?;
                 self.last_checkpoint(id, &config)?;
                 // The check of the status and the claim are one statement: of two resumes

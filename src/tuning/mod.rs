@@ -8,7 +8,6 @@
 //! dropped, so the stored state stays consistent.
 
 use crate::dimension::{DimScores, Dimension};
-use crate::engine::answer::AnswerPrompts;
 use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
 };
@@ -20,6 +19,7 @@ use crate::scoring::{indices, Constants, Loss};
 use crate::soft_prompt::{AnswerAnchor, Placement, SoftPromptSpace};
 use crate::store::{Checkpoint, EvaluationRecord, Store};
 use crate::survey::Survey;
+use placed::{Insertion, PlacedPrompts, PromptPlacement};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -34,7 +34,11 @@ pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
 ];
 
 pub mod defaults;
+pub mod history;
 pub mod job;
+pub mod placed;
+pub mod reeval;
+pub mod report;
 pub mod request;
 
 /// Fewest calibration regions taken from a targets table by default.
@@ -120,9 +124,18 @@ pub fn calibration_regions(table: &RegionTable) -> Result<Vec<String>, TuneError
 /// model, 8 per decode evaluate 1.65x as many candidates per second as 1 (docs/performance.md).
 pub const GPU_CANDIDATES_PER_DECODE: usize = 8;
 
+/// The version of the stored configuration this build writes. 1: every configuration
+/// stored before versions existed (each setting added since reads as the value those runs
+/// used, see the fields' defaults); 2: the same fields with the version stored. A
+/// configuration of a newer version is refused rather than read without what it adds.
+pub const CONFIG_VERSION: u32 = 2;
+
 /// Everything that defines a tuning run; stored with it so it can be repeated and resumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TuneConfig {
+    /// The configuration's version ([`CONFIG_VERSION`] for new runs; 1 when absent).
+    #[serde(default = "one_u32")]
+    pub version: u32,
     /// Region code.
     pub region: String,
     /// Training survey id or path.
@@ -185,6 +198,7 @@ impl TuneConfig {
     pub fn new(region: &str, model_path: &str, model_sha256: &str, seed: u64) -> TuneConfig {
         use defaults as d;
         TuneConfig {
+            version: CONFIG_VERSION,
             region: region.to_string(),
             survey: d::SURVEY.into(),
             heldout_survey: crate::survey::HELDOUT_SURVEY_ID.into(),
@@ -220,6 +234,38 @@ impl TuneConfig {
                 .map(|s| s.to_string())
                 .collect(),
         }
+    }
+
+    /// A stored run's configuration, typed: refused with the run's id when it cannot be read
+    /// or was written by a newer culturetune.
+    pub fn from_stored(run: &crate::store::RunRecord) -> Result<TuneConfig, TuneError> {
+        let config: TuneConfig = serde_json::from_value(run.config.clone()).map_err(|e| {
+            TuneError::Invalid(format!(
+                "run {}'s stored configuration cannot be read: {e}",
+                run.id
+            ))
+        })?;
+        if config.version > CONFIG_VERSION {
+            return Err(TuneError::Invalid(format!(
+                "run {} was stored by a newer culturetune (configuration version {}; this one reads up to {CONFIG_VERSION}): open it with that version",
+                run.id, config.version
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Whether two configurations differ at most in their seeds (the projection's and the
+    /// search's) and the version they were stored with: their runs are repeats of one
+    /// setting.
+    pub fn same_but_seeds(&self, other: &TuneConfig) -> bool {
+        let unseeded = |c: &TuneConfig| {
+            let mut c = c.clone();
+            c.projection_seed = 0;
+            c.de.seed = 0;
+            c.version = 0;
+            c
+        };
+        unseeded(self) == unseeded(other)
     }
 
     /// Checks every size and setting that needs no model, so that a bad one is refused before
@@ -296,6 +342,10 @@ impl TuneConfig {
         })
         .to_string()
     }
+}
+
+fn one_u32() -> u32 {
+    1
 }
 
 fn one() -> usize {
@@ -506,14 +556,6 @@ pub struct Reach {
     pub evals: usize,
 }
 
-/// The training prompts of a tuner, in its placement.
-enum TrainingPrompts {
-    /// Rows in place of the persona sentence.
-    Prefix(SurveyPrompts),
-    /// Rows before each answer; prefixes cached.
-    Answer(AnswerPrompts),
-}
-
 /// The soft-prompt search for one region on one survey.
 pub struct Tuner<'m> {
     model: &'m Model,
@@ -522,10 +564,9 @@ pub struct Tuner<'m> {
     region: Region,
     panel: Vec<Respondent>,
     counterbalance: bool,
-    placement: Placement,
-    anchor: AnswerAnchor,
+    placement: PromptPlacement,
     group: usize,
-    prompts: TrainingPrompts,
+    prompts: PlacedPrompts,
     space: SoftPromptSpace,
     constants: Constants,
 }
@@ -543,34 +584,15 @@ impl<'m> Tuner<'m> {
     ) -> Result<Tuner<'m>, TuneError> {
         let evaluator = Evaluator::new(model, config.settings)?;
         let panel = prompt::panel(config.panel);
-        let (prompts, anchor) = match config.placement {
-            Placement::Prefix => {
-                let p = SurveyPrompts::build(
-                    model,
-                    &survey,
-                    &prompt::persona(&region),
-                    &panel,
-                    config.counterbalance,
-                )?;
-                let t = p.persona_tokens.clone();
-                (TrainingPrompts::Prefix(p), t)
-            }
-            Placement::Answer => {
-                let p = Self::answer_prompts(model, &survey, &region, &panel, config)?;
-                if config.candidates_per_decode == 0 || config.candidates_per_decode > p.max_group()
-                {
-                    return Err(TuneError::Invalid(format!(
-                        "candidates per decode must be 1..={} for {} prompts",
-                        p.max_group(),
-                        p.leaves.len()
-                    )));
-                }
-                let t = p.anchor_tokens.clone();
-                (TrainingPrompts::Answer(p), t)
-            }
-        };
+        let placement = PromptPlacement::new(config.placement, config.anchor);
+        let prompts =
+            placement.survey_prompts(model, &survey, &region, &panel, config.counterbalance)?;
+        prompts
+            .check_group(config.candidates_per_decode)
+            .map_err(TuneError::Invalid)?;
+        let anchor = prompts.anchor_tokens();
         let table = EmbeddingTable::load(model)?;
-        let p0 = table.rows(&anchor)?;
+        let p0 = table.rows(anchor)?;
         let k = anchor.len() + config.extra_rows;
         let space = SoftPromptSpace::new(
             &p0,
@@ -588,32 +610,12 @@ impl<'m> Tuner<'m> {
             region,
             panel,
             counterbalance: config.counterbalance,
-            placement: config.placement,
-            anchor: config.anchor,
+            placement,
             group: config.candidates_per_decode.max(1),
             prompts,
             space,
             constants,
         })
-    }
-
-    fn answer_prompts(
-        model: &Model,
-        survey: &Survey,
-        region: &Region,
-        panel: &[Respondent],
-        config: &TuneConfig,
-    ) -> Result<AnswerPrompts, TuneError> {
-        let (anchor, opening) = prompt::answer_parts(config.anchor, region);
-        Ok(AnswerPrompts::build(
-            model,
-            survey,
-            &prompt::persona(region),
-            &anchor,
-            &opening,
-            panel,
-            config.counterbalance,
-        )?)
     }
 
     /// The soft prompt of a point z.
@@ -627,55 +629,28 @@ impl<'m> Tuner<'m> {
     }
 
     /// Where the rows go.
-    pub fn placement(&self) -> Placement {
+    pub fn placement(&self) -> PromptPlacement {
         self.placement
     }
 
     /// The text the soft prompt starts from (z = 0): the persona sentence, or the answer
     /// reminder.
     pub fn anchor_text(&self) -> String {
-        match &self.prompts {
-            TrainingPrompts::Prefix(p) => p.persona_text.clone(),
-            TrainingPrompts::Answer(p) => p.anchor_text.clone(),
-        }
+        self.prompts.anchor_text().to_string()
     }
 
-    /// Where the rows go, in words, for export cards.
-    pub fn insertion(&self) -> serde_json::Value {
-        match self.placement {
-            Placement::Prefix => serde_json::json!({
-                "placement": "prefix", "replaces": "persona sentence",
-                "position": "start of the system message, right after the chat template's opening tokens",
-                "persona_text": self.anchor_text(),
-            }),
-            Placement::Answer => serde_json::json!({
-                "placement": "answer", "anchor": self.anchor.as_str(),
-                "replaces": "the start of the assistant's turn (anchor_text)",
-                "position": "start of the assistant turn (after the chat template's assistant header), followed by answer_opening; the system message holds the naive persona",
-                "system_persona": prompt::persona(&self.region),
-                "anchor_text": self.anchor_text(),
-                "answer_opening": prompt::answer_parts(self.anchor, &self.region).1,
-            }),
-        }
+    /// Where the rows go, for export cards.
+    pub fn insertion(&self) -> Insertion {
+        self.placement
+            .insertion(&self.region, self.prompts.anchor_text())
     }
 
     /// Evaluates soft prompts on the training survey, in groups of the configured size.
     fn evaluate_many(&mut self, all: &[Vec<f32>]) -> Result<Vec<SurveyAnswers>, TuneError> {
-        let mut out = Vec::with_capacity(all.len());
-        match &self.prompts {
-            TrainingPrompts::Prefix(p) => {
-                for rows in all {
-                    out.push(self.evaluator.evaluate(p, PersonaInput::Embeddings(rows))?);
-                }
-            }
-            TrainingPrompts::Answer(p) => {
-                for group in all.chunks(self.group) {
-                    let refs: Vec<&[f32]> = group.iter().map(Vec::as_slice).collect();
-                    out.extend(self.evaluator.evaluate_answer(p, &refs)?);
-                }
-            }
-        }
-        Ok(out)
+        let refs: Vec<&[f32]> = all.iter().map(Vec::as_slice).collect();
+        Ok(self
+            .prompts
+            .evaluate(&mut self.evaluator, &refs, self.group)?)
     }
 
     /// Evaluates a soft prompt (rows) on the training survey.
@@ -694,21 +669,18 @@ impl<'m> Tuner<'m> {
         method: Method,
         rows: Option<&[f32]>,
     ) -> Result<MethodResult, TuneError> {
-        let a = match (rows, self.placement) {
-            (Some(rows), Placement::Answer) => {
-                let (anchor, opening) = prompt::answer_parts(self.anchor, &self.region);
-                let p = AnswerPrompts::build(
+        let a = match rows {
+            Some(rows) => {
+                let p = self.placement.survey_prompts(
                     self.model,
                     survey,
-                    &prompt::persona(&self.region),
-                    &anchor,
-                    &opening,
+                    &self.region,
                     &self.panel,
                     self.counterbalance,
                 )?;
-                self.evaluator.evaluate_answer(&p, &[rows])?.remove(0)
+                p.evaluate(&mut self.evaluator, &[rows], 1)?.remove(0)
             }
-            _ => {
+            None => {
                 let block = prompt::persona_block(method, &self.region);
                 let p = SurveyPrompts::build(
                     self.model,
@@ -717,8 +689,7 @@ impl<'m> Tuner<'m> {
                     &self.panel,
                     self.counterbalance,
                 )?;
-                let input = rows.map_or(PersonaInput::Text, PersonaInput::Embeddings);
-                self.evaluator.evaluate(&p, input)?
+                self.evaluator.evaluate(&p, PersonaInput::Text)?
             }
         };
         score(survey, &a, constants, &self.region)
