@@ -4,6 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The line `--json-errors` prints on stderr when a command fails: `{"code", "message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorLine {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// The message for people (the same as the `error:` line's).
+    pub message: String,
+}
+
 /// A stable, machine-readable error code (serialized in snake_case, e.g. `model_not_found`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

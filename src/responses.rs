@@ -217,3 +217,52 @@ impl Responses {
         })
     }
 }
+/// Human responses scored (the JSON of `score --json`): the indices of their item means
+/// and, with a region, the loss to its published scores.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScoreReport {
+    /// The survey's id.
+    pub survey: String,
+    /// The responses file.
+    pub responses: PathBuf,
+    /// Respondent rows.
+    pub respondents: usize,
+    /// Mean code per item id.
+    pub item_means: std::collections::BTreeMap<String, f64>,
+    /// Constants of the index formulas.
+    pub constants: crate::scoring::Constants,
+    /// The indices.
+    pub indices: crate::dimension::DimScores,
+    /// The region compared with.
+    pub region: Option<crate::regions::Region>,
+    /// The loss to its scores (absent without a region or a shared dimension).
+    pub loss: Option<crate::scoring::Loss>,
+}
+
+impl ScoreReport {
+    /// Scores `responses` (read from `path`) on `survey` under `constants`, against `region`.
+    pub fn new(
+        survey: &Survey,
+        path: &Path,
+        responses: &Responses,
+        constants: crate::scoring::Constants,
+        region: Option<&crate::regions::Region>,
+    ) -> Result<ScoreReport, crate::scoring::ScoreError> {
+        let scores = crate::scoring::indices(survey, &responses.item_means, &constants)?;
+        Ok(ScoreReport {
+            survey: survey.id.clone(),
+            responses: path.to_path_buf(),
+            respondents: responses.respondents,
+            item_means: survey
+                .items
+                .iter()
+                .zip(&responses.item_means)
+                .map(|(i, m)| (i.id.clone(), *m))
+                .collect(),
+            constants,
+            loss: region.and_then(|r| crate::scoring::Loss::between(&scores, &r.scores)),
+            indices: scores,
+            region: region.cloned(),
+        })
+    }
+}

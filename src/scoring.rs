@@ -88,12 +88,64 @@ pub enum ScoreError {
         /// The offending value.
         value: f64,
     },
+    /// A constants policy (`--constants`) that cannot be read.
+    #[error("--constants: {0}")]
+    BadConstants(String),
 }
 
 impl ScoreError {
     /// The stable code of this error (bad input: `invalid_input`).
     pub fn code(&self) -> crate::error_code::ErrorCode {
         crate::error_code::ErrorCode::InvalidInput
+    }
+}
+
+impl Constants {
+    /// Reads a constants policy as the command line and the app give it: `zero` = all 0;
+    /// `survey` = the survey file's `[constants]` (0 where absent); `PDI=20,IDV=10,...` =
+    /// given values (unlisted dimensions are 0).
+    pub fn parse(spec: &str, survey: &Survey) -> Result<Constants, ScoreError> {
+        match spec.trim().to_ascii_lowercase().as_str() {
+            "zero" => return Ok(Constants::Zero),
+            "survey" if survey.given_constants.count() == 0 => return Ok(Constants::Zero),
+            "survey" => {
+                return Ok(Constants::Given {
+                    values: survey.given_constants,
+                })
+            }
+            _ => {}
+        }
+        let bad = |m: String| Err(ScoreError::BadConstants(m));
+        let mut values = DimScores::default();
+        let max = crate::dimension::MAX_SCORE;
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return bad(format!(
+                    "{part:?} is not DIM=VALUE; expected zero, survey, or e.g. PDI=20,IDV=10"
+                ));
+            };
+            let d: Dimension = k.parse().map_err(ScoreError::BadConstants)?;
+            let Some(v) = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && v.abs() <= max)
+            else {
+                return bad(format!(
+                    "{d}={v:?} is not a finite number from -{max} to {max}"
+                ));
+            };
+            if values.get(d).is_some() {
+                return bad(format!("{d} is given more than once"));
+            }
+            values.set(d, Some(v));
+        }
+        if values.count() == 0 {
+            return bad(format!(
+                "{spec:?} names no constant; expected zero, survey, or e.g. PDI=20,IDV=10"
+            ));
+        }
+        Ok(Constants::Given { values })
     }
 }
 

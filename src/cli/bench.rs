@@ -39,7 +39,7 @@ pub struct Args {
 /// Runs the benchmark.
 pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
     let region = table.find(&args.region)?;
-    let model = args.engine.load()?;
+    let model = super::engine_args::load(&args.engine)?;
     let opts = BenchOptions {
         panel: args.panel,
         counterbalance: args.counterbalance,

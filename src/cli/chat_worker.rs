@@ -1,20 +1,20 @@
 //! `culturetune chat-worker`: a long-lived process that keeps one model loaded and answers chat
 //! messages, so the second message of a conversation does not load the model again.
 //!
-//! Protocol: one JSON request per line on stdin (see [`chat::Request`]), one JSON line per
+//! Protocol: one JSON request per line on stdin (see [`Request`]), one JSON line per
 //! request on stdout, in order: `{"reply": {...}, "error": null, "worker": {...}}` or
 //! `{"reply": null, "error": {"code", "message"}, "worker": {...}}`. A failed request (a bad
 //! region, a missing run, a message too long for the context) leaves the worker running. The
 //! model is loaded on the first request, with the engine options the worker was started with.
 //! The worker exits with status 0 when stdin closes or after `--idle-secs` without a request.
 
-use super::chat::{self, Reply, Request};
 use super::engine_args::EngineArgs;
 use super::{error_code, error_text, InvalidInput};
 use crate::engine::Model;
+use crate::error_code::ErrorLine;
 use crate::regions::RegionTable;
+use crate::tuning::chat::{self, Reply, Request, Response, WorkerState};
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -28,38 +28,6 @@ pub struct Args {
     /// Stop after this many seconds without a request.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_secs: u64,
-}
-
-/// What the worker has done so far, sent with every answer (a caller can check that the model
-/// was not loaded again, and which process answered).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct WorkerState {
-    /// This process's id.
-    pub pid: u32,
-    /// How many times the model was loaded (1 once the first message succeeded).
-    pub model_loads: u32,
-    /// Requests answered, including this one.
-    pub requests: u32,
-}
-
-/// A request's error, with the stable code of `--json-errors`.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerError {
-    /// Stable code (as in `--json-errors`).
-    pub code: crate::error_code::ErrorCode,
-    /// The error and its causes.
-    pub message: String,
-}
-
-/// One line of output.
-#[derive(Debug, Clone, Serialize)]
-pub struct Response {
-    /// The replies, when the request succeeded.
-    pub reply: Option<Reply>,
-    /// The error, when it did not.
-    pub error: Option<WorkerError>,
-    /// The worker's counters after this request.
-    pub worker: WorkerState,
 }
 
 /// The worker: loaded model and counters.
@@ -89,7 +57,7 @@ impl Worker<'_> {
             Ok(r) => (Some(r), None),
             Err(e) => (
                 None,
-                Some(WorkerError {
+                Some(ErrorLine {
                     code: error_code(&e),
                     message: error_text(&e),
                 }),
@@ -113,12 +81,18 @@ impl Worker<'_> {
         let model = match &mut self.model {
             Some(m) => m,
             slot => {
-                let m = self.engine.load()?;
+                let m = super::engine_args::load(self.engine)?;
                 self.state.model_loads += 1;
                 slot.insert(m)
             }
         };
-        chat::answer(model, self.engine.settings(), self.table, self.db, &request)
+        Ok(chat::answer(
+            model,
+            self.engine.settings(),
+            self.table,
+            self.db,
+            &request,
+        )?)
     }
 }
 

@@ -3,10 +3,8 @@
 
 use super::engine_args::EngineArgs;
 use crate::engine;
-use crate::engine::evaluate::EvalSettings;
-use crate::engine::offload;
+use crate::engine::file_report::{file_report, FileReport};
 use anyhow::Result;
-use serde_json::json;
 use std::io::Write;
 
 /// Options of `culturetune info`.
@@ -27,52 +25,18 @@ pub struct Args {
 /// Inspects the model file and prints what its header says.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let path = EngineArgs::default_or(args.model.clone());
-    let info = engine::inspect(&path)?;
-    let path = std::fs::canonicalize(&path).unwrap_or(path);
     engine::init(false);
-    let gpu = engine::gpu_available();
-    let devices = offload::devices();
-    let plan = offload::plan(
-        &info,
-        EvalSettings::default().n_ctx,
-        offload::budget(&devices, args.gpu_memory),
-    );
-    let v = json!({
-        "path": path,
-        "is_default": args.model.is_none(),
-        "name": info.name,
-        "architecture": info.architecture,
-        "file_size": info.file_size,
-        "n_params": info.n_elements,
-        "quantization": info.quantization(),
-        "file_type": info.file_type,
-        "n_embd": info.n_embd,
-        "n_layer": info.n_layer,
-        "gguf_version": info.version,
-        "has_chat_template": info.chat_template.is_some(),
-        "gpu_available": gpu,
-        "gpu_reason": (!gpu).then_some(
-            "this build of llama.cpp has no GPU backend (build with --features cuda, metal or vulkan)"
-        ),
-        "devices": devices,
-        "gpu_plan": plan,
-    });
+    let r = file_report(&path, args.model.is_none(), args.gpu_memory)?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
-    print_text(out, &path, &info, gpu, &devices, &plan)
+    print_text(out, &r)
 }
 
 /// The text form of `info`.
-fn print_text(
-    out: &mut dyn Write,
-    path: &std::path::Path,
-    info: &engine::GgufInfo,
-    gpu: bool,
-    devices: &[offload::Device],
-    plan: &offload::LayerPlan,
-) -> Result<()> {
+fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
+    let (path, info, gpu, plan) = (&r.path, &r.info, r.gpu_available, &r.gpu_plan);
     writeln!(out, "file          {}", path.display())?;
     writeln!(
         out,
@@ -106,7 +70,7 @@ fn print_text(
             "not in this build"
         }
     )?;
-    for d in devices {
+    for d in &r.devices {
         writeln!(
             out,
             "device        {} ({}, {}): {}, {} of {} MiB free",

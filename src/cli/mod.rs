@@ -3,7 +3,6 @@
 mod bench;
 mod chat;
 mod chat_worker;
-mod constants;
 mod engine_args;
 mod format;
 mod info;
@@ -220,10 +219,11 @@ where
             let message = error_text(&e);
             eprintln!("error: {message}");
             if json_errors {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"code": error_code(&e), "message": message})
-                );
+                let line = crate::error_code::ErrorLine {
+                    code: error_code(&e),
+                    message,
+                };
+                eprintln!("{}", serde_json::to_string(&line).unwrap_or_default());
             }
             ExitCode::FAILURE
         }

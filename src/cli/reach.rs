@@ -1,19 +1,16 @@
-//! `culturetune reach`: the controllability bound of a soft-prompt space. For each of the six
-//! indices, a DE search for its largest and one for its smallest value on the training
-//! survey, from the same space a `tune` run with these settings searches. Nothing is stored
-//! but the calibration (shared with `tune`).
+//! `culturetune reach`: the controllability bound of a soft-prompt space
+//! (`tuning::reach`), with the model loaded and the constants calibrated as for `tune`.
 
 use super::format::cell;
 use super::space_args::SpaceArgs;
-use crate::dimension::{DimScores, Dimension};
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::survey::Survey;
-use crate::tuning::request::{defaults, resolve, TuneRequest};
-use crate::tuning::{constants_for, Reach, Tuner};
+use crate::tuning::reach::{reach_all, ReachReport};
+use crate::tuning::request::{defaults, model_facts, resolve, EngineChoice, TuneRequest};
+use crate::tuning::{constants_for, Tuner};
 use anyhow::{Context, Result};
-use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -38,110 +35,67 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         strategy: Some(Strategy::Shade),
         ..args.space.request()
     };
-    let config = resolve(&request, table, &args.space.engine_choice(), || {
-        args.space.facts()
+    let engine = &args.space.engine;
+    let config = resolve(&request, table, &EngineChoice::of(engine), || {
+        model_facts(engine, &mut |line| eprintln!("{line}"))
     })?;
     let region = table.find(&config.region)?.clone();
     let (given, sha) = (args.space.engine.model_path(), config.model_sha256.clone());
     let train = Survey::from_id_or_path(&config.survey).context("loading the training survey")?;
-    let model = args.space.engine.load()?;
+    let model = super::engine_args::load(&args.space.engine)?;
     let store = Store::open(db)?;
     // Calibrations refer to the model's record.
     store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
-    let constants = constants_for(&store, &model, &train, table, &config, |done, code| {
-        eprintln!(
-            "calibrating on {} ({done}/{})",
-            code,
-            config.calibration_regions.len()
-        )
-    })?;
-    let mut tuner = Tuner::new(&model, &config, train, region.clone(), constants)?;
-    let start = tuner
-        .evaluate_rows(&tuner.rows(&vec![0.0; config.d]))?
-        .indices;
-    let cancel = AtomicBool::new(false);
-    let (mut lo, mut hi) = ([f64::INFINITY; 6], [f64::NEG_INFINITY; 6]);
-    let mut found: Vec<Reach> = Vec::new();
-    for d in Dimension::ALL {
-        for maximize in [false, true] {
-            let mut options = config.de.clone();
-            // Each search its own stream, all from the one stored seed.
-            options.seed = args.space.seed ^ ((d.index() as u64 * 2 + maximize as u64 + 1) << 32);
-            let r = tuner.reach(d, maximize, options, &cancel, |s: &DimScores| {
-                for (dim, v) in s.iter() {
-                    lo[dim.index()] = lo[dim.index()].min(v);
-                    hi[dim.index()] = hi[dim.index()].max(v);
-                }
-            })?;
+    let constants = constants_for(
+        &store,
+        &model,
+        &train,
+        table,
+        &config.calibration(),
+        |done, code| {
             eprintln!(
-                "{} {}: {:.1}",
-                if maximize { "max" } else { "min" },
-                d.code(),
-                r.value
-            );
-            found.push(r);
-        }
-    }
-    let rows: Vec<_> = Dimension::ALL
-        .iter()
-        .map(|&d| {
-            let searched = |max: bool| {
-                found
-                    .iter()
-                    .find(|r| r.dimension == d && r.maximize == max)
-                    .map(|r| r.value)
-            };
-            json!({
-                "dimension": d.code(), "target": region.scores.get(d), "start": start.get(d),
-                "min": searched(false), "max": searched(true),
-                "seen_min": lo[d.index()], "seen_max": hi[d.index()],
-            })
-        })
-        .collect();
+                "calibrating on {} ({done}/{})",
+                code,
+                config.calibration_regions.len()
+            )
+        },
+    )?;
+    let mut tuner = Tuner::new(&model, &config, train, region.clone(), constants)?;
+    let cancel = AtomicBool::new(false);
+    let report = reach_all(&mut tuner, &config, &region.scores, &cancel, &mut |r| {
+        let way = if r.maximize { "max" } else { "min" };
+        eprintln!("{way} {}: {:.1}", r.dimension.code(), r.value)
+    })?;
     if args.json {
-        let v = json!({"region": region.code, "placement": config.placement, "anchor": config.anchor, "d": config.d,
-            "k_extra": config.extra_rows, "a_scale": config.a_scale,
-            "panel": config.panel, "counterbalance": config.counterbalance, "budget_per_search": args.budget,
-            "seed": args.space.seed, "dimensions": rows});
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    print_table(
-        out,
-        &region.code,
-        config.placement.as_str(),
-        args.budget,
-        &rows,
-    )
+    print_table(out, &report)
 }
 
 /// The text table of `reach`: per dimension the target, the value at z = 0, and the range.
-fn print_table(
-    out: &mut dyn Write,
-    region: &str,
-    placement: &str,
-    budget: usize,
-    rows: &[serde_json::Value],
-) -> Result<()> {
+fn print_table(out: &mut dyn Write, r: &ReachReport) -> Result<()> {
     writeln!(
         out,
-        "region {region}: reach of each index over the {placement} placement's soft prompts ({budget} candidates per search)"
+        "region {}: reach of each index over the {} placement's soft prompts ({} candidates per search)",
+        r.region,
+        r.placement.as_str(),
+        r.budget_per_search
     )?;
     writeln!(
         out,
         "{:<5}{:>8}{:>8}{:>8}{:>8}",
         "", "target", "z = 0", "min", "max"
     )?;
-    for r in rows {
-        let f = |k: &str| cell(r[k].as_f64());
+    for d in &r.dimensions {
         writeln!(
             out,
             "{:<5}{:>8}{:>8}{:>8}{:>8}",
-            r["dimension"].as_str().unwrap_or("?"),
-            f("target"),
-            f("start"),
-            f("seen_min"),
-            f("seen_max")
+            d.dimension.code(),
+            cell(d.target),
+            cell(d.start),
+            cell(Some(d.seen_min)),
+            cell(Some(d.seen_max))
         )?;
     }
     writeln!(

@@ -3,11 +3,10 @@
 use super::format::{cell, dim_header, dim_row};
 use crate::dimension::Dimension;
 use crate::regions::RegionTable;
-use crate::responses::Responses;
-use crate::scoring::{indices, Loss};
+use crate::responses::{Responses, ScoreReport};
+use crate::scoring::Constants;
 use crate::survey::Survey;
 use anyhow::{Context, Result};
-use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -36,33 +35,15 @@ pub struct Args {
 /// Scores the responses file.
 pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
     let survey = Survey::from_id_or_path(&args.survey).context("loading the survey")?;
-    let constants = super::constants::parse(&args.constants, &survey)?;
+    let constants = Constants::parse(&args.constants, &survey)?;
     let responses = Responses::from_path(&args.responses, &survey)?;
     let region = args.region.as_deref().map(|q| table.find(q)).transpose()?;
-    let scores = indices(&survey, &responses.item_means, &constants)?;
-    let loss = region.and_then(|r| Loss::between(&scores, &r.scores));
-
+    let r = ScoreReport::new(&survey, &args.responses, &responses, constants, region)?;
     if args.json {
-        let item_means: serde_json::Map<String, serde_json::Value> = survey
-            .items
-            .iter()
-            .zip(&responses.item_means)
-            .map(|(i, m)| (i.id.clone(), json!(m)))
-            .collect();
-        let report = json!({
-            "survey": survey.id,
-            "responses": args.responses,
-            "respondents": responses.respondents,
-            "item_means": item_means,
-            "constants": constants,
-            "indices": scores,
-            "region": region,
-            "loss": loss,
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
-
+    let (scores, loss, constants) = (&r.indices, &r.loss, &r.constants);
     writeln!(
         out,
         "survey {} ({} items), {} respondents from {}",
@@ -74,7 +55,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     writeln!(out, "constants: {}", constants.describe())?;
     writeln!(out)?;
     writeln!(out, "{:<10}{}", "", dim_header(8))?;
-    writeln!(out, "{:<10}{}", "index", dim_row(&scores, 8))?;
+    writeln!(out, "{:<10}{}", "index", dim_row(scores, 8))?;
     if let Some(r) = region {
         writeln!(out, "{:<10}{}", r.code, dim_row(&r.scores, 8))?;
         match &loss {

@@ -3,8 +3,7 @@
 
 use super::engine_args::EngineArgs;
 use crate::soft_prompt::{AnswerAnchor, Placement};
-use crate::tuning::request::{defaults, EngineChoice, ModelFacts, TuneRequest};
-use crate::tuning::TuneError;
+use crate::tuning::request::{defaults, TuneRequest};
 
 /// The model, region and search space.
 #[derive(Debug, clap::Args)]
@@ -81,32 +80,5 @@ impl SpaceArgs {
             calibration_regions: self.calibration_regions.clone(),
             ..TuneRequest::default()
         }
-    }
-
-    /// The model file, weights and evaluation settings chosen.
-    pub fn engine_choice(&self) -> EngineChoice {
-        EngineChoice {
-            model_path: self.engine.model_path().display().to_string(),
-            weights: self.engine.weights,
-            settings: self.engine.settings(),
-        }
-    }
-
-    /// Reads the model file's hash and plans its GPU layers (after every setting is checked).
-    pub fn facts(&self) -> Result<ModelFacts, TuneError> {
-        let given = self.engine.model_path();
-        let sha256 = crate::fingerprint::sha256_file(&given).map_err(|source| {
-            crate::engine::EngineError::Io {
-                path: given.display().to_string(),
-                source,
-            }
-        })?;
-        let gpu_layers = self.engine.resolve_layers(&given).map_err(|e| {
-            match e.downcast::<crate::engine::EngineError>() {
-                Ok(e) => TuneError::Engine(e),
-                Err(e) => TuneError::Other(format!("{e:#}")),
-            }
-        })?;
-        Ok(ModelFacts { sha256, gpu_layers })
     }
 }

@@ -2,14 +2,13 @@
 
 use super::engine_args::EngineArgs;
 use super::format::{cell, dim_header, dim_row};
-use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
-use crate::prompt::{self, Method};
+use crate::engine::evaluate::SurveyPrompts;
+use crate::prompt::Method;
 use crate::regions::RegionTable;
-use crate::scoring::{indices, Loss};
+use crate::scoring::Constants;
 use crate::survey::Survey;
-use crate::tuning::placed::PromptPlacement;
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::json;
+use crate::tuning::survey_run::{prompt_dumps, SurveyAsk, SurveyReport};
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -53,132 +52,79 @@ pub struct Args {
 
 /// Runs the survey on the model.
 pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
-    if args.panel == 0 || args.panel > prompt::MAX_PANEL {
-        bail!(
-            "--panel must be 1..={}, got {}",
-            prompt::MAX_PANEL,
-            args.panel
-        );
-    }
-    if args.soft_prompt.is_some() && args.method != Method::Naive {
-        bail!("--soft-prompt is answered beside the naive persona, as it was tuned (its rows replace the persona sentence, or open the answer): leave out --method icl");
-    }
     if let Some(path) = &args.dump_prompts {
         // Before the work: a target that must not be replaced is refused at once.
         crate::atomic_file::check_replaceable(path)
             .with_context(|| format!("--dump-prompts {}", path.display()))?;
     }
     let survey = Survey::from_id_or_path(&args.survey).context("loading the survey")?;
-    let constants = super::constants::parse(&args.constants, &survey)?;
-    let region = table.find(&args.region)?;
-    let model = args.engine.load()?;
-    let block = prompt::persona_block(args.method, region);
-    let panel = prompt::panel(args.panel);
-    let prompts = SurveyPrompts::build(&model, &survey, &block, &panel, args.counterbalance)?;
-    if let Some(path) = &args.dump_prompts {
-        dump_prompts(path, &prompts)?;
-    }
+    let ask = SurveyAsk {
+        survey: &survey,
+        region: table.find(&args.region)?,
+        method: args.method,
+        panel: args.panel,
+        counterbalance: args.counterbalance,
+        constants: Constants::parse(&args.constants, &survey)?,
+    };
+    ask.check(args.soft_prompt.is_some())?;
+    let model = super::engine_args::load(&args.engine)?;
     let soft = args
         .soft_prompt
         .as_deref()
         .map(|dir| crate::export::import(dir, Some(model.info().n_embd)))
         .transpose()?;
-    let mut ev = Evaluator::new(&model, args.engine.settings())?;
-    let answers = match &soft {
-        None => ev.evaluate(&prompts, PersonaInput::Text)?,
-        Some(sp) => {
-            // As it was tuned: in the placement its card names, beside the naive persona.
-            let dir = args.soft_prompt.as_deref().unwrap_or(Path::new(""));
-            let placement = PromptPlacement::from_card(&sp.card)
-                .map_err(|e| anyhow!("{}: culturetune.json: {e}", dir.display()))?;
-            let placed =
-                placement.survey_prompts(&model, &survey, region, &panel, args.counterbalance)?;
-            placed.evaluate(&mut ev, &[&sp.rows], 1)?.remove(0)
-        }
-    };
-    let scores = indices(&survey, &answers.item_means(), &constants)?;
-    let loss = Loss::between(&scores, &region.scores);
-
+    let soft = soft.as_ref().map(|sp| (sp.rows.as_slice(), &sp.card));
+    let prompts = ask.prompts(&model)?;
+    if let Some(path) = &args.dump_prompts {
+        dump_prompts(path, &prompts)?;
+    }
+    let report = ask.run(&model, args.engine.settings(), &prompts, soft)?;
     if args.json {
-        let items = item_json(&survey, &answers);
-        let report = json!({
-            "model": model.info(), "survey": survey.id, "region": region, "method": args.method,
-            "panel": panel, "counterbalance": args.counterbalance, "settings": ev.settings(),
-            "items": items, "constants": constants, "indices": scores, "loss": loss,
-            "tokens_decoded": answers.tokens_decoded, "seconds": answers.elapsed.as_secs_f64(),
-        });
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let who = match &args.soft_prompt {
         Some(d) => format!("the soft prompt in {}", d.display()),
-        None => format!("{block:?}"),
+        None => format!("{:?}", prompts.persona_text),
     };
     let order = if args.counterbalance {
         ", counterbalanced"
     } else {
         ""
     };
-    let (method, n) = (args.method, panel.len());
     writeln!(
         out,
-        "survey {} as {who}, method {method:?}, panel {n}{order}",
-        survey.id
+        "survey {} as {who}, method {:?}, panel {}{order}",
+        survey.id,
+        args.method,
+        report.panel.len()
     )?;
-    print_answers(
-        out,
-        &survey,
-        &answers,
-        &constants,
-        &scores,
-        region,
-        loss.as_ref(),
-    )
-}
-
-/// Each item's answer as JSON: id, expected answer, digit mass, distribution.
-fn item_json(
-    survey: &Survey,
-    answers: &crate::engine::evaluate::SurveyAnswers,
-) -> Vec<serde_json::Value> {
-    survey
-        .items
-        .iter()
-        .zip(&answers.items)
-        .map(|(i, a)| json!({"id": i.id, "expected": a.expected, "digit_mass": a.digit_mass, "probs": a.probs}))
-        .collect()
+    print_answers(out, &report)
 }
 
 /// The text form of `survey`'s results: every item's answer distribution, the indices next
 /// to the region's, the loss, and the work done.
-fn print_answers(
-    out: &mut dyn Write,
-    survey: &Survey,
-    answers: &crate::engine::evaluate::SurveyAnswers,
-    constants: &crate::scoring::Constants,
-    scores: &crate::dimension::DimScores,
-    region: &crate::regions::Region,
-    loss: Option<&Loss>,
-) -> Result<()> {
+fn print_answers(out: &mut dyn Write, r: &SurveyReport) -> Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<6}{:>9}{:>7}   P(1..5)", "item", "expected", "mass")?;
-    for (i, a) in survey.items.iter().zip(&answers.items) {
-        let probs: Vec<String> = a.probs.iter().map(|p| format!("{p:.2}")).collect();
+    for i in &r.items {
+        let probs: Vec<String> = i.probs.iter().map(|p| format!("{p:.2}")).collect();
         writeln!(
             out,
             "{:<6}{:>9.2}{:>7.2}   {}",
             i.id,
-            a.expected,
-            a.digit_mass,
+            i.expected,
+            i.digit_mass,
             probs.join(" ")
         )?;
     }
+    let region = &r.region;
     writeln!(out)?;
-    writeln!(out, "constants: {}", constants.describe())?;
+    writeln!(out, "constants: {}", r.constants.describe())?;
     writeln!(out, "{:<10}{}", "", dim_header(8))?;
-    writeln!(out, "{:<10}{}", "model", dim_row(scores, 8))?;
+    writeln!(out, "{:<10}{}", "model", dim_row(&r.indices, 8))?;
     writeln!(out, "{:<10}{}", region.code, dim_row(&region.scores, 8))?;
-    if let Some(l) = loss {
+    if let Some(l) = &r.loss {
         writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, 8))?;
         writeln!(out)?;
         writeln!(
@@ -194,24 +140,15 @@ fn print_answers(
     writeln!(
         out,
         "{} tokens decoded in {:.2} s",
-        answers.tokens_decoded,
-        answers.elapsed.as_secs_f64()
+        r.tokens_decoded, r.seconds
     )?;
     Ok(())
 }
 
 fn dump_prompts(path: &Path, prompts: &SurveyPrompts) -> Result<()> {
     let mut text = String::new();
-    for (k, leaf) in prompts.leaves.iter().enumerate() {
-        let line = json!({
-            "item": leaf.item, "respondent": leaf.respondent, "reversed": leaf.reversed,
-            "text": prompts.texts[k],
-            "tokens": prompts.head.len() + prompts.persona_tokens.len() + prompts.tails[k].len(),
-            "head_tokens": prompts.head.len(), "persona_tokens": prompts.persona_tokens.len(),
-            "tail_tokens": prompts.tails[k].len(),
-            "token_ids": prompts.head.iter().chain(&prompts.persona_tokens).chain(&prompts.tails[k]).collect::<Vec<_>>(),
-        });
-        text.push_str(&line.to_string());
+    for line in prompt_dumps(prompts) {
+        text.push_str(&serde_json::to_string(&line)?);
         text.push('\n');
     }
     crate::atomic_file::write(path, text.as_bytes())

@@ -2,15 +2,14 @@
 
 use super::engine_args::EngineArgs;
 use crate::dimension::Dimension;
-use crate::engine::evaluate::Evaluator;
-use crate::export;
 use crate::fingerprint::sha256_file;
 use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
-use crate::tuning::{calibrate, TuneConfig};
+use crate::tuning::calibration::calibrate_surveys;
+use crate::tuning::transfer;
+use crate::tuning::{resolve_calibration_regions, Calibration};
 use anyhow::{Context, Result};
-use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,39 +62,14 @@ pub struct CalibrateArgs {
 /// Writes a run's tuned prompt as an adapter directory.
 pub fn export_run(args: &ExportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
     let store = Store::open_read_only(db)?;
-    if let (Ok(target), Ok(db_file)) = (args.out.canonicalize(), db.canonicalize()) {
-        if db_file.starts_with(&target) {
-            anyhow::bail!(
-                "{} holds the database {}; export into another folder (--out)",
-                args.out.display(),
-                db.display()
-            );
-        }
-    }
-    let run = store.run(args.run)?;
-    let p = store.prompt_for_run(run.id)?.with_context(|| {
-        format!(
-            "run {} has no tuned prompt (status {})",
-            run.id,
-            run.status.as_str()
-        )
-    })?;
-    let name = p
-        .card
-        .get("model_name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("unknown")
-        .to_string();
-    export::export(
-        &args.out, &p.rows, p.k, p.n_embd, &p.card, &name, args.force,
-    )?;
+    let e = transfer::export_run(&store, db, args.run, &args.out, args.force)?;
     writeln!(
         out,
         "exported run {} ({} x {} soft prompt for {}) to {}",
-        run.id,
-        p.k,
-        p.n_embd,
-        run.region,
+        e.run,
+        e.k,
+        e.n_embd,
+        e.region,
         args.out.display()
     )?;
     Ok(())
@@ -103,25 +77,20 @@ pub fn export_run(args: &ExportArgs, db: &Path, out: &mut dyn Write) -> Result<(
 
 /// Validates an adapter directory against a model and stores it.
 pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let model = args.engine.load()?;
-    let file = export::import(&args.dir, Some(model.info().n_embd))?;
-    let sha = sha256_file(&args.engine.model_path()).context("hashing the model")?;
-    if file.card.get("model_sha256").and_then(|v| v.as_str()) != Some(sha.as_str()) {
+    let model = super::engine_args::load(&args.engine)?;
+    let given = args.engine.model_path();
+    let sha = sha256_file(&given).context("hashing the model")?;
+    let i = transfer::import_dir(db, &model, &given, &sha, &args.dir)?;
+    if !i.same_model {
         eprintln!("warning: {} was tuned on another model file (card model_sha256 differs); answers may not transfer", args.dir.display());
     }
-    let store = Store::open(db)?;
-    store.upsert_model(&crate::tuning::model_record(
-        &model,
-        &sha,
-        &args.engine.model_path(),
-    ))?;
-    let id = store.save_prompt(None, &sha, file.k, file.n_embd, &file.rows, &file.card)?;
     writeln!(
         out,
-        "imported {} ({} x {}) as prompt {id}",
+        "imported {} ({} x {}) as prompt {}",
         args.dir.display(),
-        file.k,
-        file.n_embd
+        i.k,
+        i.n_embd,
+        i.prompt
     )?;
     Ok(())
 }
@@ -136,17 +105,14 @@ pub fn calibrate_model(
 ) -> Result<()> {
     let given = args.engine.model_path();
     let sha = sha256_file(&given).with_context(|| format!("reading {}", given.display()))?;
-    let mut config = TuneConfig::new("USA", &given.display().to_string(), &sha, 0);
-    config.weights = args.engine.weights;
-    config.settings = args.engine.settings();
-    config.panel = args.panel;
-    config.counterbalance = args.counterbalance;
-    config.calibration_regions =
-        crate::tuning::resolve_calibration_regions(table, args.regions.as_deref())?;
-    let model = args.engine.load()?;
-    let store = Store::open(db)?;
-    store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
-    let mut ev = Evaluator::new(&model, config.settings)?;
+    let procedure = Calibration {
+        model_sha256: sha.clone(),
+        weights: args.engine.weights,
+        settings: args.engine.settings(),
+        panel: args.panel,
+        counterbalance: args.counterbalance,
+        regions: resolve_calibration_regions(table, args.regions.as_deref())?,
+    };
     let surveys = if args.surveys.is_empty() {
         vec![
             Survey::builtin(TRAINING_SURVEY_ID)?,
@@ -158,47 +124,35 @@ pub fn calibrate_model(
             .map(|spec| Survey::from_id_or_path(spec))
             .collect::<Result<_, _>>()?
     };
-    let mut report = Vec::new();
-    for survey in &surveys {
-        let id = &survey.id;
-        let c = calibrate(&model, &mut ev, survey, table, &config, |done, code| {
-            eprintln!(
-                "calibrating {id}: {done}/{} ({code})",
-                config.calibration_regions.len()
-            )
-        })?;
-        store.save_calibration(
-            &config.calibration_key(survey),
-            &sha,
-            id,
-            &config.calibration_regions,
-            &c,
-        )?;
-        report.push(json!({"survey": id, "constants": c}));
-        if !args.json {
-            let parts: Vec<String> = Dimension::ALL
-                .iter()
-                .map(|d| format!("{d}={:.1}", c.get(*d).unwrap_or(0.0)))
-                .collect();
-            writeln!(out, "{id}: {}", parts.join(" "))?;
-        }
-    }
+    let model = super::engine_args::load(&args.engine)?;
+    let store = Store::open(db)?;
+    store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
+    let n = procedure.regions.len();
+    let report = calibrate_surveys(
+        &store,
+        &model,
+        table,
+        &procedure,
+        &surveys,
+        &mut |id, done, code| eprintln!("calibrating {id}: {done}/{n} ({code})"),
+    )?;
     if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"model_sha256": sha, "regions": config.calibration_regions, "calibrations": report})
-            )?
-        )?;
-    } else {
-        writeln!(
-            out,
-            "stored in {} for model {} (regions: {})",
-            db.display(),
-            sha.get(..12).unwrap_or(&sha),
-            config.calibration_regions.join(",")
-        )?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
     }
+    for c in &report.calibrations {
+        let parts: Vec<String> = Dimension::ALL
+            .iter()
+            .map(|d| format!("{d}={:.1}", c.constants.get(*d).unwrap_or(0.0)))
+            .collect();
+        writeln!(out, "{}: {}", c.survey, parts.join(" "))?;
+    }
+    writeln!(
+        out,
+        "stored in {} for model {} (regions: {})",
+        db.display(),
+        sha.get(..12).unwrap_or(&sha),
+        procedure.regions.join(",")
+    )?;
     Ok(())
 }

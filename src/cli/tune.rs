@@ -11,7 +11,7 @@ use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::tuning::job::{self, JobSpec};
 use crate::tuning::report::{Comparison, RunTiming};
-use crate::tuning::request::{defaults, resolve, TuneRequest};
+use crate::tuning::request::{defaults, model_facts, resolve, EngineChoice, TuneRequest};
 use crate::tuning::TuneError;
 use anyhow::Result;
 use std::io::Write;
@@ -95,8 +95,9 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
         candidates_per_decode: args.candidates_per_decode,
         ..args.space.request()
     };
-    let config = resolve(&request, table, &args.space.engine_choice(), || {
-        args.space.facts()
+    let engine = &args.space.engine;
+    let config = resolve(&request, table, &EngineChoice::of(engine), || {
+        model_facts(engine, &mut |line| eprintln!("{line}"))
     })?;
     let spec = JobSpec::New(Box::new(config));
     drive(spec, table, db, args.space.engine.verbose, &args.out, out)

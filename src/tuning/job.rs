@@ -307,22 +307,29 @@ impl Job<'_> {
         let mut announced = false;
         let mut stop = false;
         let sink = &mut *self.sink;
-        let c = constants_for(self.store, model, survey, self.table, config, |done, _| {
-            if !announced {
-                sink.note(&format!(
+        let c = constants_for(
+            self.store,
+            model,
+            survey,
+            self.table,
+            &config.calibration(),
+            |done, _| {
+                if !announced {
+                    sink.note(&format!(
                     "calibrating constants on {} ({total} regions, once per model and procedure)",
                     survey.id
                 ));
-                announced = true;
-            }
-            let e = Event::Progress {
-                run,
-                stage: format!("calibrating {}", survey.id),
-                done,
-                total,
-            };
-            stop |= sink.event(&e).is_break();
-        })?;
+                    announced = true;
+                }
+                let e = Event::Progress {
+                    run,
+                    stage: format!("calibrating {}", survey.id),
+                    done,
+                    total,
+                };
+                stop |= sink.event(&e).is_break();
+            },
+        )?;
         if stop {
             self.cancel.store(true, Ordering::SeqCst);
         }

@@ -7,14 +7,14 @@
 //! cancel flag stops it between two candidate evaluations; the unfinished generation is
 //! dropped, so the stored state stays consistent.
 
-use crate::dimension::{DimScores, Dimension};
+use crate::dimension::DimScores;
 use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
 };
 use crate::engine::{EmbeddingTable, EngineError, Model, WeightType};
 use crate::optim::{DeOptions, DeState, Generation, Outcome};
 use crate::prompt::{self, Method, Respondent};
-use crate::regions::{Region, RegionTable};
+use crate::regions::Region;
 use crate::scoring::{indices, Constants, Loss};
 use crate::soft_prompt::{AnswerAnchor, Placement, SoftPromptSpace};
 use crate::store::{Checkpoint, EvaluationRecord, Store};
@@ -33,16 +33,22 @@ pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
     "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
 ];
 
+pub mod calibration;
+pub mod chat;
 pub mod defaults;
 pub mod history;
 pub mod job;
 pub mod placed;
+pub mod reach;
 pub mod reeval;
 pub mod report;
 pub mod request;
+pub mod survey_run;
+pub mod transfer;
 
-/// Fewest calibration regions taken from a targets table by default.
-const MIN_CALIBRATION_REGIONS: usize = 3;
+pub use calibration::{
+    calibrate, calibration_regions, constants_for, resolve_calibration_regions, Calibration,
+};
 
 /// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
 /// given file's, which is what the hash covers (not a converted copy's).
@@ -64,61 +70,6 @@ pub fn model_record(
 /// Most soft-prompt rows beyond the anchor text's own (`--extra-rows`): far more than any
 /// useful prompt, few enough that a typo cannot ask for gigabytes.
 pub const MAX_EXTRA_ROWS: usize = 1024;
-
-/// The calibration regions: the codes `given` (each looked up in the table, none twice), else
-/// the table's default ([`calibration_regions`]).
-pub fn resolve_calibration_regions(
-    table: &RegionTable,
-    given: Option<&[String]>,
-) -> Result<Vec<String>, TuneError> {
-    match given {
-        Some(codes) => {
-            let mut out: Vec<String> = Vec::with_capacity(codes.len());
-            for c in codes {
-                let code = table.find(c)?.code.clone();
-                if out.contains(&code) {
-                    return Err(TuneError::Invalid(format!(
-                        "calibration region {code} is given more than once (--calibration-regions)"
-                    )));
-                }
-                out.push(code);
-            }
-            Ok(out)
-        }
-        None => calibration_regions(table),
-    }
-}
-
-/// The default calibration regions for a targets table: those of
-/// [`DEFAULT_CALIBRATION_REGIONS`] that it has (all twelve in the built-in table); for a table
-/// with fewer than three of them, its first twelve regions that publish all six dimensions.
-/// An error when it has fewer than three such regions.
-pub fn calibration_regions(table: &RegionTable) -> Result<Vec<String>, TuneError> {
-    let known: Vec<String> = DEFAULT_CALIBRATION_REGIONS
-        .iter()
-        .filter(|c| table.all().iter().any(|r| r.code == **c))
-        .map(|c| c.to_string())
-        .collect();
-    if known.len() >= MIN_CALIBRATION_REGIONS {
-        return Ok(known);
-    }
-    let full: Vec<String> = table
-        .all()
-        .iter()
-        .filter(|r| r.scores.count() == Dimension::ALL.len())
-        .take(DEFAULT_CALIBRATION_REGIONS.len())
-        .map(|r| r.code.clone())
-        .collect();
-    if full.len() < MIN_CALIBRATION_REGIONS {
-        return Err(TuneError::Invalid(format!(
-            "the targets table has {} region(s) with all six dimensions published and {} of the default calibration regions ({}); calibration needs at least {MIN_CALIBRATION_REGIONS}: add regions or give --calibration-regions",
-            full.len(),
-            known.len(),
-            DEFAULT_CALIBRATION_REGIONS.join(","),
-        )));
-    }
-    Ok(full)
-}
 
 /// Candidates per decode when layers are on a GPU: measured on an H200 with an 8B-shaped
 /// model, 8 per decode evaluate 1.65x as many candidates per second as 1 (docs/performance.md).
@@ -317,30 +268,16 @@ impl TuneConfig {
         Ok(())
     }
 
-    /// The constants policy for calibrated values of this configuration, labelled with what
-    /// they were calibrated on.
-    pub fn calibrated(&self, values: DimScores) -> Constants {
-        Constants::Calibrated {
-            values,
-            source: format!(
-                "{} regions, model {}",
-                self.calibration_regions.len(),
-                &self.model_sha256[..self.model_sha256.len().min(12)]
-            ),
+    /// What this run's calibration depends on (the store's key of its constants).
+    pub fn calibration(&self) -> Calibration {
+        Calibration {
+            model_sha256: self.model_sha256.clone(),
+            weights: self.weights,
+            settings: self.settings,
+            panel: self.panel,
+            counterbalance: self.counterbalance,
+            regions: self.calibration_regions.clone(),
         }
-    }
-
-    /// The key under which a survey's calibration for this model and procedure is stored (the
-    /// survey by id and by content, see [`Survey::content_sha256`]).
-    pub fn calibration_key(&self, survey: &Survey) -> String {
-        serde_json::json!({
-            "model": self.model_sha256, "weights": self.weights, "survey": survey.id,
-            "survey_sha256": survey.content_sha256(), "panel": self.panel,
-            "counterbalance": self.counterbalance, "n_ubatch": self.settings.n_ubatch,
-            "n_batch": self.settings.n_batch, "flash_attn": self.settings.flash_attn,
-            "regions": self.calibration_regions,
-        })
-        .to_string()
     }
 }
 
@@ -377,6 +314,9 @@ pub enum TuneError {
     /// Answers could not be scored.
     #[error("{0}")]
     Score(#[from] crate::scoring::ScoreError),
+    /// An exported soft prompt could not be read.
+    #[error("{0}")]
+    Export(#[from] crate::export::ExportError),
     /// The configuration or the request cannot be carried out (bad settings, a run that is
     /// not resumable, a model file that changed).
     #[error("{0}")]
@@ -398,6 +338,7 @@ impl TuneError {
             TuneError::Region(e) => e.code(),
             TuneError::Survey(e) => e.code(),
             TuneError::Score(e) => e.code(),
+            TuneError::Export(e) => e.code(),
             TuneError::Invalid(_) => C::InvalidInput,
             TuneError::Other(_) => C::Internal,
         }
@@ -463,97 +404,6 @@ pub fn score(
         loss,
         digit_mass,
     })
-}
-
-/// Calibrated constants: C_d = mean over the configuration's calibration regions of
-/// (target_d - raw_d(naive answers)), over the regions that publish d, with the
-/// configuration's panel. `progress` sees each region as it is done.
-pub fn calibrate(
-    model: &Model,
-    ev: &mut Evaluator<'_>,
-    survey: &Survey,
-    table: &RegionTable,
-    config: &TuneConfig,
-    mut progress: impl FnMut(usize, &str),
-) -> Result<DimScores, TuneError> {
-    let (regions, panel, counterbalance) = (
-        &config.calibration_regions,
-        config.panel,
-        config.counterbalance,
-    );
-    let mut sums = [0.0f64; 6];
-    let mut counts = [0usize; 6];
-    for (i, code) in regions.iter().enumerate() {
-        let region = table.find(code)?;
-        let p = SurveyPrompts::build(
-            model,
-            survey,
-            &prompt::persona(region),
-            &prompt::panel(panel),
-            counterbalance,
-        )?;
-        let a = ev.evaluate(&p, PersonaInput::Text)?;
-        let raw = indices(survey, &a.item_means(), &Constants::Zero)?;
-        for (d, t) in region.scores.iter() {
-            if let Some(r) = raw.get(d) {
-                sums[d.index()] += t - r;
-                counts[d.index()] += 1;
-            }
-        }
-        progress(i + 1, code);
-    }
-    let mut c = DimScores::default();
-    for d in crate::dimension::Dimension::ALL {
-        if counts[d.index()] > 0 {
-            c.set(d, Some(sums[d.index()] / counts[d.index()] as f64));
-        }
-    }
-    Ok(c)
-}
-
-/// The calibrated constants of a survey for a configuration: the stored ones when this model
-/// and procedure were calibrated before, otherwise calibrated now (`progress` sees each
-/// region) and stored.
-pub fn constants_for(
-    store: &Store,
-    model: &Model,
-    survey: &Survey,
-    table: &RegionTable,
-    config: &TuneConfig,
-    progress: impl FnMut(usize, &str),
-) -> Result<Constants, TuneError> {
-    let key = config.calibration_key(survey);
-    let values = match store.calibration(&key)? {
-        Some((c, _)) => c,
-        None => {
-            let mut ev = Evaluator::new(model, config.settings)?;
-            let c = calibrate(model, &mut ev, survey, table, config, progress)?;
-            store.save_calibration(
-                &key,
-                &config.model_sha256,
-                &survey.id,
-                &config.calibration_regions,
-                &c,
-            )?;
-            c
-        }
-    };
-    Ok(config.calibrated(values))
-}
-
-/// What a search for the extreme of one index found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reach {
-    /// The index searched.
-    pub dimension: Dimension,
-    /// Whether it was maximized (else minimized).
-    pub maximize: bool,
-    /// The most extreme value found.
-    pub value: f64,
-    /// All six indices of the candidate that reached it.
-    pub indices: DimScores,
-    /// Candidates evaluated.
-    pub evals: usize,
 }
 
 /// The soft-prompt search for one region on one survey.
@@ -695,58 +545,6 @@ impl<'m> Tuner<'m> {
         score(survey, &a, constants, &self.region)
     }
 
-    /// Controllability bound: a DE search over this tuner's soft-prompt space for the largest
-    /// (or smallest) value of one index on the training survey, not stored anywhere. Every
-    /// candidate's indices go to `seen`, so a caller can also keep the range of the other
-    /// indices over all candidates. `options.dim` must be the space's d.
-    pub fn reach(
-        &mut self,
-        dimension: Dimension,
-        maximize: bool,
-        options: DeOptions,
-        cancel: &AtomicBool,
-        mut seen: impl FnMut(&DimScores),
-    ) -> Result<Reach, TuneError> {
-        let mut state = DeState::new(options).map_err(TuneError::Invalid)?;
-        let sign = if maximize { -1.0 } else { 1.0 };
-        let mut best: Option<(f64, DimScores)> = None;
-        let outcome = state.run(
-            |xs: &[Vec<f64>]| -> Result<Vec<f64>, TuneError> {
-                let mut out = Vec::with_capacity(xs.len());
-                for group in xs.chunks(self.group) {
-                    if cancel.load(Ordering::Relaxed) {
-                        return Err(TuneError::Cancelled);
-                    }
-                    let rows: Vec<Vec<f32>> = group.iter().map(|z| self.space.rows(z)).collect();
-                    for a in self.evaluate_many(&rows)? {
-                        let r = score(&self.survey, &a, &self.constants, &self.region)?;
-                        seen(&r.indices);
-                        let v = r.indices.get(dimension).ok_or_else(|| {
-                            TuneError::Invalid(format!(
-                                "the survey does not score {}",
-                                dimension.code()
-                            ))
-                        })?;
-                        if best.is_none_or(|(b, _)| sign * v < sign * b) {
-                            best = Some((v, r.indices));
-                        }
-                        out.push(sign * v);
-                    }
-                }
-                Ok(out)
-            },
-            |_, _| ControlFlow::Continue(()),
-        )?;
-        let (value, indices) = best.ok_or_else(|| TuneError::Other("no candidate".into()))?;
-        Ok(Reach {
-            dimension,
-            maximize,
-            value,
-            indices,
-            evals: outcome.evals,
-        })
-    }
-
     /// Runs (or continues) the search. After every generation the state is checkpointed to
     /// `store` and `on_generation` is called with the generation and the best candidate's
     /// indices. `cancel` is checked before every candidate evaluation (or group of candidates
@@ -814,63 +612,5 @@ impl<'m> Tuner<'m> {
             return Err(f);
         }
         outcome
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(csv: &str) -> RegionTable {
-        RegionTable::from_reader(csv.as_bytes(), "t.csv").unwrap()
-    }
-
-    #[test]
-    fn an_edited_survey_gets_its_own_calibration_key() {
-        let c = TuneConfig::new("USA", "m.gguf", "abc", 1);
-        let a = Survey::builtin(crate::survey::TRAINING_SURVEY_ID).unwrap();
-        let mut renamed = a.clone();
-        renamed.name = "another title".into();
-        renamed.items[0].construct = "documentation only".into();
-        assert_eq!(c.calibration_key(&a), c.calibration_key(&renamed));
-        let mut reworded = a.clone();
-        reworded.items[3].text.push_str(" Please answer.");
-        assert_ne!(c.calibration_key(&a), c.calibration_key(&reworded));
-        let mut relabelled = a.clone();
-        relabelled.scales[0].labels[4] = "unimportant".into();
-        assert_ne!(c.calibration_key(&a), c.calibration_key(&relabelled));
-        let mut reweighted = a.clone();
-        reweighted.formulas[2].terms[1].coef = 25.0;
-        assert_ne!(c.calibration_key(&a), c.calibration_key(&reweighted));
-        let b = Survey::builtin(crate::survey::HELDOUT_SURVEY_ID).unwrap();
-        assert_ne!(a.content_sha256(), b.content_sha256());
-        assert_eq!(a.content_sha256().len(), 64);
-    }
-
-    #[test]
-    fn calibration_regions_come_from_the_targets_table() {
-        let builtin = calibration_regions(&RegionTable::builtin()).unwrap();
-        assert_eq!(builtin, DEFAULT_CALIBRATION_REGIONS.map(String::from));
-        // A table with three of the defaults: those three.
-        let t = table("country,code,pdi,idv,mas,uai,lto,ivr\nA,USA,1,2,3,4,5,6\nB,CHI,1,2,3,4,5,6\nC,XXX,1,2,3,4,5,6\nD,JPN,1,2,3,4,5,\n");
-        assert_eq!(calibration_regions(&t).unwrap(), ["USA", "JPN", "CHI"]);
-        // None of the defaults: its regions with all six dimensions, in table order.
-        let t = table("country,code,pdi,idv,mas,uai,lto,ivr\nA,AAA,1,2,3,4,5,6\nB,BBB,1,2,3,4,5,\nC,CCC,1,2,3,4,5,6\nD,DDD,1,2,3,4,5,6\n");
-        assert_eq!(calibration_regions(&t).unwrap(), ["AAA", "CCC", "DDD"]);
-        // Too few: a clear error.
-        let t =
-            table("country,code,pdi,idv,mas,uai,lto,ivr\nA,AAA,1,2,3,4,5,6\nB,BBB,1,2,3,4,5,\n");
-        let e = calibration_regions(&t).unwrap_err();
-        assert_eq!(e.code(), crate::error_code::ErrorCode::InvalidInput);
-        assert!(e.to_string().contains("--calibration-regions"), "{e}");
-        // Given codes are looked up.
-        let given = ["usa".to_string()];
-        let t = RegionTable::builtin();
-        assert_eq!(
-            resolve_calibration_regions(&t, Some(&given)).unwrap(),
-            ["USA"]
-        );
-        let e = resolve_calibration_regions(&t, Some(&["Atlantis".to_string()])).unwrap_err();
-        assert_eq!(e.code(), crate::error_code::ErrorCode::RegionUnknown);
     }
 }

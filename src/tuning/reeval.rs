@@ -48,13 +48,20 @@ pub fn reevaluate(
     // The run's calibration, or (a database from before calibrations were keyed by survey
     // content) the same calibration computed again: deterministic, so the same constants.
     let mut constants = |s: &Survey| {
-        constants_for(store, &model, s, table, &config, |done, code| {
-            note(format!(
-                "calibrating {}: {done}/{} ({code})",
-                s.id,
-                config.calibration_regions.len()
-            ))
-        })
+        constants_for(
+            store,
+            &model,
+            s,
+            table,
+            &config.calibration(),
+            |done, code| {
+                note(format!(
+                    "calibrating {}: {done}/{} ({code})",
+                    s.id,
+                    config.calibration_regions.len()
+                ))
+            },
+        )
     };
     let (c_train, c_heldout) = (constants(&train)?, constants(&heldout)?);
     let mut tuner = Tuner::new(

@@ -94,6 +94,34 @@ pub struct EngineChoice {
     pub settings: EvalSettings,
 }
 
+impl EngineChoice {
+    /// The choice the engine options make.
+    pub fn of(engine: &crate::engine::options::EngineOptions) -> EngineChoice {
+        EngineChoice {
+            model_path: engine.model_path().display().to_string(),
+            weights: engine.weights,
+            settings: engine.settings(),
+        }
+    }
+}
+
+/// Reads the model file's hash and plans its GPU layers (`note` hears the plan): the facts
+/// [`resolve`] asks for once every setting is checked.
+pub fn model_facts(
+    engine: &crate::engine::options::EngineOptions,
+    note: &mut dyn FnMut(String),
+) -> Result<ModelFacts, TuneError> {
+    let given = engine.model_path();
+    let sha256 = crate::fingerprint::sha256_file(&given).map_err(|source| {
+        crate::engine::EngineError::Io {
+            path: given.display().to_string(),
+            source,
+        }
+    })?;
+    let gpu_layers = engine.resolve_layers(&given, note)?;
+    Ok(ModelFacts { sha256, gpu_layers })
+}
+
 /// What is read from the model file, once every setting has been checked: its SHA-256 and the
 /// GPU layers the run will use.
 #[derive(Debug, Clone)]
