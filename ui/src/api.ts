@@ -14,11 +14,12 @@ export function scoreList(s: Scores | null | undefined): (number | null)[] {
 
 export interface AppError { code: string; message: string }
 export interface Region { code: string; name: string; scores: Scores }
+/** What `culturetune info --json` says of a model file (culturetune::engine::file_report::FileReport). */
 export interface ModelInfo {
   path: string; is_default: boolean; name: string | null; architecture: string;
-  file_size: number; n_params: number; quantization: string | null; n_embd: number | null;
-  n_layer: number | null; gpu_available: boolean; gpu_reason: string | null;
-  devices: Device[]; gpu_plan: LayerPlan;
+  file_size: number; n_params: number; quantization: string | null; file_type: number | null;
+  n_embd: number | null; n_layer: number | null; gguf_version: number; has_chat_template: boolean;
+  gpu_available: boolean; gpu_reason: string | null; devices: Device[]; gpu_plan: LayerPlan;
 }
 /** One device llama.cpp sees (`culturetune info --json`). */
 export interface Device {
@@ -29,31 +30,41 @@ export interface LayerPlan {
   gpu_layers: number; n_layer: number; budget_bytes: number | null; margin_bytes: number;
   per_layer_bytes: number; output_bytes: number; full_offload_bytes: number; note: string;
 }
+/** One line of `culturetune runs --json` (culturetune::tuning::history::RunSummary). */
 export interface RunSummary {
   id: number; status: string; region: string; survey: string; seed: number;
   evals: number | null; best_loss: number | null; created_at: string; updated_at: string;
   error: string | null;
 }
+/** The fields of a run's stored configuration (culturetune::tuning::TuneConfig) the window reads. */
+export interface RunConfig { model_path: string; survey: string; heldout_survey: string; [k: string]: unknown }
+/** A stored run (culturetune::store::RunRecord). */
+export interface RunRecord {
+  id: number; region: string; survey: string; method: string; model_sha256: string; config: RunConfig;
+  seed: number; status: string; error: string | null; created_at: string; updated_at: string;
+}
+/** One generation of a run (culturetune::tuning::history::TrajectoryPoint). */
 export interface Checkpoint {
   generation: number; evals: number; best_loss: number; mean_loss: number;
   best_scores: Scores; elapsed_s: number;
 }
+/** A stored evaluation (culturetune::store::EvaluationRecord). */
 export interface Evaluation {
-  method: string; survey: string; loss: number; indices: Scores; digit_mass: number;
-  [k: string]: unknown;
+  run_id: number | null; model_sha256: string; method: string; survey: string; region: string;
+  constants: unknown; indices: Scores; loss: number; loss_mean: number; dims_used: number; digit_mass: number;
 }
-export interface RunDetail {
-  run: RunSummary & { config: { model_path: string; survey: string; heldout_survey: string; [k: string]: unknown } };
-  trajectory: Checkpoint[];
-  evaluations: Evaluation[];
-}
-export type Losses = { naive: number | null; icl: number | null; tuned: number | null };
+/** `culturetune show --json` (culturetune::tuning::history::RunDetail). */
+export interface RunDetail { run: RunRecord; trajectory: Checkpoint[]; evaluations: Evaluation[] }
+/** The L1 loss of each method on one survey. */
+export interface Losses { naive: number | null; icl: number | null; tuned: number | null }
 /** Tuned losses over the finished runs of a region that differ only in their seed. */
 export interface Spread { n: number; mean: number | null; sd: number | null; min: number | null; max: number | null }
+/** The runs that differ from the newest only in their seed, and their tuned losses' spread. */
+export interface SeedSpread { runs: number[]; train: Spread; heldout: Spread }
+/** One region of `culturetune compare --json` (culturetune::tuning::history::CompareRow). */
 export interface CompareRow {
   region: string; name: string; run: number | null; train?: Losses; heldout?: Losses;
-  train_survey?: string; heldout_survey?: string;
-  seeds?: { runs: number[]; train: Spread; heldout: Spread };
+  train_survey?: string; heldout_survey?: string; seeds?: SeedSpread;
 }
 export interface JobInfo { job: number; kind: string; pid: number | null; run: number | null; region: string | null; cancelling: boolean }
 export interface JobEvent { job: number; event: WorkerEvent }
