@@ -312,49 +312,12 @@ pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFi
             .ok_or_else(|| invalid(&cfg_path, format!("{name} must be a positive integer")))
     };
     let (k, n_embd) = (field("num_virtual_tokens")?, field("token_dim")?);
-    let st_path = dir.join("adapter_model.safetensors");
-    let bytes = crate::input_file::read_capped(&st_path, MAX_IMPORT_BYTES).map_err(io(&st_path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| invalid(&st_path, format!("not a valid safetensors file: {e}")))?;
-    let t = st
-        .tensor(TENSOR_NAME)
-        .map_err(|_| invalid(&st_path, format!("no tensor named {TENSOR_NAME}")))?;
-    if t.dtype() != safetensors::Dtype::F32 {
-        return Err(invalid(
-            &st_path,
-            format!("{TENSOR_NAME} is {:?}; expected F32", t.dtype()),
-        ));
-    }
-    if t.shape() != [k, n_embd] {
-        return Err(invalid(
-            &st_path,
-            format!(
-                "{TENSOR_NAME} has shape {:?}; adapter_config.json says [{k}, {n_embd}]",
-                t.shape()
-            ),
-        ));
-    }
-    if let Some(want) = expected_n_embd {
-        if n_embd != want {
-            return Err(invalid(&st_path, format!("the soft prompt is {n_embd} wide but the model's embeddings are {want} wide (made for another model?)")));
-        }
-    }
-    let rows: Vec<f32> = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
-        return Err(invalid(
-            &st_path,
-            format!(
-                "value {i} (row {}, column {}) is {}; expected finite numbers",
-                i / n_embd,
-                i % n_embd,
-                rows[i]
-            ),
-        ));
-    }
+    let rows = read_rows(
+        &dir.join("adapter_model.safetensors"),
+        k,
+        n_embd,
+        expected_n_embd,
+    )?;
     let card_path = dir.join("culturetune.json");
     let card = read_json("culturetune.json")?;
     if card.get("format").and_then(Value::as_str) != Some(CARD_FORMAT) {
@@ -370,4 +333,57 @@ pub fn import(dir: &Path, expected_n_embd: Option<usize>) -> Result<SoftPromptFi
         rows,
         card,
     })
+}
+
+/// The `k x n_embd` rows of the adapter's tensor file `st_path`, all finite; `expected_n_embd`
+/// is the model's width, when one is known.
+fn read_rows(
+    st_path: &Path,
+    k: usize,
+    n_embd: usize,
+    expected_n_embd: Option<usize>,
+) -> Result<Vec<f32>, ExportError> {
+    let bytes = crate::input_file::read_capped(st_path, MAX_IMPORT_BYTES).map_err(io(st_path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| invalid(st_path, format!("not a valid safetensors file: {e}")))?;
+    let t = st
+        .tensor(TENSOR_NAME)
+        .map_err(|_| invalid(st_path, format!("no tensor named {TENSOR_NAME}")))?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(invalid(
+            st_path,
+            format!("{TENSOR_NAME} is {:?}; expected F32", t.dtype()),
+        ));
+    }
+    if t.shape() != [k, n_embd] {
+        return Err(invalid(
+            st_path,
+            format!(
+                "{TENSOR_NAME} has shape {:?}; adapter_config.json says [{k}, {n_embd}]",
+                t.shape()
+            ),
+        ));
+    }
+    if let Some(want) = expected_n_embd {
+        if n_embd != want {
+            return Err(invalid(st_path, format!("the soft prompt is {n_embd} wide but the model's embeddings are {want} wide (made for another model?)")));
+        }
+    }
+    let rows: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(
+            st_path,
+            format!(
+                "value {i} (row {}, column {}) is {}; expected finite numbers",
+                i / n_embd,
+                i % n_embd,
+                rows[i]
+            ),
+        ));
+    }
+    Ok(rows)
 }

@@ -128,37 +128,7 @@ impl Responses {
             message: e.to_string(),
         };
         let header = csv.headers().map_err(csv_err)?.clone();
-        let mut columns = Vec::with_capacity(survey.items.len());
-        for item in &survey.items {
-            let found: Vec<usize> = header
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| h.eq_ignore_ascii_case(&item.id))
-                .map(|(i, _)| i)
-                .collect();
-            match found.as_slice() {
-                [one] => columns.push(*one),
-                [] => {
-                    return Err(ResponsesError::MissingColumn {
-                        origin: origin.to_string(),
-                        column: item.id.clone(),
-                        survey: survey.id.clone(),
-                        expected: survey
-                            .items
-                            .iter()
-                            .map(|i| i.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    })
-                }
-                _ => {
-                    return Err(ResponsesError::DuplicateColumn {
-                        origin: origin.to_string(),
-                        column: item.id.clone(),
-                    })
-                }
-            }
-        }
+        let columns = item_columns(&header, origin, survey)?;
 
         let mut sums = vec![0.0f64; survey.items.len()];
         let mut answered = vec![0usize; survey.items.len()];
@@ -217,6 +187,47 @@ impl Responses {
         })
     }
 }
+/// The column of each survey item in a responses header (matched without regard to case):
+/// exactly one per item.
+fn item_columns(
+    header: &csv::StringRecord,
+    origin: &str,
+    survey: &Survey,
+) -> Result<Vec<usize>, ResponsesError> {
+    let mut columns = Vec::with_capacity(survey.items.len());
+    for item in &survey.items {
+        let found: Vec<usize> = header
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.eq_ignore_ascii_case(&item.id))
+            .map(|(i, _)| i)
+            .collect();
+        match found.as_slice() {
+            [one] => columns.push(*one),
+            [] => {
+                return Err(ResponsesError::MissingColumn {
+                    origin: origin.to_string(),
+                    column: item.id.clone(),
+                    survey: survey.id.clone(),
+                    expected: survey
+                        .items
+                        .iter()
+                        .map(|i| i.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                })
+            }
+            _ => {
+                return Err(ResponsesError::DuplicateColumn {
+                    origin: origin.to_string(),
+                    column: item.id.clone(),
+                })
+            }
+        }
+    }
+    Ok(columns)
+}
+
 /// Human responses scored (the JSON of `score --json`): the indices of their item means
 /// and, with a region, the loss to its published scores.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -9,7 +9,7 @@
 //! The worker exits with status 0 when stdin closes or after `--idle-secs` without a request.
 
 use super::engine_args::EngineArgs;
-use super::{error_code, error_text, InvalidInput};
+use super::errors::{error_code, error_text, InvalidInput};
 use crate::engine::Model;
 use crate::error_code::ErrorLine;
 use crate::regions::RegionTable;

@@ -76,7 +76,7 @@ fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
             "device        {} ({}, {}): {}, {} of {} MiB free",
             d.name,
             d.backend,
-            serde_json::to_value(d.kind)?.as_str().unwrap_or("?"),
+            crate::labels::serde_name(&d.kind),
             d.description,
             d.free_bytes >> 20,
             d.total_bytes >> 20

@@ -3,6 +3,7 @@
 
 use super::format::cell;
 use super::report::print_comparison;
+use crate::labels::serde_name;
 use crate::regions::RegionTable;
 use crate::store::{RunStatus, Store};
 use crate::tuning::history::{self, CompareRow, Spread};
@@ -279,13 +280,4 @@ fn compare_line(e: &CompareRow) -> String {
         cell(h.tuned),
         all_seeds(seeds.map(|s| &s.heldout)),
     )
-}
-
-/// A value's name as it is stored (serde's spelling), e.g. `auto` or `shade`.
-fn serde_name<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
 }

@@ -2,10 +2,10 @@
 //! procedure), evaluate the baselines, search with DE while checkpointing every generation,
 //! then evaluate the tuned prompt on the training and the held-out survey and store it.
 
+use super::errors::Cancelled;
 use super::report::print_comparison;
 use super::sinks::{JsonLines, Progress};
 use super::space_args::SpaceArgs;
-use super::Cancelled;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;

@@ -13,135 +13,15 @@
 //! cache is then in exactly the state it had after the prefix decode: every group of a run is
 //! evaluated from the same state, which keeps results repeatable and resumable bit for bit.
 
+use super::error::EngineError;
 use super::evaluate::{
-    aggregate, read_answer, CachedPrefixes, Evaluator, KvLayout, Leaf, LeafAnswer, SurveyAnswers,
-    MAX_SEQ,
+    aggregate, read_answer, CachedPrefixes, Evaluator, KvLayout, LeafAnswer, SurveyAnswers, MAX_SEQ,
 };
 use super::ffi::{BatchInput, RawContext};
-use super::streams::{longest_prompt, StreamCache};
+pub use super::prompts::{group_limit, AnswerPrompts};
+use super::streams::{decode_chunks, longest_prompt, StreamCache};
 use super::tree::PrefixTree;
-use super::{EngineError, Model};
-use crate::prompt::{self, Respondent};
-use crate::survey::Survey;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
-
-/// The item prompts of a survey split around an answer-side soft prompt.
-#[derive(Debug, Clone)]
-pub struct AnswerPrompts {
-    /// One entry per prompt.
-    pub leaves: Vec<Leaf>,
-    /// Tokens before the rows, per leaf (BOS included).
-    pub prefixes: Vec<Vec<i32>>,
-    /// The text the rows stand for at z = 0.
-    pub anchor_text: String,
-    /// Tokens of the anchor text.
-    pub anchor_tokens: Vec<i32>,
-    /// Tokens after the rows (the answer opening), per leaf.
-    pub suffixes: Vec<Vec<i32>>,
-    /// The full rendered prompt text per leaf, anchor included.
-    pub texts: Vec<String>,
-    /// Number of survey items.
-    pub n_items: usize,
-}
-
-/// The most candidates one decode can hold for a survey of `n_items` items asked of `panel`
-/// respondents, in both option orders when `counterbalance`: each candidate needs a sequence
-/// per (respondent, item, order) leaf, as [`AnswerPrompts::build`] lays them out.
-pub fn group_limit(n_items: usize, panel: usize, counterbalance: bool) -> usize {
-    leaf_limit(n_items * panel * if counterbalance { 2 } else { 1 })
-}
-
-fn leaf_limit(n_leaves: usize) -> usize {
-    (super::evaluate::MAX_SEQ / n_leaves.max(1)).max(1)
-}
-
-impl AnswerPrompts {
-    /// Renders every (respondent, item, order) prompt with `persona_block` in the system
-    /// message, and tokenizes its three parts: the chat up to the start of the assistant turn,
-    /// `anchor` (the text the rows stand for at z = 0), and the answer `opening` after the rows
-    /// (see `prompt::answer_parts`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn build(
-        model: &Model,
-        survey: &Survey,
-        persona_block: &str,
-        anchor: &str,
-        opening: &str,
-        panel: &[Respondent],
-        counterbalance: bool,
-    ) -> Result<AnswerPrompts, EngineError> {
-        if anchor.trim().is_empty() {
-            return Err(EngineError::Prompt(
-                "the answer-side anchor text is empty".into(),
-            ));
-        }
-        let orders: &[bool] = if counterbalance {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        if opening.is_empty() {
-            return Err(EngineError::Prompt(
-                "the answer opening after the rows is empty".into(),
-            ));
-        }
-        let bos = model.bos_prefix();
-        let mut out = AnswerPrompts {
-            leaves: vec![],
-            prefixes: vec![],
-            anchor_text: anchor.to_string(),
-            anchor_tokens: model.tokenize_text(anchor)?,
-            suffixes: vec![],
-            texts: vec![],
-            n_items: survey.items.len(),
-        };
-        let suffix = model.tokenize_text(opening)?;
-        for (r, resp) in panel.iter().enumerate() {
-            for (i, item) in survey.items.iter().enumerate() {
-                for &reversed in orders {
-                    let system = prompt::system_message(persona_block, resp);
-                    let user = prompt::user_message(survey, item, reversed);
-                    let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
-                    let mut prefix = bos.clone();
-                    prefix.extend(model.tokenize_rendered(&rendered, &[&system, &user])?);
-                    out.prefixes.push(prefix);
-                    out.suffixes.push(suffix.clone());
-                    out.leaves.push(Leaf {
-                        item: i,
-                        respondent: r,
-                        reversed,
-                    });
-                    out.texts.push(format!("{rendered}{anchor}{opening}"));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The most candidates one decode can carry: every (candidate, leaf) pair needs its own
-    /// sequence id.
-    pub fn max_group(&self) -> usize {
-        leaf_limit(self.leaves.len())
-    }
-
-    /// Tokens a candidate of `k` rows decodes (its rows plus every suffix).
-    pub fn tokens_per_candidate(&self, k: usize) -> usize {
-        self.suffixes.iter().map(|s| k + s.len()).sum()
-    }
-
-    /// Distinct prefix tokens: what is decoded once and kept.
-    pub fn unique_prefix_tokens(&self) -> usize {
-        PrefixTree::new(&self.prefixes).map_or(0, |t| t.unique_tokens())
-    }
-
-    pub(super) fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.prefixes.hash(&mut h);
-        h.finish()
-    }
-}
 
 impl<'m> Evaluator<'m> {
     /// Evaluates a group of answer-side soft prompts (each `k * n_embd` values, all of the same
@@ -506,45 +386,4 @@ impl<'m> Evaluator<'m> {
         self.cached = Some(CachedPrefixes { fingerprint, cells });
         Ok((cells, true))
     }
-}
-
-/// Decodes entries (one sequence id each) in chunks of the context's n_batch, in order, and returns the
-/// logits of the entries listed in `outputs` (ascending indices), in that order.
-pub(super) fn decode_chunks(
-    ctx: &mut RawContext<'_>,
-    n_embd: usize,
-    input: BatchInput<'_>,
-    pos: &[i32],
-    seqs: &[i32],
-    outputs: &[usize],
-) -> Result<Vec<Vec<f32>>, EngineError> {
-    let step = ctx.n_batch() as usize;
-    let mut logits = Vec::with_capacity(outputs.len());
-    let mut next_out = outputs.iter().peekable();
-    for start in (0..pos.len()).step_by(step) {
-        let end = (start + step).min(pos.len());
-        let chunk = match input {
-            BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
-            BatchInput::Embeddings(e) => BatchInput::Embeddings(&e[start * n_embd..end * n_embd]),
-        };
-        let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
-        let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();
-        let mut want = vec![false; end - start];
-        let mut here = vec![];
-        while let Some(&&o) = next_out.peek() {
-            if o >= end {
-                break;
-            }
-            want[o - start] = true;
-            here.push(o - start);
-            next_out.next();
-        }
-        ctx.decode(chunk, &pos[start..end], &seq_refs, &want)?;
-        for i in here {
-            logits.push(ctx.logits(i).ok_or_else(|| {
-                EngineError::Prompt("llama.cpp returned no logits for an answer".into())
-            })?);
-        }
-    }
-    Ok(logits)
 }

@@ -1,8 +1,9 @@
 //! The model's input embedding matrix (`token_embd.weight`), read from the GGUF file and
 //! dequantized row by row, so that a soft prompt can start from the rows of a text.
 
+use super::error::EngineError;
 use super::ffi::{self, TensorLocation};
-use super::{EngineError, Model};
+use super::model::Model;
 use std::io::{Read, Seek, SeekFrom};
 
 /// The raw `token_embd.weight` tensor, dequantized on demand.

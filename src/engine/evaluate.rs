@@ -10,321 +10,14 @@
 //! [`Evaluator`]. The answer-side placement, which keeps item prefixes cached across
 //! candidates, is in [`super::answer`].
 
+use super::error::EngineError;
 use super::ffi::{BatchInput, ContextParams, RawContext};
+use super::model::Model;
+pub use super::prompts::{ChatPrompt, Leaf, SurveyPrompts};
+pub use super::settings::{EvalSettings, KvLayout, MAX_CTX, MAX_SEQ, MAX_THREADS};
 use super::tree::PrefixTree;
-use super::{EngineError, Model};
-use crate::prompt::{self, Respondent};
-use crate::survey::Survey;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::{Duration, Instant};
-
-use crate::prompt::{ANSWER_PREFIX, CHAT_INSTRUCTIONS};
-
-/// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
-pub const MAX_SEQ: usize = 256;
-
-/// Most CPU threads llama.cpp takes (GGML_MAX_N_THREADS).
-pub const MAX_THREADS: i32 = 512;
-
-/// Most KV cells an evaluation may ask for: far beyond any survey (a few thousand cells), and
-/// small enough that a typo cannot ask llama.cpp for terabytes.
-pub const MAX_CTX: u32 = 1 << 20;
-
-/// Settings that fix the evaluation procedure (and its speed).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EvalSettings {
-    /// CPU threads.
-    pub threads: i32,
-    /// KV cache cells; must hold the whole tree of one group.
-    pub n_ctx: u32,
-    /// Tokens per decode call.
-    pub n_batch: u32,
-    /// Tokens per physical micro-batch.
-    pub n_ubatch: u32,
-    /// Flash attention.
-    pub flash_attn: bool,
-    /// How the answer placement lays out its KV cache (see [`KvLayout`]). A configuration
-    /// stored before this setting existed reads as [`KvLayout::Unified`], the layout it ran
-    /// with, so its run resumes bit for bit.
-    #[serde(default = "KvLayout::stored_before")]
-    pub kv_layout: KvLayout,
-}
-
-/// The KV-cache layout of the answer placement's candidate evaluations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "snake_case")]
-pub enum KvLayout {
-    /// One stream per (candidate, prompt): each candidate token attends over its own prompt's
-    /// cells only. The item prefixes are decoded once per run into their streams and copied
-    /// to the other candidates' streams once.
-    #[default]
-    Streams,
-    /// One cache shared by all sequences (the item prefixes stored once as a prefix tree):
-    /// every candidate token attends, masked, over every cell in use.
-    Unified,
-}
-
-impl KvLayout {
-    /// The layout of a stored configuration that does not name one.
-    pub fn stored_before() -> KvLayout {
-        KvLayout::Unified
-    }
-
-    /// The name used on the command line and in the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KvLayout::Streams => "streams",
-            KvLayout::Unified => "unified",
-        }
-    }
-
-    /// The other layout (`bench` times both).
-    pub fn other(self) -> KvLayout {
-        match self {
-            KvLayout::Streams => KvLayout::Unified,
-            KvLayout::Unified => KvLayout::Streams,
-        }
-    }
-}
-
-impl EvalSettings {
-    /// Checks the settings against llama.cpp's limits, without a model: llama.cpp keeps one
-    /// output row per sequence ([`MAX_SEQ`] of them) within n_batch outputs and cuts n_batch
-    /// to n_ctx; outside these limits it aborts instead of failing.
-    pub fn check(&self) -> Result<(), String> {
-        let min = MAX_SEQ as u32;
-        if !(1..=MAX_THREADS).contains(&self.threads) {
-            return Err(format!(
-                "threads is {}; it must be 1..={MAX_THREADS} (llama.cpp's limit; --threads)",
-                self.threads
-            ));
-        }
-        if self.n_ctx > MAX_CTX {
-            return Err(format!(
-                "n_ctx is {}; it must be at most {MAX_CTX} (lower --n-ctx)",
-                self.n_ctx
-            ));
-        }
-        if self.n_ctx < min {
-            return Err(format!(
-                "n_ctx is {}; it must be at least {min} (raise --n-ctx)",
-                self.n_ctx
-            ));
-        }
-        if self.n_batch < min
-            || self.n_batch > self.n_ctx
-            || self.n_ubatch == 0
-            || self.n_ubatch > self.n_batch
-        {
-            return Err(format!(
-                "invalid settings: n_batch {} ({min}..=n_ctx {}), n_ubatch {} (1..=n_batch)",
-                self.n_batch, self.n_ctx, self.n_ubatch
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for EvalSettings {
-    fn default() -> Self {
-        EvalSettings {
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
-            n_ctx: 8192,
-            n_batch: 2048,
-            n_ubatch: 512,
-            flash_attn: true,
-            kv_layout: KvLayout::default(),
-        }
-    }
-}
-
-/// What one prompt (leaf) asks: which item, which respondent, which option order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Leaf {
-    /// Index into the survey's items.
-    pub item: usize,
-    /// Index into the panel.
-    pub respondent: usize,
-    /// Options listed from code 5 down to code 1.
-    pub reversed: bool,
-}
-
-/// The token sequences of all item prompts for one persona block, split at the block.
-#[derive(Debug, Clone)]
-pub struct SurveyPrompts {
-    /// BOS (if the model uses one) and the template's tokens before the persona block.
-    pub head: Vec<i32>,
-    /// The persona block as text and as tokens.
-    pub persona_text: String,
-    /// Tokens of the persona block.
-    pub persona_tokens: Vec<i32>,
-    /// One entry per prompt.
-    pub leaves: Vec<Leaf>,
-    /// Tokens after the persona block, per leaf.
-    pub tails: Vec<Vec<i32>>,
-    /// The full rendered prompt text per leaf (for --dump-prompts).
-    pub texts: Vec<String>,
-    /// Number of survey items.
-    pub n_items: usize,
-}
-
-impl SurveyPrompts {
-    /// Renders and tokenizes every (respondent, item, order) prompt.
-    pub fn build(
-        model: &Model,
-        survey: &Survey,
-        persona_block: &str,
-        panel: &[Respondent],
-        counterbalance: bool,
-    ) -> Result<SurveyPrompts, EngineError> {
-        let orders: &[bool] = if counterbalance {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        let mut head_text: Option<String> = None;
-        let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
-        for (r, resp) in panel.iter().enumerate() {
-            for (i, item) in survey.items.iter().enumerate() {
-                for &reversed in orders {
-                    let system = prompt::system_message(persona_block, resp);
-                    let user = prompt::user_message(survey, item, reversed);
-                    let text =
-                        model.render_chat(&[("system", &system), ("user", &user)])? + ANSWER_PREFIX;
-                    let at = text.find(persona_block).ok_or_else(|| {
-                        EngineError::Prompt("the chat template altered the persona text".into())
-                    })?;
-                    let head = &text[..at];
-                    match &head_text {
-                        None => head_text = Some(head.to_string()),
-                        Some(h) if h != head => {
-                            return Err(EngineError::Prompt(
-                                "the chat template renders a different opening per item".into(),
-                            ))
-                        }
-                        _ => {}
-                    }
-                    tails.push(
-                        model.tokenize_rendered(
-                            &text[at + persona_block.len()..],
-                            &[&system, &user],
-                        )?,
-                    );
-                    leaves.push(Leaf {
-                        item: i,
-                        respondent: r,
-                        reversed,
-                    });
-                    texts.push(text);
-                }
-            }
-        }
-        let mut head = model.bos_prefix();
-        head.extend(model.tokenize(head_text.as_deref().unwrap_or_default())?);
-        Ok(SurveyPrompts {
-            head,
-            persona_text: persona_block.to_string(),
-            persona_tokens: model.tokenize_text(persona_block)?,
-            leaves,
-            tails,
-            texts,
-            n_items: survey.items.len(),
-        })
-    }
-
-    /// The same prompts restricted to one leaf (for one-prompt-at-a-time checks).
-    pub fn only(&self, leaf: usize) -> SurveyPrompts {
-        SurveyPrompts {
-            leaves: vec![self.leaves[leaf]],
-            tails: vec![self.tails[leaf].clone()],
-            texts: vec![self.texts[leaf].clone()],
-            ..self.clone()
-        }
-    }
-
-    /// Distinct tokens after the persona block over all prompts: the least any evaluation
-    /// must decode.
-    pub fn unique_tail_tokens(&self) -> usize {
-        PrefixTree::new(&self.tails).map_or(0, |t| t.unique_tokens())
-    }
-
-    /// The leaves decoded together: one respondent's prompts at a time (at most [`MAX_SEQ`]).
-    /// Keeping each group's KV cache small keeps attention cheap; the price is re-decoding the
-    /// few tokens all respondents share, once per extra respondent.
-    fn groups(&self) -> Vec<std::ops::Range<usize>> {
-        let mut out: Vec<std::ops::Range<usize>> = Vec::new();
-        for (k, leaf) in self.leaves.iter().enumerate() {
-            match out.last_mut() {
-                Some(g)
-                    if self.leaves[g.start].respondent == leaf.respondent && g.len() < MAX_SEQ =>
-                {
-                    g.end = k + 1
-                }
-                _ => out.push(k..k + 1),
-            }
-        }
-        out
-    }
-}
-
-/// One chat turn split like a survey prompt: the template's opening, the persona block, and
-/// everything after it (the user's message and the start of the assistant turn).
-#[derive(Debug, Clone)]
-pub struct ChatPrompt {
-    /// BOS and the template's tokens before the persona block.
-    pub head: Vec<i32>,
-    /// The persona block's tokens.
-    pub persona_tokens: Vec<i32>,
-    /// Tokens after the persona block.
-    pub tail: Vec<i32>,
-}
-
-impl ChatPrompt {
-    /// Renders a system message that starts with `persona_block`, then the user's message.
-    pub fn build(
-        model: &Model,
-        persona_block: &str,
-        message: &str,
-    ) -> Result<ChatPrompt, EngineError> {
-        let system = format!("{persona_block} {CHAT_INSTRUCTIONS}");
-        let text = model.render_chat(&[("system", &system), ("user", message)])?;
-        let at = text.find(persona_block).ok_or_else(|| {
-            EngineError::Prompt("the chat template altered the persona text".into())
-        })?;
-        let mut head = model.bos_prefix();
-        head.extend(model.tokenize(&text[..at])?);
-        Ok(ChatPrompt {
-            head,
-            persona_tokens: model.tokenize_text(persona_block)?,
-            tail: model
-                .tokenize_rendered(&text[at + persona_block.len()..], &[&system, message])?,
-        })
-    }
-}
-
-impl ChatPrompt {
-    /// A chat turn for an answer-side soft prompt: the naive persona in the system message,
-    /// the user's message, and the assistant's turn opened by `anchor` (the text whose place
-    /// the rows take); the reply is generated right after the rows. `persona_tokens` are the
-    /// anchor's tokens and `tail` is empty.
-    pub fn build_answer(
-        model: &Model,
-        persona_block: &str,
-        anchor: &str,
-        message: &str,
-    ) -> Result<ChatPrompt, EngineError> {
-        let system = format!("{persona_block} {CHAT_INSTRUCTIONS}");
-        let text = model.render_chat(&[("system", &system), ("user", message)])?;
-        let mut head = model.bos_prefix();
-        head.extend(model.tokenize_rendered(&text, &[&system, message])?);
-        Ok(ChatPrompt {
-            head,
-            persona_tokens: model.tokenize_text(anchor)?,
-            tail: vec![],
-        })
-    }
-}
 
 /// What goes in the persona block's place.
 #[derive(Debug, Clone, Copy)]
@@ -463,55 +156,10 @@ impl<'m> Evaluator<'m> {
         let mut leaves: Vec<Option<LeafAnswer>> = vec![None; prompts.leaves.len()];
         let (mut tail_decoded, mut decoded) = (0, 0);
         for group in prompts.groups() {
-            let tree = PrefixTree::new(&prompts.tails[group.clone()]).ok_or_else(|| {
-                EngineError::Prompt("an item prompt has no tokens after the persona".into())
-            })?;
-            let shared = prompts.head.len() + persona_len;
-            let needed = shared + tree.unique_tokens();
-            if needed > self.settings.n_ctx as usize {
-                return Err(EngineError::Prompt(format!(
-                    "this evaluation needs {needed} KV cells but n_ctx is {}; raise --n-ctx or use a smaller panel",
-                    self.settings.n_ctx
-                )));
-            }
-            let all: Vec<i32> = (0..group.len() as i32).collect();
-            self.ctx.clear();
-            let mut pos = 0i32;
-            if !prompts.head.is_empty() {
-                self.decode_shared(BatchInput::Tokens(&prompts.head), &mut pos, &all)?;
-            }
-            match persona {
-                PersonaInput::Text => {
-                    self.decode_shared(BatchInput::Tokens(&prompts.persona_tokens), &mut pos, &all)?
-                }
-                PersonaInput::Embeddings(rows) => {
-                    self.decode_shared(BatchInput::Embeddings(rows), &mut pos, &all)?
-                }
-            }
-            let (batches, outputs) = tree.schedule(pos, self.settings.n_batch as usize);
-            for (b, batch) in batches.iter().enumerate() {
-                let seqs: Vec<&[i32]> = batch.seqs.iter().map(Vec::as_slice).collect();
-                self.ctx.decode(
-                    BatchInput::Tokens(&batch.tokens),
-                    &batch.pos,
-                    &seqs,
-                    &batch.logits,
-                )?;
-                for (local, out) in outputs.iter().enumerate().filter(|(_, o)| o.batch == b) {
-                    let logits = self.ctx.logits(out.index).ok_or_else(|| {
-                        EngineError::Prompt("llama.cpp returned no logits for an answer".into())
-                    })?;
-                    let leaf = group.start + local;
-                    leaves[leaf] = Some(read_answer(
-                        self.model,
-                        &logits,
-                        &self.digits,
-                        prompts.leaves[leaf].reversed,
-                    )?);
-                }
-            }
-            tail_decoded += tree.unique_tokens();
-            decoded += shared + tree.unique_tokens();
+            let (tail, shared) =
+                self.evaluate_group(prompts, persona, persona_len, group, &mut leaves)?;
+            tail_decoded += tail;
+            decoded += shared + tail;
         }
         let leaves: Vec<LeafAnswer> = leaves
             .into_iter()
@@ -525,6 +173,85 @@ impl<'m> Evaluator<'m> {
             tokens_decoded: decoded,
             elapsed: start.elapsed(),
         })
+    }
+
+    /// One group of prompts (those that fit one cache): the head and the persona decoded
+    /// once, then the group's prompt tree; each answer goes to its place in `leaves`. Returns
+    /// the tail tokens decoded and the shared tokens before them.
+    fn evaluate_group(
+        &mut self,
+        prompts: &SurveyPrompts,
+        persona: PersonaInput<'_>,
+        persona_len: usize,
+        group: std::ops::Range<usize>,
+        leaves: &mut [Option<LeafAnswer>],
+    ) -> Result<(usize, usize), EngineError> {
+        let tree = PrefixTree::new(&prompts.tails[group.clone()]).ok_or_else(|| {
+            EngineError::Prompt("an item prompt has no tokens after the persona".into())
+        })?;
+        let shared = prompts.head.len() + persona_len;
+        let needed = shared + tree.unique_tokens();
+        if needed > self.settings.n_ctx as usize {
+            return Err(EngineError::Prompt(format!(
+                "this evaluation needs {needed} KV cells but n_ctx is {}; raise --n-ctx or use a smaller panel",
+                self.settings.n_ctx
+            )));
+        }
+        let all: Vec<i32> = (0..group.len() as i32).collect();
+        self.ctx.clear();
+        let mut pos = 0i32;
+        if !prompts.head.is_empty() {
+            self.decode_shared(BatchInput::Tokens(&prompts.head), &mut pos, &all)?;
+        }
+        match persona {
+            PersonaInput::Text => {
+                self.decode_shared(BatchInput::Tokens(&prompts.persona_tokens), &mut pos, &all)?
+            }
+            PersonaInput::Embeddings(rows) => {
+                self.decode_shared(BatchInput::Embeddings(rows), &mut pos, &all)?
+            }
+        }
+        let (batches, outputs) = tree.schedule(pos, self.settings.n_batch as usize);
+        for (b, batch) in batches.iter().enumerate() {
+            let seqs: Vec<&[i32]> = batch.seqs.iter().map(Vec::as_slice).collect();
+            self.ctx.decode(
+                BatchInput::Tokens(&batch.tokens),
+                &batch.pos,
+                &seqs,
+                &batch.logits,
+            )?;
+            for (local, out) in outputs.iter().enumerate().filter(|(_, o)| o.batch == b) {
+                let logits = self.ctx.logits(out.index).ok_or_else(|| {
+                    EngineError::Prompt("llama.cpp returned no logits for an answer".into())
+                })?;
+                let leaf = group.start + local;
+                leaves[leaf] = Some(read_answer(
+                    self.model,
+                    &logits,
+                    &self.digits,
+                    prompts.leaves[leaf].reversed,
+                )?);
+            }
+        }
+        Ok((tree.unique_tokens(), shared))
+    }
+
+    /// Decodes `tokens` as sequence 0 from `pos` on (advanced past them), with the logits of
+    /// the last one; returns its output index.
+    fn decode_last(&mut self, tokens: &[i32], pos: &mut i32) -> Result<usize, EngineError> {
+        let n = tokens.len();
+        let positions: Vec<i32> = (*pos..*pos + n as i32).collect();
+        let mut logits = vec![false; n];
+        logits[n - 1] = true;
+        let seq: &[i32] = &[0];
+        self.ctx.decode(
+            BatchInput::Tokens(tokens),
+            &positions,
+            &vec![seq; n],
+            &logits,
+        )?;
+        *pos += n as i32;
+        Ok(n - 1)
     }
 
     fn decode_shared(
@@ -592,34 +319,13 @@ impl<'m> Evaluator<'m> {
         let mut last = n - 1;
         for _ in 0..max_tokens {
             if !input.is_empty() {
-                let n = input.len();
-                let positions: Vec<i32> = (pos..pos + n as i32).collect();
-                let mut logits = vec![false; n];
-                logits[n - 1] = true;
-                self.ctx.decode(
-                    BatchInput::Tokens(&input),
-                    &positions,
-                    &vec![seq; n],
-                    &logits,
-                )?;
-                pos += n as i32;
-                last = n - 1;
+                last = self.decode_last(&input, &mut pos)?;
             }
             let l = self
                 .ctx
                 .logits(last)
                 .ok_or_else(|| EngineError::Prompt("no logits".into()))?;
-            let next = l
-                .iter()
-                .enumerate()
-                .fold((0usize, f32::NEG_INFINITY), |b, (i, &v)| {
-                    if v > b.1 {
-                        (i, v)
-                    } else {
-                        b
-                    }
-                })
-                .0 as i32;
+            let next = argmax(&l) as i32;
             if self.model.is_end_of_turn(next) {
                 break;
             }
@@ -709,4 +415,18 @@ pub(super) fn aggregate(meta: &[Leaf], n_items: usize, leaves: &[LeafAnswer]) ->
             }
         })
         .collect()
+}
+/// The index of the largest value (the first of equals): greedy decoding's next token.
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |b, (i, &v)| {
+            if v > b.1 {
+                (i, v)
+            } else {
+                b
+            }
+        })
+        .0
 }

@@ -1,9 +1,11 @@
 //! `info`: what a GGUF file is, read from its header in Rust without loading the weights,
 //! and where its layers would go (the devices llama.cpp sees and the automatic GPU plan).
 
+use super::backend::gpu_available;
+use super::error::EngineError;
 use super::evaluate::EvalSettings;
+use super::gguf::{inspect, GgufInfo};
 use super::offload::{self, Device, LayerPlan};
-use super::{gpu_available, inspect, EngineError, GgufInfo};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

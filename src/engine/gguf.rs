@@ -2,8 +2,9 @@
 //! readable, has the GGUF magic and a supported version, its metadata parses, it names an
 //! architecture, and every tensor's data lies inside the file.
 
+use super::error::EngineError;
 use super::ffi;
-use super::EngineError;
+use std::collections::HashMap;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
@@ -266,149 +267,188 @@ pub fn inspect_bytes(bytes: &[u8], name: &str) -> Result<GgufInfo, EngineError> 
     )
 }
 
+/// What the metadata says that [`check`] needs.
+struct Metadata {
+    architecture: String,
+    name: Option<String>,
+    chat_template: Option<String>,
+    ints: HashMap<String, u64>,
+    n_vocab_tokens: Option<u64>,
+    alignment: u64,
+}
+
+/// What the tensor infos say: where the data ends, the weights, each tensor's shape and bytes.
+struct Tensors {
+    data_end: u64,
+    n_elements: u64,
+    shapes: HashMap<String, [u64; 4]>,
+    sizes: HashMap<String, u64>,
+}
+
 fn check<R: Read + Seek>(reader: R, file_size: u64, p: String) -> Result<GgufInfo, EngineError> {
     let mut r = Reader {
         r: reader,
         path: p.clone(),
     };
-
-    let mut magic = [0u8; 4];
-    let n = (&mut r.r)
-        .take(4)
-        .read(&mut magic)
-        .map_err(|source| EngineError::Io {
-            path: p.clone(),
-            source,
-        })?;
-    if n < 4 || &magic != MAGIC {
-        return Err(EngineError::NotGguf {
-            path: p,
-            detail: format!(
-                "it starts with {:?}, not the GGUF magic \"GGUF\"",
-                String::from_utf8_lossy(&magic[..n])
-            ),
-        });
-    }
-    let version = r.u32("the header")?;
-    if !(2..=3).contains(&version) {
-        return Err(EngineError::BadGguf {
-            path: p,
-            detail: format!("GGUF version {version} is not supported (expected 2 or 3)"),
-        });
-    }
-    let n_tensors = r.u64("the header")?;
-    let n_kv = r.u64("the header")?;
-    if n_tensors > MAX_LEN || n_kv > MAX_LEN {
-        return Err(EngineError::BadGguf {
-            path: p,
-            detail: format!("implausible counts: {n_tensors} tensors, {n_kv} metadata keys"),
-        });
-    }
-    let (mut architecture, mut name, mut chat_template) = (None, None, None);
-    let mut ints = std::collections::HashMap::new();
-    let mut n_vocab_tokens = None;
-    let mut alignment = ALIGNMENT_DEFAULT;
-    for i in 0..n_kv {
-        let key = r.string(&format!("metadata key {i}"))?;
-        let ty = r.u32(&format!("metadata {key}"))?;
-        if key == "general.alignment" && ty == 4 {
-            alignment = u64::from(r.u32("general.alignment")?);
-            continue;
-        }
-        if key == "tokenizer.ggml.tokens" && ty == 9 {
-            n_vocab_tokens = Some(r.distinct_strings(&key)?);
-            continue;
-        }
-        match (key.as_str(), r.value(ty, &format!("metadata {key}"))?) {
-            ("general.architecture", Value::Str(v)) => architecture = Some(v),
-            ("general.name", Value::Str(v)) => name = Some(v),
-            ("tokenizer.chat_template", Value::Str(v)) => chat_template = Some(v),
-            (_, Value::Int(v)) => {
-                ints.insert(key, v);
-            }
-            _ => {}
-        }
-    }
-    let architecture =
-        architecture
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| EngineError::BadGguf {
-                path: p.clone(),
-                detail: "no general.architecture in the metadata".into(),
-            })?;
-
-    // Tensor infos: check each tensor's data lies inside the file.
-    let mut data_end = 0u64;
-    let mut n_elements = 0u64;
-    let mut shapes = std::collections::HashMap::new();
-    let mut sizes = std::collections::HashMap::new();
-    for i in 0..n_tensors {
-        let tname = r.string(&format!("tensor info {i}"))?;
-        let n_dims = r.u32(&format!("tensor {tname}"))?;
-        if n_dims == 0 || n_dims > 4 {
-            return Err(EngineError::BadGguf {
-                path: p,
-                detail: format!("tensor {tname}: {n_dims} dimensions (expected 1..4)"),
-            });
-        }
-        let mut ne = [1u64; 4];
-        for d in ne.iter_mut().take(n_dims as usize) {
-            *d = r.u64(&format!("tensor {tname}"))?;
-        }
-        let ty = r.u32(&format!("tensor {tname}"))?;
-        let offset = r.u64(&format!("tensor {tname}"))?;
-        let bytes = ffi::row_size(ty, ne[0])
-            .and_then(|row| (row as u64).checked_mul(ne[1].checked_mul(ne[2])?.checked_mul(ne[3])?))
-            .ok_or_else(|| EngineError::BadGguf {
-                path: p.clone(),
-                detail: format!("tensor {tname}: unknown type {ty} or bad shape {ne:?}"),
-            })?;
-        data_end = data_end.max(offset.saturating_add(bytes));
-        sizes.insert(tname.clone(), bytes);
-        shapes.insert(tname, ne);
-        n_elements = n_elements.saturating_add(ne.iter().product());
-    }
+    let (version, n_tensors, n_kv) = r.header()?;
+    let m = r.metadata(n_kv)?;
+    let t = r.tensors(n_tensors)?;
     let header_end = r.r.stream_position().map_err(|source| EngineError::Io {
         path: p.clone(),
         source,
     })?;
-    let alignment = alignment.max(1);
+    let alignment = m.alignment.max(1);
     let data_start = header_end.div_ceil(alignment) * alignment;
-    let needed = data_start.saturating_add(data_end);
+    let needed = data_start.saturating_add(t.data_end);
     if needed > file_size {
         return Err(EngineError::Truncated {
             path: p,
             detail: format!("tensor data needs {needed} bytes but the file has {file_size} (incomplete download?)"),
         });
     }
-    check_hyperparameters(&p, &architecture, &ints, n_vocab_tokens, &shapes)?;
-    let (layer_bytes, output_bytes) = offload_sizes(&sizes);
-    let n_head = ints
-        .get(&format!("{architecture}.attention.head_count"))
-        .copied();
+    let (arch, ints) = (&m.architecture, &m.ints);
+    check_hyperparameters(&p, arch, ints, m.n_vocab_tokens, &t.shapes)?;
+    let (layer_bytes, output_bytes) = offload_sizes(&t.sizes);
+    let int = |key: String| ints.get(&key).copied();
+    let n_head = int(format!("{arch}.attention.head_count"));
     Ok(GgufInfo {
         n_head,
-        n_head_kv: ints
-            .get(&format!("{architecture}.attention.head_count_kv"))
-            .copied()
-            .or(n_head),
+        n_head_kv: int(format!("{arch}.attention.head_count_kv")).or(n_head),
         layer_bytes,
         output_bytes,
         version,
-        name,
-        chat_template,
         n_tensors,
         file_size,
-        n_elements,
-        n_embd: ints
-            .get(&format!("{architecture}.embedding_length"))
-            .copied(),
-        n_layer: ints.get(&format!("{architecture}.block_count")).copied(),
-        file_type: ints
-            .get("general.file_type")
-            .and_then(|&v| u32::try_from(v).ok()),
-        architecture,
+        n_elements: t.n_elements,
+        n_embd: int(format!("{arch}.embedding_length")),
+        n_layer: int(format!("{arch}.block_count")),
+        file_type: int("general.file_type".into()).and_then(|v| u32::try_from(v).ok()),
+        name: m.name,
+        chat_template: m.chat_template,
+        architecture: m.architecture,
     })
+}
+
+impl<R: Read + Seek> Reader<R> {
+    /// The magic, the version and the counts of tensors and metadata keys.
+    fn header(&mut self) -> Result<(u32, u64, u64), EngineError> {
+        let p = self.path.clone();
+        let mut magic = [0u8; 4];
+        let n = (&mut self.r)
+            .take(4)
+            .read(&mut magic)
+            .map_err(|source| EngineError::Io {
+                path: p.clone(),
+                source,
+            })?;
+        if n < 4 || &magic != MAGIC {
+            return Err(EngineError::NotGguf {
+                path: p,
+                detail: format!(
+                    "it starts with {:?}, not the GGUF magic \"GGUF\"",
+                    String::from_utf8_lossy(&magic[..n])
+                ),
+            });
+        }
+        let version = self.u32("the header")?;
+        if !(2..=3).contains(&version) {
+            return Err(EngineError::BadGguf {
+                path: p,
+                detail: format!("GGUF version {version} is not supported (expected 2 or 3)"),
+            });
+        }
+        let n_tensors = self.u64("the header")?;
+        let n_kv = self.u64("the header")?;
+        if n_tensors > MAX_LEN || n_kv > MAX_LEN {
+            return Err(EngineError::BadGguf {
+                path: p,
+                detail: format!("implausible counts: {n_tensors} tensors, {n_kv} metadata keys"),
+            });
+        }
+        Ok((version, n_tensors, n_kv))
+    }
+
+    /// The `n_kv` metadata entries: the strings and integers [`check`] reads.
+    fn metadata(&mut self, n_kv: u64) -> Result<Metadata, EngineError> {
+        let (mut architecture, mut name, mut chat_template) = (None, None, None);
+        let mut ints = HashMap::new();
+        let mut n_vocab_tokens = None;
+        let mut alignment = ALIGNMENT_DEFAULT;
+        for i in 0..n_kv {
+            let key = self.string(&format!("metadata key {i}"))?;
+            let ty = self.u32(&format!("metadata {key}"))?;
+            if key == "general.alignment" && ty == 4 {
+                alignment = u64::from(self.u32("general.alignment")?);
+                continue;
+            }
+            if key == "tokenizer.ggml.tokens" && ty == 9 {
+                n_vocab_tokens = Some(self.distinct_strings(&key)?);
+                continue;
+            }
+            match (key.as_str(), self.value(ty, &format!("metadata {key}"))?) {
+                ("general.architecture", Value::Str(v)) => architecture = Some(v),
+                ("general.name", Value::Str(v)) => name = Some(v),
+                ("tokenizer.chat_template", Value::Str(v)) => chat_template = Some(v),
+                (_, Value::Int(v)) => {
+                    ints.insert(key, v);
+                }
+                _ => {}
+            }
+        }
+        let architecture = architecture
+            .filter(|a: &String| !a.is_empty())
+            .ok_or_else(|| EngineError::BadGguf {
+                path: self.path.clone(),
+                detail: "no general.architecture in the metadata".into(),
+            })?;
+        Ok(Metadata {
+            architecture,
+            name,
+            chat_template,
+            ints,
+            n_vocab_tokens,
+            alignment,
+        })
+    }
+
+    /// The `n_tensors` tensor infos, each tensor's data checked to have a known size.
+    fn tensors(&mut self, n_tensors: u64) -> Result<Tensors, EngineError> {
+        let mut t = Tensors {
+            data_end: 0,
+            n_elements: 0,
+            shapes: HashMap::new(),
+            sizes: HashMap::new(),
+        };
+        for i in 0..n_tensors {
+            let tname = self.string(&format!("tensor info {i}"))?;
+            let n_dims = self.u32(&format!("tensor {tname}"))?;
+            if n_dims == 0 || n_dims > 4 {
+                return Err(EngineError::BadGguf {
+                    path: self.path.clone(),
+                    detail: format!("tensor {tname}: {n_dims} dimensions (expected 1..4)"),
+                });
+            }
+            let mut ne = [1u64; 4];
+            for d in ne.iter_mut().take(n_dims as usize) {
+                *d = self.u64(&format!("tensor {tname}"))?;
+            }
+            let ty = self.u32(&format!("tensor {tname}"))?;
+            let offset = self.u64(&format!("tensor {tname}"))?;
+            let bytes = ffi::row_size(ty, ne[0])
+                .and_then(|row| {
+                    (row as u64).checked_mul(ne[1].checked_mul(ne[2])?.checked_mul(ne[3])?)
+                })
+                .ok_or_else(|| EngineError::BadGguf {
+                    path: self.path.clone(),
+                    detail: format!("tensor {tname}: unknown type {ty} or bad shape {ne:?}"),
+                })?;
+            t.data_end = t.data_end.max(offset.saturating_add(bytes));
+            t.sizes.insert(tname.clone(), bytes);
+            t.shapes.insert(tname, ne);
+            t.n_elements = t.n_elements.saturating_add(ne.iter().product());
+        }
+        Ok(t)
+    }
 }
 
 /// Bytes per layer (`blk.<i>.*`, by index) and of the output layer, from tensor sizes.

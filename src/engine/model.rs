@@ -1,8 +1,8 @@
 //! A loaded model: validated before llama.cpp sees it, with the facts culturetune reports.
 
+use super::error::EngineError;
 use super::ffi::{self, RawModel};
 use super::gguf::{self, GgufInfo};
-use super::EngineError;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -3,9 +3,11 @@
 //! settings. Plain data with one conversion each ([`EngineOptions::settings`],
 //! [`EngineOptions::load`]); the command line derives its flags from it.
 
+use super::error::EngineError;
 use super::evaluate::{EvalSettings, KvLayout};
+use super::model::Model;
 use super::offload::{self, GpuLayers, LayerPlan};
-use super::{EngineError, Model, WeightType};
+use super::weights::WeightType;
 use std::path::{Path, PathBuf};
 
 /// The default model file, fetched by `models/fetch-default-model.sh`.
@@ -95,10 +97,16 @@ impl EngineOptions {
     /// Loads the model (llama.cpp's backend initialized first); `note` hears the GPU plan and
     /// any retry with fewer layers.
     pub fn load(&self, note: &mut dyn FnMut(String)) -> Result<Model, EngineError> {
-        super::init(self.verbose);
+        super::backend::init(self.verbose);
         let given = self.model_path();
         let layers = self.resolve_layers(&given, note)?;
-        super::load_for_evaluation(&given, self.weights, self.settings().threads, layers, note)
+        super::backend::load_for_evaluation(
+            &given,
+            self.weights,
+            self.settings().threads,
+            layers,
+            note,
+        )
     }
 
     /// The GPU layers to load the model given as `given` with: the number given, or for
@@ -109,10 +117,10 @@ impl EngineOptions {
         given: &Path,
         note: &mut dyn FnMut(String),
     ) -> Result<u32, EngineError> {
-        if !super::gpu_available() {
+        if !super::backend::gpu_available() {
             return Ok(0);
         }
-        let path = &super::converted_path(given, self.weights, self.settings().threads)?;
+        let path = &super::weights::converted_path(given, self.weights, self.settings().threads)?;
         Ok(match self.gpu_layers {
             GpuLayers::Count(n) => n,
             GpuLayers::Auto => {
@@ -129,7 +137,7 @@ impl EngineOptions {
     pub fn plan(&self, path: &Path) -> Result<LayerPlan, EngineError> {
         let budget = offload::budget(&offload::devices(), self.gpu_memory);
         Ok(offload::plan(
-            &super::inspect(path)?,
+            &super::gguf::inspect(path)?,
             self.settings().n_ctx,
             budget,
         ))

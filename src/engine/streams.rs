@@ -10,11 +10,12 @@
 //!
 //! [`KvLayout::Streams`]: super::evaluate::KvLayout::Streams
 
-use super::answer::{decode_chunks, AnswerPrompts};
 use super::embeddings::token_rows;
-use super::evaluate::{EvalSettings, MAX_CTX};
+use super::error::EngineError;
 use super::ffi::{BatchInput, ContextParams, RawContext};
-use super::{EngineError, Model};
+use super::model::Model;
+use super::prompts::AnswerPrompts;
+use super::settings::{EvalSettings, MAX_CTX};
 
 /// llama.cpp's granularity of a stream's cells (it pads `n_ctx / n_seq_max` to this).
 const STREAM_PAD: usize = 256;
@@ -202,6 +203,47 @@ impl<'m> StreamCache<'m> {
     pub(super) fn cells(&self) -> usize {
         self.cells
     }
+}
+
+/// Decodes entries (one sequence id each) in chunks of the context's n_batch, in order, and returns the
+/// logits of the entries listed in `outputs` (ascending indices), in that order.
+pub(super) fn decode_chunks(
+    ctx: &mut RawContext<'_>,
+    n_embd: usize,
+    input: BatchInput<'_>,
+    pos: &[i32],
+    seqs: &[i32],
+    outputs: &[usize],
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let step = ctx.n_batch() as usize;
+    let mut logits = Vec::with_capacity(outputs.len());
+    let mut next_out = outputs.iter().peekable();
+    for start in (0..pos.len()).step_by(step) {
+        let end = (start + step).min(pos.len());
+        let chunk = match input {
+            BatchInput::Tokens(t) => BatchInput::Tokens(&t[start..end]),
+            BatchInput::Embeddings(e) => BatchInput::Embeddings(&e[start * n_embd..end * n_embd]),
+        };
+        let ids: Vec<[i32; 1]> = seqs[start..end].iter().map(|&s| [s]).collect();
+        let seq_refs: Vec<&[i32]> = ids.iter().map(|s| &s[..]).collect();
+        let mut want = vec![false; end - start];
+        let mut here = vec![];
+        while let Some(&&o) = next_out.peek() {
+            if o >= end {
+                break;
+            }
+            want[o - start] = true;
+            here.push(o - start);
+            next_out.next();
+        }
+        ctx.decode(chunk, &pos[start..end], &seq_refs, &want)?;
+        for i in here {
+            logits.push(ctx.logits(i).ok_or_else(|| {
+                EngineError::Prompt("llama.cpp returned no logits for an answer".into())
+            })?);
+        }
+    }
+    Ok(logits)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Optional conversion of a model's weights to another storage type, cached beside the model.
 //! On CPU, the weight type decides much of the speed (see `culturetune bench`).
 
-use super::{ffi, gguf, EngineError};
+use super::error::EngineError;
+use super::{ffi, gguf};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

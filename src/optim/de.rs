@@ -352,13 +352,13 @@ impl DeState {
         }
     }
 
+    /// One generation: a trial per member (fewer when the budget ends first), evaluated as
+    /// one batch, each kept where it is no worse than its parent.
     fn step<E>(
         &mut self,
         objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
     ) -> Result<(), E> {
         let np = self.pop.len();
-        let dim = self.options.dim;
-        let (lo, hi) = self.options.bounds;
         let best = self.best_index();
         let n_trials = np.min(self.remaining());
         let mut trials = Vec::with_capacity(n_trials);
@@ -367,84 +367,117 @@ impl DeState {
         let mut order: Vec<usize> = (0..np).collect();
         order.sort_by(|&a, &b| self.fitness[a].total_cmp(&self.fitness[b]));
         for i in 0..n_trials {
-            let rng = &mut self.rng;
-            let (f, cr) = match self.options.strategy {
-                Strategy::Shade => {
-                    let r = rng.random_range(0..self.memory_f.len());
-                    let cr = Normal::new(self.memory_cr[r], 0.1)
-                        .expect("valid sd")
-                        .sample(rng)
-                        .clamp(0.0, 1.0);
-                    let cauchy = Cauchy::new(self.memory_f[r], 0.1).expect("valid scale");
-                    let mut f = cauchy.sample(rng);
-                    while f <= 0.0 {
-                        f = cauchy.sample(rng);
-                    }
-                    (f.min(1.0), cr)
-                }
-                _ => (self.options.f, self.options.cr),
-            };
-            let x = &self.pop[i];
-            let mutant: Vec<f64> = match self.options.strategy {
-                Strategy::Rand1Bin => {
-                    let r1 = Self::pick(rng, np, &[i]);
-                    let r2 = Self::pick(rng, np, &[i, r1]);
-                    let r3 = Self::pick(rng, np, &[i, r1, r2]);
-                    (0..dim)
-                        .map(|j| self.pop[r1][j] + f * (self.pop[r2][j] - self.pop[r3][j]))
-                        .collect()
-                }
-                Strategy::Best1Bin => {
-                    let r1 = Self::pick(rng, np, &[i, best]);
-                    let r2 = Self::pick(rng, np, &[i, best, r1]);
-                    (0..dim)
-                        .map(|j| self.pop[best][j] + f * (self.pop[r1][j] - self.pop[r2][j]))
-                        .collect()
-                }
-                Strategy::Shade => {
-                    let p_min = 2.0 / np as f64;
-                    let p = rng.random_range(p_min..=0.2f64.max(p_min));
-                    let top = ((p * np as f64).round() as usize).clamp(2, np);
-                    let pbest = order[rng.random_range(0..top)];
-                    let r1 = Self::pick(rng, np, &[i]);
-                    let union = np + self.archive.len();
-                    let r2 = Self::pick(rng, union, &[i, r1]);
-                    let x2 = if r2 < np {
-                        &self.pop[r2]
-                    } else {
-                        &self.archive[r2 - np]
-                    };
-                    (0..dim)
-                        .map(|j| {
-                            x[j] + f * (self.pop[pbest][j] - x[j]) + f * (self.pop[r1][j] - x2[j])
-                        })
-                        .collect()
-                }
-            };
-            let j_rand = rng.random_range(0..dim);
-            let trial: Vec<f64> = (0..dim)
-                .map(|j| {
-                    let v = if j == j_rand || rng.random::<f64>() < cr {
-                        mutant[j]
-                    } else {
-                        x[j]
-                    };
-                    // Out of bounds: halfway between the parent and the violated bound.
-                    if v < lo {
-                        (x[j] + lo) / 2.0
-                    } else if v > hi {
-                        (x[j] + hi) / 2.0
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-            trials.push(trial);
+            let (f, cr) = self.trial_params();
+            let mutant = self.mutant(i, f, best, &order);
+            trials.push(self.crossover(i, &mutant, cr));
             params.push((f, cr));
         }
         let losses = objective(&trials)?;
         self.evals += n_trials;
         let prev_best = self.fitness[best];
+        self.select(trials, losses, &params);
+        self.generation += 1;
+        let new_best = self.fitness[self.best_index()];
+        self.stall = if new_best < prev_best {
+            0
+        } else {
+            self.stall + 1
+        };
+        Ok(())
+    }
+
+    /// A trial's F and CR: drawn from SHADE's memory, else the options' fixed values.
+    fn trial_params(&mut self) -> (f64, f64) {
+        if self.options.strategy != Strategy::Shade {
+            return (self.options.f, self.options.cr);
+        }
+        let rng = &mut self.rng;
+        let r = rng.random_range(0..self.memory_f.len());
+        let cr = Normal::new(self.memory_cr[r], 0.1)
+            .expect("valid sd")
+            .sample(rng)
+            .clamp(0.0, 1.0);
+        let cauchy = Cauchy::new(self.memory_f[r], 0.1).expect("valid scale");
+        let mut f = cauchy.sample(rng);
+        while f <= 0.0 {
+            f = cauchy.sample(rng);
+        }
+        (f.min(1.0), cr)
+    }
+
+    /// Member `i`'s mutant vector under the strategy (`best`: the best member's index;
+    /// `order`: the members from best to worst).
+    fn mutant(&mut self, i: usize, f: f64, best: usize, order: &[usize]) -> Vec<f64> {
+        let (np, dim) = (self.pop.len(), self.options.dim);
+        let rng = &mut self.rng;
+        let pop = &self.pop;
+        let x = &pop[i];
+        match self.options.strategy {
+            Strategy::Rand1Bin => {
+                let r1 = Self::pick(rng, np, &[i]);
+                let r2 = Self::pick(rng, np, &[i, r1]);
+                let r3 = Self::pick(rng, np, &[i, r1, r2]);
+                (0..dim)
+                    .map(|j| pop[r1][j] + f * (pop[r2][j] - pop[r3][j]))
+                    .collect()
+            }
+            Strategy::Best1Bin => {
+                let r1 = Self::pick(rng, np, &[i, best]);
+                let r2 = Self::pick(rng, np, &[i, best, r1]);
+                (0..dim)
+                    .map(|j| pop[best][j] + f * (pop[r1][j] - pop[r2][j]))
+                    .collect()
+            }
+            Strategy::Shade => {
+                let p_min = 2.0 / np as f64;
+                let p = rng.random_range(p_min..=0.2f64.max(p_min));
+                let top = ((p * np as f64).round() as usize).clamp(2, np);
+                let pbest = order[rng.random_range(0..top)];
+                let r1 = Self::pick(rng, np, &[i]);
+                let union = np + self.archive.len();
+                let r2 = Self::pick(rng, union, &[i, r1]);
+                let x2 = if r2 < np {
+                    &pop[r2]
+                } else {
+                    &self.archive[r2 - np]
+                };
+                (0..dim)
+                    .map(|j| x[j] + f * (pop[pbest][j] - x[j]) + f * (pop[r1][j] - x2[j]))
+                    .collect()
+            }
+        }
+    }
+
+    /// Binomial crossover of member `i` with its mutant; a coordinate out of bounds goes
+    /// halfway between the parent and the violated bound.
+    fn crossover(&mut self, i: usize, mutant: &[f64], cr: f64) -> Vec<f64> {
+        let dim = self.options.dim;
+        let (lo, hi) = self.options.bounds;
+        let rng = &mut self.rng;
+        let x = &self.pop[i];
+        let j_rand = rng.random_range(0..dim);
+        (0..dim)
+            .map(|j| {
+                let v = if j == j_rand || rng.random::<f64>() < cr {
+                    mutant[j]
+                } else {
+                    x[j]
+                };
+                if v < lo {
+                    (x[j] + lo) / 2.0
+                } else if v > hi {
+                    (x[j] + hi) / 2.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    /// Keeps each trial no worse than its parent (NaN counts as infinitely bad); SHADE also
+    /// archives the replaced parents and moves its memory toward the successful F and CR.
+    fn select(&mut self, trials: Vec<Vec<f64>>, losses: Vec<f64>, params: &[(f64, f64)]) {
+        let np = self.pop.len();
         let (mut s_f, mut s_cr, mut s_w) = (vec![], vec![], vec![]);
         for (i, (trial, loss)) in trials.into_iter().zip(losses).enumerate() {
             let loss = if loss.is_nan() { f64::INFINITY } else { loss };
@@ -459,28 +492,21 @@ impl DeState {
                 self.fitness[i] = loss;
             }
         }
-        if self.options.strategy == Strategy::Shade {
-            while self.archive.len() > np {
-                let k = self.rng.random_range(0..self.archive.len());
-                self.archive.swap_remove(k);
-            }
-            let total: f64 = s_w.iter().sum();
-            if !s_f.is_empty() && total > 0.0 && total.is_finite() {
-                let w: Vec<f64> = s_w.iter().map(|d| d / total).collect();
-                let num: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f * f).sum();
-                let den: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f).sum();
-                self.memory_f[self.memory_pos] = num / den;
-                self.memory_cr[self.memory_pos] = w.iter().zip(&s_cr).map(|(w, c)| w * c).sum();
-                self.memory_pos = (self.memory_pos + 1) % self.memory_f.len();
-            }
+        if self.options.strategy != Strategy::Shade {
+            return;
         }
-        self.generation += 1;
-        let new_best = self.fitness[self.best_index()];
-        self.stall = if new_best < prev_best {
-            0
-        } else {
-            self.stall + 1
-        };
-        Ok(())
+        while self.archive.len() > np {
+            let k = self.rng.random_range(0..self.archive.len());
+            self.archive.swap_remove(k);
+        }
+        let total: f64 = s_w.iter().sum();
+        if !s_f.is_empty() && total > 0.0 && total.is_finite() {
+            let w: Vec<f64> = s_w.iter().map(|d| d / total).collect();
+            let num: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f * f).sum();
+            let den: f64 = w.iter().zip(&s_f).map(|(w, f)| w * f).sum();
+            self.memory_f[self.memory_pos] = num / den;
+            self.memory_cr[self.memory_pos] = w.iter().zip(&s_cr).map(|(w, c)| w * c).sum();
+            self.memory_pos = (self.memory_pos + 1) % self.memory_f.len();
+        }
     }
 }

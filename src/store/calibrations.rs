@@ -1,6 +1,6 @@
 //! The `calibrations` table: calibrated constants per model, procedure and survey content.
 
-use super::{json, Store, StoreError};
+use super::db::{json, Store, StoreError};
 use crate::dimension::DimScores;
 use rusqlite::{params, OptionalExtension};
 

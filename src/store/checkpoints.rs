@@ -1,6 +1,6 @@
 //! The `checkpoints` table: the optimizer's state after every generation of a run.
 
-use super::{json, Store, StoreError};
+use super::db::{json, Store, StoreError};
 use crate::dimension::DimScores;
 use rusqlite::params;
 use serde::Serialize;

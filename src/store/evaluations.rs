@@ -1,7 +1,7 @@
 //! The `evaluations` table: every survey evaluation of a method (baselines and tuned
 //! prompts, on the training and the held-out survey).
 
-use super::{json, Store, StoreError};
+use super::db::{json, Store, StoreError};
 use crate::dimension::DimScores;
 use crate::labels::MethodLabel;
 use rusqlite::params;

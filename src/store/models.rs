@@ -1,6 +1,6 @@
 //! The `models` table: the model files runs and prompts belong to, keyed by SHA-256.
 
-use super::{Store, StoreError};
+use super::db::{Store, StoreError};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! The `prompts` table: tuned (or imported) soft prompts with their cards.
 
-use super::{Store, StoreError};
+use super::db::{Store, StoreError};
 use rusqlite::{params, OptionalExtension};
 
 /// A stored soft prompt.

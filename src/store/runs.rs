@@ -1,6 +1,6 @@
 //! The `runs` table: tuning runs, their configuration, status and owner process.
 
-use super::{Store, StoreError};
+use super::db::{Store, StoreError};
 use crate::labels::{MethodLabel, RunStatus};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -149,7 +149,7 @@ impl Store {
                 format!("{status:?}; expected one of {}", names.join(", ")),
             )
         })?;
-        if rec.status == RunStatus::Running && !super::owner_alive(pid) {
+        if rec.status == RunStatus::Running && !super::db::owner_alive(pid) {
             rec.status = RunStatus::Interrupted;
         }
         Ok(rec)

@@ -1,6 +1,6 @@
 //! The survey files shipped inside the binary, so culturetune works from any directory.
 
-use super::{Survey, SurveyError};
+use super::model::{Survey, SurveyError};
 
 /// Id of the default training survey (wording A, 24 items).
 pub const TRAINING_SURVEY_ID: &str = "vsm13";
@@ -29,5 +29,5 @@ pub(super) fn load(id: &str) -> Result<Survey, SurveyError> {
         .iter()
         .find(|(known, _)| *known == id)
         .ok_or_else(|| SurveyError::UnknownBuiltin(id.to_string()))?;
-    Survey::from_toml_str(text, &format!("builtin:{id}"))
+    super::file::parse(text, &format!("builtin:{id}"))
 }

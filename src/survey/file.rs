@@ -1,6 +1,6 @@
 //! The TOML survey file format: raw deserialisation and validation into a [`Survey`].
 
-use super::{Formula, Item, Scale, Survey, SurveyError, Term};
+use super::model::{Formula, Item, Scale, Survey, SurveyError, Term};
 use crate::dimension::{DimScores, Dimension};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -120,10 +120,26 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             "must not be empty; expected a short id such as \"vsm13\"".into(),
         ));
     }
+    let scales = scales(&cx, &raw)?;
+    let items = items(&cx, &raw, &scales)?;
+    let formulas = formulas(&cx, &raw, &items)?;
+    let given_constants = constants(&cx, &raw)?;
+    Ok(Survey {
+        id,
+        name: raw.survey.name.trim().to_string(),
+        description: raw.survey.description.trim().to_string(),
+        provenance: raw.survey.provenance.trim().to_string(),
+        scales,
+        items,
+        formulas,
+        given_constants,
+        origin: origin.to_string(),
+    })
+}
 
-    // Scales.
+/// The answer scales, each with exactly five non-empty labels.
+fn scales(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<Vec<Scale>, SurveyError> {
     let mut scales = Vec::new();
-    let mut scale_index = HashMap::new();
     for (name, scale) in &raw.scales {
         let field = format!("scales.{name}.labels");
         let labels = scale.labels.get_ref();
@@ -149,10 +165,9 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             ));
         }
         for (i, l) in labels.iter().enumerate() {
-            no_control(&cx, l.span(), &format!("{field}[{i}]"), l.get_ref())?;
+            no_control(cx, l.span(), &format!("{field}[{i}]"), l.get_ref())?;
         }
         let labels: [String; 5] = std::array::from_fn(|i| labels[i].get_ref().trim().to_string());
-        scale_index.insert(name.clone(), scales.len());
         scales.push(Scale {
             name: name.clone(),
             labels,
@@ -160,16 +175,19 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
     }
     if scales.is_empty() {
         return Err(SurveyError::Invalid {
-            origin: origin.to_string(),
+            origin: cx.origin.to_string(),
             line: 1,
             field: "scales".into(),
             message: "no answer scale defined; expected at least one [scales.NAME] table".into(),
         });
     }
 
-    // Items.
+    Ok(scales)
+}
+
+/// The items, with ids unique up to case and known scales (by index).
+fn items(cx: &Ctx<'_>, raw: &RawSurvey, scales: &[Scale]) -> Result<Vec<Item>, SurveyError> {
     let mut items = Vec::new();
-    let mut item_index: HashMap<String, usize> = HashMap::new();
     // Ids are also CSV column names, which responses match without regard to case.
     let mut folded_ids: HashMap<String, usize> = HashMap::new();
     if raw.items.get_ref().is_empty() {
@@ -200,7 +218,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             ));
         }
         folded_ids.insert(item_id.to_ascii_lowercase(), n);
-        let Some(&scale) = scale_index.get(item.scale.get_ref()) else {
+        let Some(scale) = scales.iter().position(|s| s.name == *item.scale.get_ref()) else {
             let known: Vec<_> = scales.iter().map(|s| s.name.as_str()).collect();
             return Err(cx.err(
                 item.scale.span(),
@@ -220,12 +238,11 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             ));
         }
         no_control(
-            &cx,
+            cx,
             item.text.span(),
             &format!("items[{n}].text"),
             item.text.get_ref(),
         )?;
-        item_index.insert(item_id.to_string(), items.len());
         items.push(Item {
             id: item_id.to_string(),
             construct: item.construct.trim().to_string(),
@@ -233,12 +250,16 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
             text: item.text.get_ref().trim().to_string(),
         });
     }
+    Ok(items)
+}
 
-    // Formulas.
+/// One formula per dimension (sorted by dimension), each term naming items the survey
+/// defines.
+fn formulas(cx: &Ctx<'_>, raw: &RawSurvey, items: &[Item]) -> Result<Vec<Formula>, SurveyError> {
     let mut formulas: Vec<Formula> = Vec::new();
     if raw.dimensions.is_empty() {
         return Err(SurveyError::Invalid {
-            origin: origin.to_string(),
+            origin: cx.origin.to_string(),
             line: 1,
             field: "dimensions".into(),
             message: "no formula; expected at least one [dimensions.CODE] table".into(),
@@ -258,53 +279,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         }
         let mut terms = Vec::new();
         for (t, term) in dim.terms.get_ref().iter().enumerate() {
-            let tfield = format!("{field}[{t}]");
-            let coef = *term.coef.get_ref();
-            if !(coef.is_finite() && coef.abs() <= crate::survey::MAX_COEF) {
-                return Err(cx.err(
-                    term.coef.span(),
-                    format!("{tfield}.coef"),
-                    format!(
-                        "is {coef:e}; expected a finite number from -{m} to {m}",
-                        m = crate::survey::MAX_COEF
-                    ),
-                ));
-            }
-            let resolve = |which: &str,
-                           name: &Option<Spanned<String>>|
-             -> Result<Option<usize>, SurveyError> {
-                match name {
-                    None => Ok(None),
-                    Some(name) => item_index
-                        .get(name.get_ref().trim())
-                        .copied()
-                        .map(Some)
-                        .ok_or_else(|| {
-                            cx.err(
-                                name.span(),
-                                format!("{tfield}.{which}"),
-                                format!(
-                                    "names item {:?}, which the survey does not define",
-                                    name.get_ref()
-                                ),
-                            )
-                        }),
-                }
-            };
-            let plus = resolve("plus", &term.plus)?;
-            let minus = resolve("minus", &term.minus)?;
-            if plus.is_none() && minus.is_none() {
-                return Err(cx.err(
-                    term.coef.span(),
-                    tfield,
-                    "needs an item: expected `plus`, `minus` or both".into(),
-                ));
-            }
-            terms.push(Term {
-                coef: *term.coef.get_ref(),
-                plus,
-                minus,
-            });
+            terms.push(self::term(cx, &format!("{field}[{t}]"), term, items)?);
         }
         formulas.push(Formula { dimension, terms });
     }
@@ -314,7 +289,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         .find(|w| w[0].dimension == w[1].dimension)
     {
         return Err(SurveyError::Invalid {
-            origin: origin.to_string(),
+            origin: cx.origin.to_string(),
             line: 1,
             field: "dimensions".into(),
             message: format!(
@@ -324,7 +299,60 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         });
     }
 
-    // Constants.
+    Ok(formulas)
+}
+
+/// One term of a formula (`tfield` names it in errors).
+fn term(cx: &Ctx<'_>, tfield: &str, term: &RawTerm, items: &[Item]) -> Result<Term, SurveyError> {
+    let coef = *term.coef.get_ref();
+    if !(coef.is_finite() && coef.abs() <= super::model::MAX_COEF) {
+        return Err(cx.err(
+            term.coef.span(),
+            format!("{tfield}.coef"),
+            format!(
+                "is {coef:e}; expected a finite number from -{m} to {m}",
+                m = super::model::MAX_COEF
+            ),
+        ));
+    }
+    let resolve =
+        |which: &str, name: &Option<Spanned<String>>| -> Result<Option<usize>, SurveyError> {
+            match name {
+                None => Ok(None),
+                Some(name) => items
+                    .iter()
+                    .position(|i| i.id == name.get_ref().trim())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        cx.err(
+                            name.span(),
+                            format!("{tfield}.{which}"),
+                            format!(
+                                "names item {:?}, which the survey does not define",
+                                name.get_ref()
+                            ),
+                        )
+                    }),
+            }
+        };
+    let plus = resolve("plus", &term.plus)?;
+    let minus = resolve("minus", &term.minus)?;
+    if plus.is_none() && minus.is_none() {
+        return Err(cx.err(
+            term.coef.span(),
+            tfield.to_string(),
+            "needs an item: expected `plus`, `minus` or both".into(),
+        ));
+    }
+    Ok(Term {
+        coef: *term.coef.get_ref(),
+        plus,
+        minus,
+    })
+}
+
+/// The survey's own constants (`[constants]`), each finite and bounded.
+fn constants(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<DimScores, SurveyError> {
     let mut given_constants = DimScores::default();
     for (key, value) in &raw.constants {
         let d: Dimension = key
@@ -343,16 +371,5 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         }
         given_constants.set(d, Some(*value.get_ref()));
     }
-
-    Ok(Survey {
-        id,
-        name: raw.survey.name.trim().to_string(),
-        description: raw.survey.description.trim().to_string(),
-        provenance: raw.survey.provenance.trim().to_string(),
-        scales,
-        items,
-        formulas,
-        given_constants,
-        origin: origin.to_string(),
-    })
+    Ok(given_constants)
 }

@@ -3,7 +3,8 @@
 //! A calibration depends on the model and the procedure ([`Calibration`], the store's key)
 //! and is computed once and stored.
 
-use super::{TuneError, DEFAULT_CALIBRATION_REGIONS};
+use super::defaults::CALIBRATION_REGIONS as DEFAULT_CALIBRATION_REGIONS;
+use super::{TuneConfig, TuneError};
 use crate::dimension::{DimScores, Dimension};
 use crate::engine::evaluate::{EvalSettings, Evaluator, PersonaInput, SurveyPrompts};
 use crate::engine::{Model, WeightType};
@@ -202,6 +203,20 @@ pub fn constants_for(
         }
     };
     Ok(procedure.constants(values))
+}
+
+impl TuneConfig {
+    /// What this run's calibration depends on (the store's key of its constants).
+    pub fn calibration(&self) -> Calibration {
+        Calibration {
+            model_sha256: self.model_sha256.clone(),
+            weights: self.weights,
+            settings: self.settings,
+            panel: self.panel,
+            counterbalance: self.counterbalance,
+            regions: self.calibration_regions.clone(),
+        }
+    }
 }
 
 /// One survey's calibrated values.

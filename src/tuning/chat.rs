@@ -132,10 +132,12 @@ fn stored_prompt(
     let store = Store::open_read_only(db)?;
     let status = match store.run(run) {
         Ok(r) => r.status,
-        Err(crate::store::StoreError::NotFound { .. }) => return Err(TuneError::Invalid(format!(
+        Err(crate::store::StoreError::NotFound { .. }) => {
+            return Err(TuneError::Invalid(format!(
             "no run {run} in {}: there is no tuned prompt to chat with (see `culturetune runs`)",
             db.display()
-        ))),
+        )))
+        }
         Err(e) => return Err(e.into()),
     };
     let p = store.prompt_for_run(run)?.ok_or_else(|| {

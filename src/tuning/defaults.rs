@@ -31,3 +31,10 @@ pub const SURVEY: &str = crate::survey::TRAINING_SURVEY_ID;
 pub const REACH_BUDGET: usize = 36;
 /// Largest budget: a million candidates is days of work for the default model.
 pub const MAX_BUDGET: usize = 1_000_000;
+
+/// Regions whose naive answers calibrate the constants by default: all six dimensions
+/// published, spread over the world's cultural clusters (Anglo, Germanic, Nordic, Eastern
+/// European, East Asian, South Asian, Latin American, Arab, African).
+pub const CALIBRATION_REGIONS: [&str; 12] = [
+    "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
+];

@@ -6,12 +6,13 @@
 //! The command line drives it with two sinks (JSON lines, or a progress bar and a final
 //! table); tests drive it in-process and assert on the events.
 
-use super::{constants_for, MethodResult, TuneConfig, TuneError, Tuner};
+use super::calibration::constants_for;
+use super::{MethodResult, TuneConfig, TuneError, Tuner};
 use crate::dimension::DimScores;
 use crate::engine::{self, EngineError, Model};
 use crate::events::Event;
 use crate::fingerprint::sha256_file;
-use crate::optim::DeState;
+use crate::optim::{DeState, Outcome};
 use crate::prompt::Method;
 use crate::regions::{Region, RegionTable};
 use crate::scoring::{gap_closed, Constants};
@@ -188,6 +189,78 @@ fn already_done(id: i64) -> TuneError {
     ))
 }
 
+/// What a run is measured against: its region, both surveys and their constants.
+struct RunSetting {
+    region: Region,
+    train: Survey,
+    heldout: Survey,
+    c_train: Constants,
+    c_heldout: Constants,
+}
+
+impl RunSetting {
+    /// The training and the held-out survey with their constants.
+    fn surveys(&self) -> [(&Survey, &Constants); 2] {
+        [
+            (&self.train, &self.c_train),
+            (&self.heldout, &self.c_heldout),
+        ]
+    }
+}
+
+/// The card of a tuned prompt whose tuned losses are `tuned` (training, held-out); the
+/// baselines' losses come from `evaluations`. The run and its counts are the caller's.
+fn card(
+    config: &TuneConfig,
+    run: &RunSetting,
+    model: &Model,
+    tuner: &Tuner<'_>,
+    evaluations: &[EvaluationRecord],
+    tuned: [f64; 2],
+) -> PromptCard {
+    let loss_of = |m: MethodLabel, s: &Survey| {
+        evaluations
+            .iter()
+            .rev()
+            .find(|e| e.method == m && e.survey == s.id)
+            .map(|e| e.loss)
+    };
+    let losses = |s: &Survey, tuned: f64| MethodLosses {
+        naive: loss_of(NAIVE, s),
+        icl: loss_of(ICL, s),
+        tuned,
+    };
+    PromptCard {
+        model_sha256: config.model_sha256.clone(),
+        model_name: model.info().name.clone(),
+        model_file: config.model_path.clone(),
+        weights: config.weights,
+        architecture: model.info().architecture.clone(),
+        insertion: tuner.insertion(),
+        region: run.region.code.clone(),
+        region_name: run.region.name.clone(),
+        survey: run.train.id.clone(),
+        heldout_survey: run.heldout.id.clone(),
+        constants: CardConstants {
+            train: run.c_train.clone(),
+            heldout: run.c_heldout.clone(),
+        },
+        losses: CardLosses {
+            train: losses(&run.train, tuned[0]),
+            heldout: losses(&run.heldout, tuned[1]),
+        },
+        optimizer: config.de.clone(),
+        parametrization: tuner.space().param.clone(),
+        seed: config.de.seed,
+        settings: config.settings,
+        panel: config.panel,
+        counterbalance: config.counterbalance,
+        run: 0,
+        evals: 0,
+        generations: 0,
+    }
+}
+
 struct Job<'a> {
     store: &'a mut Store,
     table: &'a RegionTable,
@@ -350,22 +423,37 @@ impl Job<'_> {
         let c_train = self.constants(&model, &train, config)?;
         let c_heldout = self.constants(&model, &heldout, config)?;
         self.check_cancel()?;
-
+        let run = RunSetting {
+            region,
+            train,
+            heldout,
+            c_train,
+            c_heldout,
+        };
         // The search space is built (and every size it implies checked) before a new run
         // exists, so a setting the model cannot take leaves no run behind.
         let mut tuner = Tuner::new(
             &model,
             config,
-            train.clone(),
-            region.clone(),
-            c_train.clone(),
+            run.train.clone(),
+            run.region.clone(),
+            run.c_train.clone(),
         )?;
+        let id = self.start_run(config, &run)?;
+        self.baselines(id, config, &run, &mut tuner)?;
+        self.check_cancel()?;
+        let outcome = self.search(id, config, &mut tuner)?;
+        self.finish(id, config, run, &model, &mut tuner, &outcome)
+    }
+
+    /// The run's id: the one resumed, or a new run created now; tells the sink it started.
+    fn start_run(&mut self, config: &TuneConfig, run: &RunSetting) -> Result<i64, TuneError> {
         let resumed = self.run.is_some();
         let id = match self.run {
             Some(id) => id,
             None => self.store.create_run(
-                &region.code,
-                &train.id,
+                &run.region.code,
+                &run.train.id,
                 NAIVE,
                 &config.model_sha256,
                 &serde_json::to_value(config).map_err(|e| TuneError::Other(e.to_string()))?,
@@ -375,101 +463,79 @@ impl Job<'_> {
         self.run = Some(id);
         self.emit(Event::Started {
             run: id,
-            region: region.code.clone(),
-            survey: train.id.clone(),
-            heldout_survey: heldout.id.clone(),
+            region: run.region.code.clone(),
+            survey: run.train.id.clone(),
+            heldout_survey: run.heldout.id.clone(),
             max_evals: config.de.max_evals,
             resumed,
         });
+        Ok(id)
+    }
 
-        // Baselines, once per run.
+    /// The naive and ICL baselines on both surveys, once per run (a resumed run skips those
+    /// it stored before).
+    fn baselines(
+        &mut self,
+        id: i64,
+        config: &TuneConfig,
+        run: &RunSetting,
+        tuner: &mut Tuner<'_>,
+    ) -> Result<(), TuneError> {
         let done_before: Vec<(MethodLabel, String)> = self
             .store
             .evaluations(Some(id))?
             .into_iter()
             .map(|e| (e.method, e.survey))
             .collect();
-        for (survey, constants) in [(&train, &c_train), (&heldout, &c_heldout)] {
+        for (survey, constants) in run.surveys() {
             for (method, label) in [(Method::Naive, NAIVE), (Method::Icl, ICL)] {
                 if !done_before.contains(&(label, survey.id.clone())) {
                     self.check_cancel()?;
                     let r = tuner.evaluate_on(survey, constants, method, None)?;
-                    self.record(id, config, &region, label, survey, constants, &r)?;
+                    self.record(id, config, &run.region, label, survey, constants, &r)?;
                 }
             }
         }
-        self.check_cancel()?;
+        Ok(())
+    }
 
-        let outcome = self.search(id, config, &mut tuner)?;
-
-        // The tuned prompt: evaluate, store, report.
+    /// The tuned prompt evaluated on both surveys, stored with its card; the run done.
+    fn finish(
+        &mut self,
+        id: i64,
+        config: &TuneConfig,
+        run: RunSetting,
+        model: &Model,
+        tuner: &mut Tuner<'_>,
+        outcome: &Outcome,
+    ) -> Result<JobOutcome, TuneError> {
         let rows = tuner.rows(&outcome.best);
-        let tuned_train = tuner.evaluate_on(&train, &c_train, Method::Naive, Some(&rows))?;
-        let tuned_heldout = tuner.evaluate_on(&heldout, &c_heldout, Method::Naive, Some(&rows))?;
-        self.record(id, config, &region, TUNED, &train, &c_train, &tuned_train)?;
-        self.record(
-            id,
-            config,
-            &region,
-            TUNED,
-            &heldout,
-            &c_heldout,
-            &tuned_heldout,
-        )?;
+        let mut tuned = Vec::new();
+        for (survey, c) in run.surveys() {
+            let r = tuner.evaluate_on(survey, c, Method::Naive, Some(&rows))?;
+            self.record(id, config, &run.region, TUNED, survey, c, &r)?;
+            tuned.push(r.loss.l1);
+        }
         let evaluations = self.store.evaluations(Some(id))?;
-        let loss_of = |m: MethodLabel, s: &Survey| {
-            evaluations
-                .iter()
-                .rev()
-                .find(|e| e.method == m && e.survey == s.id)
-                .map(|e| e.loss)
-        };
+        let card = card(
+            config,
+            &run,
+            model,
+            tuner,
+            &evaluations,
+            [tuned[0], tuned[1]],
+        );
         let card = PromptCard {
-            model_sha256: config.model_sha256.clone(),
-            model_name: model.info().name.clone(),
-            model_file: config.model_path.clone(),
-            weights: config.weights,
-            architecture: model.info().architecture.clone(),
-            insertion: tuner.insertion(),
-            region: region.code.clone(),
-            region_name: region.name.clone(),
-            survey: train.id.clone(),
-            heldout_survey: heldout.id.clone(),
-            constants: CardConstants {
-                train: c_train.clone(),
-                heldout: c_heldout.clone(),
-            },
-            losses: CardLosses {
-                train: MethodLosses {
-                    naive: loss_of(NAIVE, &train),
-                    icl: loss_of(ICL, &train),
-                    tuned: tuned_train.loss.l1,
-                },
-                heldout: MethodLosses {
-                    naive: loss_of(NAIVE, &heldout),
-                    icl: loss_of(ICL, &heldout),
-                    tuned: tuned_heldout.loss.l1,
-                },
-            },
-            optimizer: config.de.clone(),
-            parametrization: tuner.space().param.clone(),
-            seed: config.de.seed,
-            settings: config.settings,
-            panel: config.panel,
-            counterbalance: config.counterbalance,
             run: id,
             evals: outcome.evals,
             generations: outcome.generations,
+            ..card
         };
         let card = serde_json::to_value(&card).map_err(|e| TuneError::Other(e.to_string()))?;
-        self.store.save_prompt(
-            Some(id),
-            &config.model_sha256,
-            tuner.space().param.k,
-            model.info().n_embd,
-            &rows,
-            &card,
-        )?;
+        let k = tuner.space().param.k;
+        let n_embd = model.info().n_embd;
+        self.store
+            .save_prompt(Some(id), &config.model_sha256, k, n_embd, &rows, &card)?;
         self.store.set_status(id, RunStatus::Done, None)?;
         let elapsed_s = self.store.last_checkpoint(id)?.map_or(0.0, |c| c.elapsed_s);
         self.emit(Event::Finished {
@@ -481,13 +547,13 @@ impl Job<'_> {
         });
         Ok(JobOutcome {
             run: id,
-            region,
+            region: run.region,
             best_loss: outcome.best_loss,
             evals: outcome.evals,
             generations: outcome.generations,
             elapsed_s,
-            surveys: [train, heldout],
-            train_constants: c_train,
+            surveys: [run.train, run.heldout],
+            train_constants: run.c_train,
             evaluations,
         })
     }

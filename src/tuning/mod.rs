@@ -26,13 +26,6 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Regions whose naive answers calibrate the constants by default: all six dimensions
-/// published, spread over the world's cultural clusters (Anglo, Germanic, Nordic, Eastern
-/// European, East Asian, South Asian, Latin American, Arab, African).
-pub const DEFAULT_CALIBRATION_REGIONS: [&str; 12] = [
-    "USA", "GBR", "GER", "SWE", "RUS", "JPN", "CHI", "IND", "BRA", "MEX", "ARA", "AFW",
-];
-
 pub mod calibration;
 pub mod chat;
 pub mod defaults;
@@ -45,10 +38,6 @@ pub mod report;
 pub mod request;
 pub mod survey_run;
 pub mod transfer;
-
-pub use calibration::{
-    calibrate, calibration_regions, constants_for, resolve_calibration_regions, Calibration,
-};
 
 /// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
 /// given file's, which is what the hash covers (not a converted copy's).
@@ -180,7 +169,7 @@ impl TuneConfig {
                 seed,
                 include_origin: true,
             },
-            calibration_regions: DEFAULT_CALIBRATION_REGIONS
+            calibration_regions: d::CALIBRATION_REGIONS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
@@ -266,18 +255,6 @@ impl TuneConfig {
             return bad("no calibration regions".into());
         }
         Ok(())
-    }
-
-    /// What this run's calibration depends on (the store's key of its constants).
-    pub fn calibration(&self) -> Calibration {
-        Calibration {
-            model_sha256: self.model_sha256.clone(),
-            weights: self.weights,
-            settings: self.settings,
-            panel: self.panel,
-            counterbalance: self.counterbalance,
-            regions: self.calibration_regions.clone(),
-        }
     }
 }
 

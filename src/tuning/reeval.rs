@@ -2,8 +2,9 @@
 //! through the run's own procedure (its stored settings, weights and GPU layers), stored as
 //! new evaluations of the run.
 
+use super::calibration::constants_for;
 use super::report::Comparison;
-use super::{constants_for, TuneConfig, TuneError, Tuner};
+use super::{TuneConfig, TuneError, Tuner};
 use crate::engine;
 use crate::prompt::Method;
 use crate::regions::RegionTable;
@@ -71,24 +72,9 @@ pub fn reevaluate(
         region.clone(),
         c_train.clone(),
     )?;
-    let tuned = Some(prompt.rows.as_slice());
     for (survey, c) in [(&train, &c_train), (&heldout, &c_heldout)] {
-        for (label, method, rows) in [
-            (MethodLabel::Naive, Method::Naive, None),
-            (MethodLabel::Icl, Method::Icl, None),
-            (MethodLabel::Tuned, Method::Naive, tuned),
-        ] {
-            let r = tuner.evaluate_on(survey, c, method, rows)?;
-            let record = r.record(
-                Some(run.id),
-                &config.model_sha256,
-                label,
-                &survey.id,
-                &region.code,
-                c,
-            );
-            store.save_evaluation(&record)?;
-        }
+        let ctx = (run.id, config.model_sha256.as_str(), region.code.as_str());
+        measure(store, &mut tuner, ctx, survey, c, &prompt.rows)?;
     }
     let evals = store.evaluations(Some(run.id))?;
     Ok(Comparison::from_evaluations(
@@ -99,4 +85,25 @@ pub fn reevaluate(
         &heldout.id,
         None,
     ))
+}
+
+/// The naive, ICL and tuned prompts on one survey, each stored as an evaluation of the run;
+/// `ctx` is the run, the model's hash and the region.
+fn measure(
+    store: &Store,
+    tuner: &mut Tuner<'_>,
+    (run, sha, region): (i64, &str, &str),
+    survey: &Survey,
+    c: &crate::scoring::Constants,
+    tuned: &[f32],
+) -> Result<(), TuneError> {
+    for (label, method, rows) in [
+        (MethodLabel::Naive, Method::Naive, None),
+        (MethodLabel::Icl, Method::Icl, None),
+        (MethodLabel::Tuned, Method::Naive, Some(tuned)),
+    ] {
+        let r = tuner.evaluate_on(survey, c, method, rows)?;
+        store.save_evaluation(&r.record(Some(run), sha, label, &survey.id, region, c))?;
+    }
+    Ok(())
 }

@@ -4,7 +4,8 @@
 //! every check, and runs them all before the model file is even hashed, so a bad setting is
 //! refused with the same message wherever it came from and before anything is loaded.
 
-use super::{resolve_calibration_regions, TuneConfig, TuneError, GPU_CANDIDATES_PER_DECODE};
+use super::calibration::resolve_calibration_regions;
+use super::{TuneConfig, TuneError, GPU_CANDIDATES_PER_DECODE};
 use crate::engine::answer::group_limit;
 use crate::engine::evaluate::EvalSettings;
 use crate::engine::WeightType;
