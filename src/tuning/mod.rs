@@ -591,3 +591,63 @@ impl<'m> Tuner<'m> {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: i64, config: serde_json::Value) -> crate::store::RunRecord {
+        crate::store::RunRecord {
+            id,
+            region: "USA".into(),
+            survey: "vsm13".into(),
+            method: crate::store::MethodLabel::Naive,
+            model_sha256: "ab".into(),
+            config,
+            seed: 1,
+            status: crate::store::RunStatus::Done,
+            error: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn stored_configurations_are_read_by_version() {
+        let c = TuneConfig::new("USA", "m.gguf", "ab", 1);
+        assert_eq!(c.version, CONFIG_VERSION);
+        let mut v = serde_json::to_value(&c).unwrap();
+        assert_eq!(TuneConfig::from_stored(&stored(1, v.clone())).unwrap(), c);
+        // Before versions: read as version 1, everything else as stored.
+        v.as_object_mut().unwrap().remove("version");
+        let old = TuneConfig::from_stored(&stored(2, v.clone())).unwrap();
+        assert_eq!((old.version, old.d, old.region.as_str()), (1, c.d, "USA"));
+        // A newer culturetune's configuration is refused, naming the run and both versions.
+        v["version"] = serde_json::json!(CONFIG_VERSION + 1);
+        let e = TuneConfig::from_stored(&stored(3, v))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run 3") && e.contains("newer culturetune"),
+            "{e}"
+        );
+        let e = TuneConfig::from_stored(&stored(4, serde_json::json!({"d": "x"}))).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("run 4's stored configuration cannot be read"));
+    }
+
+    #[test]
+    fn runs_that_differ_only_in_their_seeds_are_repeats() {
+        let a = TuneConfig::new("USA", "m.gguf", "ab", 1);
+        let b = TuneConfig::new("USA", "m.gguf", "ab", 2);
+        assert!(a.same_but_seeds(&b));
+        let old = TuneConfig {
+            version: 1,
+            ..b.clone()
+        };
+        assert!(a.same_but_seeds(&old), "the version is not a setting");
+        let other = TuneConfig { d: 8, ..b };
+        assert!(!a.same_but_seeds(&other));
+    }
+}
