@@ -25,6 +25,34 @@ pub struct Leaf {
     pub reversed: bool,
 }
 
+/// Every prompt of a panel in the one order both layouts list them (respondent, then item,
+/// then option order): its leaf and its system and user messages.
+fn each_leaf<'a>(
+    survey: &'a Survey,
+    persona_block: &'a str,
+    panel: &'a [Respondent],
+    counterbalance: bool,
+) -> impl Iterator<Item = (Leaf, String, String)> + 'a {
+    let orders: &'static [bool] = if counterbalance {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    panel.iter().enumerate().flat_map(move |(r, resp)| {
+        survey.items.iter().enumerate().flat_map(move |(i, item)| {
+            orders.iter().map(move |&reversed| {
+                let leaf = Leaf {
+                    item: i,
+                    respondent: r,
+                    reversed,
+                };
+                let system = prompt::system_message(persona_block, resp);
+                (leaf, system, prompt::user_message(survey, item, reversed))
+            })
+        })
+    })
+}
+
 /// The token sequences of all item prompts for one persona block, split at the block.
 #[derive(Debug, Clone)]
 pub struct SurveyPrompts {
@@ -53,47 +81,27 @@ impl SurveyPrompts {
         panel: &[Respondent],
         counterbalance: bool,
     ) -> Result<SurveyPrompts, EngineError> {
-        let orders: &[bool] = if counterbalance {
-            &[false, true]
-        } else {
-            &[false]
-        };
         let mut head_text: Option<String> = None;
         let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
-        for (r, resp) in panel.iter().enumerate() {
-            for (i, item) in survey.items.iter().enumerate() {
-                for &reversed in orders {
-                    let system = prompt::system_message(persona_block, resp);
-                    let user = prompt::user_message(survey, item, reversed);
-                    let text =
-                        model.render_chat(&[("system", &system), ("user", &user)])? + ANSWER_PREFIX;
-                    let at = text.find(persona_block).ok_or_else(|| {
-                        EngineError::Prompt("the chat template altered the persona text".into())
-                    })?;
-                    let head = &text[..at];
-                    match &head_text {
-                        None => head_text = Some(head.to_string()),
-                        Some(h) if h != head => {
-                            return Err(EngineError::Prompt(
-                                "the chat template renders a different opening per item".into(),
-                            ))
-                        }
-                        _ => {}
-                    }
-                    tails.push(
-                        model.tokenize_rendered(
-                            &text[at + persona_block.len()..],
-                            &[&system, &user],
-                        )?,
-                    );
-                    leaves.push(Leaf {
-                        item: i,
-                        respondent: r,
-                        reversed,
-                    });
-                    texts.push(text);
+        for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
+            let text = model.render_chat(&[("system", &system), ("user", &user)])? + ANSWER_PREFIX;
+            let at = text.find(persona_block).ok_or_else(|| {
+                EngineError::Prompt("the chat template altered the persona text".into())
+            })?;
+            let head = &text[..at];
+            match &head_text {
+                None => head_text = Some(head.to_string()),
+                Some(h) if h != head => {
+                    return Err(EngineError::Prompt(
+                        "the chat template renders a different opening per item".into(),
+                    ))
                 }
+                _ => {}
             }
+            let tail = &text[at + persona_block.len()..];
+            tails.push(model.tokenize_rendered(tail, &[&system, &user])?);
+            leaves.push(leaf);
+            texts.push(text);
         }
         let mut head = model.bos_prefix();
         head.extend(model.tokenize(head_text.as_deref().unwrap_or_default())?);
@@ -251,11 +259,6 @@ impl AnswerPrompts {
                 "the answer-side anchor text is empty".into(),
             ));
         }
-        let orders: &[bool] = if counterbalance {
-            &[false, true]
-        } else {
-            &[false]
-        };
         if opening.is_empty() {
             return Err(EngineError::Prompt(
                 "the answer opening after the rows is empty".into(),
@@ -272,24 +275,14 @@ impl AnswerPrompts {
             n_items: survey.items.len(),
         };
         let suffix = model.tokenize_text(opening)?;
-        for (r, resp) in panel.iter().enumerate() {
-            for (i, item) in survey.items.iter().enumerate() {
-                for &reversed in orders {
-                    let system = prompt::system_message(persona_block, resp);
-                    let user = prompt::user_message(survey, item, reversed);
-                    let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
-                    let mut prefix = bos.clone();
-                    prefix.extend(model.tokenize_rendered(&rendered, &[&system, &user])?);
-                    out.prefixes.push(prefix);
-                    out.suffixes.push(suffix.clone());
-                    out.leaves.push(Leaf {
-                        item: i,
-                        respondent: r,
-                        reversed,
-                    });
-                    out.texts.push(format!("{rendered}{anchor}{opening}"));
-                }
-            }
+        for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
+            let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
+            let mut prefix = bos.clone();
+            prefix.extend(model.tokenize_rendered(&rendered, &[&system, &user])?);
+            out.prefixes.push(prefix);
+            out.suffixes.push(suffix.clone());
+            out.leaves.push(leaf);
+            out.texts.push(format!("{rendered}{anchor}{opening}"));
         }
         Ok(out)
     }
