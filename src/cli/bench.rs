@@ -48,8 +48,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         anchor: args.anchor,
     };
     let report = bench::run(&model, args.engine.settings(), region, &opts)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    if super::format::json(out, args.json, &report)? {
         return Ok(());
     }
     print_report(out, &report)

@@ -26,3 +26,16 @@ pub fn dim_row(s: &DimScores, width: usize) -> String {
         .map(|&d| format!("{:>width$}", cell(s.get(d))))
         .collect()
 }
+
+/// Prints `value` as pretty JSON when `json` is set (the `--json` of every command); says
+/// whether it did.
+pub fn json<T: serde::Serialize>(
+    out: &mut dyn std::io::Write,
+    json: bool,
+    value: &T,
+) -> anyhow::Result<bool> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    }
+    Ok(json)
+}

@@ -27,8 +27,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let path = EngineArgs::default_or(args.model.clone());
     engine::init(false);
     let r = file_report(&path, args.model.is_none(), args.gpu_memory)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    if super::format::json(out, args.json, &r)? {
         return Ok(());
     }
     print_text(out, &r)
@@ -51,25 +50,15 @@ fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
         info.n_elements as f64 / 1e6,
         info.quantization().unwrap_or("unknown quantization")
     )?;
-    writeln!(
-        out,
-        "n_embd        {}",
-        info.n_embd.map_or("-".into(), |n| n.to_string())
-    )?;
-    writeln!(
-        out,
-        "layers        {}",
-        info.n_layer.map_or("-".into(), |n| n.to_string())
-    )?;
-    writeln!(
-        out,
-        "GPU offload   {}",
-        if gpu {
-            "available"
-        } else {
-            "not in this build"
-        }
-    )?;
+    let or_dash = |v: Option<u64>| v.map_or("-".into(), |n| n.to_string());
+    writeln!(out, "n_embd        {}", or_dash(info.n_embd))?;
+    writeln!(out, "layers        {}", or_dash(info.n_layer))?;
+    let offload = if gpu {
+        "available"
+    } else {
+        "not in this build"
+    };
+    writeln!(out, "GPU offload   {offload}")?;
     for d in &r.devices {
         writeln!(
             out,

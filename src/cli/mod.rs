@@ -7,6 +7,7 @@ mod engine_args;
 mod errors;
 mod format;
 mod info;
+mod merge;
 mod reach;
 mod regions;
 mod report;
@@ -103,6 +104,10 @@ enum Command {
     Eval(runs::RunArgs),
     /// Compare regions: naive, ICL and tuned losses on the training and held-out surveys.
     Compare(runs::CompareArgs),
+    /// Copy the runs, prompts, evaluations, checkpoints and calibrations of other databases
+    /// (made on other machines) into this one, in one transaction; runs already here are
+    /// recognized by their stored configuration and not copied twice.
+    Merge(merge::Args),
     /// Export a run's tuned prompt as a PEFT prompt-tuning adapter directory.
     Export(transfer::ExportArgs),
     /// Import an exported soft prompt (validated against the model) into the database.
@@ -146,6 +151,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Show(a) => runs::show(a, &table()?, &db, out),
         Command::Eval(a) => runs::eval(a, &table()?, &db, out),
         Command::Compare(a) => runs::compare(a, &table()?, &db, out),
+        Command::Merge(a) => merge::run(a, &db, out),
         Command::Export(a) => transfer::export_run(a, &db, out),
         Command::Import(a) => transfer::import_dir(a, &db, out),
         Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),

@@ -67,8 +67,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         let way = if r.maximize { "max" } else { "min" };
         eprintln!("{way} {}: {:.1}", r.dimension.code(), r.value)
     })?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    if super::format::json(out, args.json, &report)? {
         return Ok(());
     }
     print_table(out, &report)

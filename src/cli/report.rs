@@ -10,8 +10,7 @@ use std::io::Write;
 /// Prints the target, each method's indices and losses, the gap closed and the held-out
 /// verdict (or the comparison's JSON).
 pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> Result<()> {
-    if json_out {
-        writeln!(out, "{}", serde_json::to_string_pretty(c)?)?;
+    if super::format::json(out, json_out, c)? {
         return Ok(());
     }
     if let Some(r) = &c.run {

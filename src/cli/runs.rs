@@ -48,8 +48,7 @@ pub struct CompareArgs {
 /// Lists every run.
 pub fn runs(args: &RunsArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
     let list = history::run_summaries(&Store::open_read_only(db)?)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+    if super::format::json(out, args.json, &list)? {
         return Ok(());
     }
     writeln!(
@@ -82,8 +81,7 @@ pub fn runs(args: &RunsArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
 /// Shows one run: settings, trajectory, comparison.
 pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
     let d = history::run_detail(&Store::open_read_only(db)?, table, args.run)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
+    if super::format::json(out, args.json, &d)? {
         return Ok(());
     }
     let (run, region) = (&d.run, &d.comparison.region);
@@ -181,8 +179,7 @@ pub fn compare(
     out: &mut dyn Write,
 ) -> Result<()> {
     let report = history::compare(&Store::open_read_only(db)?, table, &args.regions)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    if super::format::json(out, args.json, &report)? {
         return Ok(());
     }
     print_compare(out, &report)

@@ -39,8 +39,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     let responses = Responses::from_path(&args.responses, &survey)?;
     let region = args.region.as_deref().map(|q| table.find(q)).transpose()?;
     let r = ScoreReport::new(&survey, &args.responses, &responses, constants, region)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    if super::format::json(out, args.json, &r)? {
         return Ok(());
     }
     let (scores, loss, constants) = (&r.indices, &r.loss, &r.constants);

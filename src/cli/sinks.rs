@@ -1,36 +1,10 @@
-//! The two ways `tune` and `resume` report a job: JSON lines (`--events jsonl`), or a
-//! progress bar over the search with notes above it.
+//! The default way `tune` and `resume` report a job: a progress bar over the search with
+//! notes above it (`--events jsonl` is `tuning::job::JsonLines`).
 
-use crate::events::{to_line, Event};
+use crate::events::Event;
 use crate::tuning::job::JobSink;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
 use std::ops::ControlFlow;
-
-/// `--events jsonl`: every event as one line on stdout; notes on stderr.
-pub struct JsonLines<'a> {
-    /// Where the lines go.
-    pub out: &'a mut dyn Write,
-    /// Why writing failed (the job was stopped then).
-    pub failed: Option<std::io::Error>,
-}
-
-impl JobSink for JsonLines<'_> {
-    fn event(&mut self, e: &Event) -> ControlFlow<()> {
-        let written = writeln!(self.out, "{}", to_line(e)).and_then(|()| self.out.flush());
-        match written {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(err) => {
-                self.failed.get_or_insert(err);
-                ControlFlow::Break(())
-            }
-        }
-    }
-
-    fn note(&mut self, text: &str) {
-        eprintln!("{text}");
-    }
-}
 
 /// The default output: a progress bar over the search's evaluations; notes above it.
 #[derive(Default)]

@@ -79,8 +79,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         dump_prompts(path, &prompts)?;
     }
     let report = ask.run(&model, args.engine.settings(), &prompts, soft)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    if super::format::json(out, args.json, &report)? {
         return Ok(());
     }
     let who = match &args.soft_prompt {

@@ -5,7 +5,6 @@ use crate::dimension::Dimension;
 use crate::fingerprint::sha256_file;
 use crate::regions::RegionTable;
 use crate::store::Store;
-use crate::survey::{Survey, HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
 use crate::tuning::calibration::{calibrate_surveys, resolve_calibration_regions, Calibration};
 use crate::tuning::transfer;
 use anyhow::{Context, Result};
@@ -112,17 +111,7 @@ pub fn calibrate_model(
         counterbalance: args.counterbalance,
         regions: resolve_calibration_regions(table, args.regions.as_deref())?,
     };
-    let surveys = if args.surveys.is_empty() {
-        vec![
-            Survey::builtin(TRAINING_SURVEY_ID)?,
-            Survey::builtin(HELDOUT_SURVEY_ID)?,
-        ]
-    } else {
-        args.surveys
-            .iter()
-            .map(|spec| Survey::from_id_or_path(spec))
-            .collect::<Result<_, _>>()?
-    };
+    let surveys = crate::tuning::calibration::surveys_to_calibrate(&args.surveys)?;
     let model = super::engine_args::load(&args.engine)?;
     let store = Store::open(db)?;
     store.upsert_model(&crate::tuning::model_record(&model, &sha, &given))?;
@@ -135,8 +124,7 @@ pub fn calibrate_model(
         &surveys,
         &mut |id, done, code| eprintln!("calibrating {id}: {done}/{n} ({code})"),
     )?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    if super::format::json(out, args.json, &report)? {
         return Ok(());
     }
     for c in &report.calibrations {

@@ -4,12 +4,12 @@
 
 use super::errors::Cancelled;
 use super::report::print_comparison;
-use super::sinks::{JsonLines, Progress};
+use super::sinks::Progress;
 use super::space_args::SpaceArgs;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
-use crate::tuning::job::{self, JobSpec};
+use crate::tuning::job::{self, JobSpec, JsonLines};
 use crate::tuning::report::{Comparison, RunTiming};
 use crate::tuning::request::{defaults, model_facts, resolve, EngineChoice, TuneRequest};
 use crate::tuning::TuneError;

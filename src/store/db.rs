@@ -70,6 +70,15 @@ pub enum StoreError {
         /// Its id.
         id: i64,
     },
+    /// A database named for a merge cannot be one (this database itself, not a file, an
+    /// older schema); nothing was copied.
+    #[error("{path}: {message}; nothing was merged")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 impl StoreError {

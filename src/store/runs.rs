@@ -176,12 +176,13 @@ impl Store {
         self.finish_run(row)
     }
 
-    /// All runs, newest first.
+    /// All runs, newest first (by creation time, then id: runs merged from other databases
+    /// keep their own creation time).
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {} FROM runs ORDER BY id DESC",
+                "SELECT {} FROM runs ORDER BY created_at DESC, id DESC",
                 Self::RUN_COLUMNS
             ))
             .map_err(self.sql())?;

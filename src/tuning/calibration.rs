@@ -219,6 +219,22 @@ impl TuneConfig {
     }
 }
 
+/// The surveys `calibrate` computes: those named (built-in ids or survey files), else the
+/// training and the held-out survey of a default `tune` run.
+pub fn surveys_to_calibrate(specs: &[String]) -> Result<Vec<Survey>, TuneError> {
+    if specs.is_empty() {
+        use crate::survey::{HELDOUT_SURVEY_ID, TRAINING_SURVEY_ID};
+        return Ok(vec![
+            Survey::builtin(TRAINING_SURVEY_ID)?,
+            Survey::builtin(HELDOUT_SURVEY_ID)?,
+        ]);
+    }
+    Ok(specs
+        .iter()
+        .map(|spec| Survey::from_id_or_path(spec))
+        .collect::<Result<_, _>>()?)
+}
+
 /// One survey's calibrated values.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SurveyCalibration {

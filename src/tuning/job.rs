@@ -19,6 +19,7 @@ use crate::scoring::{gap_closed, Constants};
 use crate::store::{EvaluationRecord, MethodLabel, RunStatus, Store};
 use crate::survey::Survey;
 use serde::Serialize;
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,33 @@ pub struct JobOutcome {
 }
 
 use MethodLabel::{Icl as ICL, Naive as NAIVE, Tuned as TUNED};
+
+/// A sink that writes every event as one JSON line (`--events jsonl`, docs/events.md) and
+/// notes on stderr; a failed write stops the job and is kept in `failed`.
+pub struct JsonLines<'a> {
+    /// Where the lines go.
+    pub out: &'a mut dyn Write,
+    /// Why writing failed (the job was stopped then).
+    pub failed: Option<std::io::Error>,
+}
+
+impl JobSink for JsonLines<'_> {
+    fn event(&mut self, e: &Event) -> ControlFlow<()> {
+        let written =
+            writeln!(self.out, "{}", crate::events::to_line(e)).and_then(|()| self.out.flush());
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                self.failed.get_or_insert(err);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}
 
 /// Runs a job. On an error the run (if it exists) is marked `failed` and an `Error` event is
 /// sent; on a cancel (the flag, or the sink) it is marked `cancelled`, a `Finished` event says

@@ -1,0 +1,408 @@
+//! `merge`: runs made on other machines brought into this database. Every source is opened
+//! read-only (and never written); everything is copied in one transaction, so a failure
+//! leaves this database as it was. Rows get this database's ids (the sources' ids clash);
+//! a run already here (the same stored configuration, which holds the seeds and the model's
+//! hash) is recognized and not copied again; a calibration stored here under the same key
+//! with other values is a conflict, reported and left as it is here.
+
+use super::db::{Store, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A calibration both databases hold under one key with different values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationConflict {
+    /// The model's hash.
+    pub model_sha256: String,
+    /// The survey.
+    pub survey: String,
+    /// The values kept (this database's, JSON).
+    pub kept: String,
+    /// The source's values, not copied (JSON).
+    pub other: String,
+}
+
+/// What one source brought.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct SourceMerge {
+    /// The source database.
+    pub source: PathBuf,
+    /// Runs copied, as (the source's id, the id here).
+    pub runs: Vec<(i64, i64)>,
+    /// Runs already here, as (the source's id, the id here): not copied again.
+    pub duplicates: Vec<(i64, i64)>,
+    /// Checkpoints copied.
+    pub checkpoints: usize,
+    /// Tuned and imported prompts copied.
+    pub prompts: usize,
+    /// Evaluations copied.
+    pub evaluations: usize,
+    /// Calibrations copied.
+    pub calibrations: usize,
+    /// Models this database did not know.
+    pub models: usize,
+    /// Calibrations stored here under the same key with other values.
+    pub conflicts: Vec<CalibrationConflict>,
+}
+
+impl SourceMerge {
+    /// One line for people: what the source brought.
+    pub fn summary(&self) -> String {
+        let pairs = |v: &[(i64, i64)]| -> String {
+            let p: Vec<String> = v.iter().map(|(a, b)| format!("{a} -> {b}")).collect();
+            match p.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", p.join(", ")),
+            }
+        };
+        format!(
+            "{}: {} run(s) copied{}, {} already here{}; {} checkpoints, {} prompts, {} evaluations, {} calibrations, {} models",
+            self.source.display(),
+            self.runs.len(),
+            pairs(&self.runs),
+            self.duplicates.len(),
+            pairs(&self.duplicates),
+            self.checkpoints,
+            self.prompts,
+            self.evaluations,
+            self.calibrations,
+            self.models
+        )
+    }
+}
+
+impl CalibrationConflict {
+    /// One line for people: which calibration differs and which values were kept.
+    pub fn describe(&self) -> String {
+        format!(
+            "conflict: model {} survey {} is calibrated differently there ({}) than here ({}); kept this database's",
+            self.model_sha256.get(..12).unwrap_or(&self.model_sha256),
+            self.survey,
+            self.other,
+            self.kept
+        )
+    }
+}
+
+impl Store {
+    /// Copies the runs, checkpoints, prompts, evaluations, calibrations and models of every
+    /// source into this database, in one transaction. A source that is this database, is not
+    /// culturetune's database, or has another schema version is refused before anything is
+    /// copied.
+    pub fn merge(&mut self, sources: &[PathBuf]) -> Result<Vec<SourceMerge>, StoreError> {
+        let mut opened = Vec::with_capacity(sources.len());
+        for s in sources {
+            opened.push((s.clone(), self.open_source(s)?));
+        }
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut out = Vec::with_capacity(opened.len());
+        for (source, conn) in &opened {
+            let mut m = SourceMerge {
+                source: source.clone(),
+                ..SourceMerge::default()
+            };
+            copy_source(conn, &tx, &mut m).map_err(|e| StoreError::Sqlite {
+                path: source.clone(),
+                source: e,
+            })?;
+            out.push(m);
+        }
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    /// A source opened read-only, checked to be another culturetune database of this schema.
+    fn open_source(&self, source: &Path) -> Result<Connection, StoreError> {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(source, &self.path) {
+            return Err(StoreError::Refused {
+                path: source.to_path_buf(),
+                message: "it is the database merged into (name it only in --into)".into(),
+            });
+        }
+        if !source.is_file() {
+            return Err(StoreError::Refused {
+                path: source.to_path_buf(),
+                message: "no such database file".into(),
+            });
+        }
+        let latest = super::migrations::MIGRATIONS.len() as i64;
+        match Store::read_only_connection(source) {
+            Some((conn, v)) if v == latest => Ok(conn),
+            Some((_, v)) if v > latest => Err(StoreError::TooNew {
+                path: source.to_path_buf(),
+                found: v,
+                supported: latest,
+            }),
+            Some((_, v)) => Err(StoreError::Refused {
+                path: source.to_path_buf(),
+                message: format!(
+                    "schema version {v}, not {latest}: open it once with this culturetune (`culturetune --db {} runs`), then merge it",
+                    source.display()
+                ),
+            }),
+            None => Err(StoreError::NotADatabase {
+                path: source.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// Copies one source into the transaction.
+fn copy_source(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    copy_models(src, tx, m)?;
+    copy_calibrations(src, tx, m)?;
+    let ids = copy_runs(src, tx, m)?;
+    copy_checkpoints(src, tx, &ids, m)?;
+    copy_prompts(src, tx, &ids, m)?;
+    copy_evaluations(src, tx, &ids, m)
+}
+
+fn copy_models(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    let mut q = src.prepare(
+        "SELECT sha256, path, name, architecture, n_embd, file_size, added_at FROM models",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    for row in rows {
+        let (sha, path, name, arch, n_embd, size, added) = row?;
+        m.models += tx.execute(
+            "INSERT OR IGNORE INTO models (sha256, path, name, architecture, n_embd, file_size, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![sha, path, name, arch, n_embd, size, added],
+        )?;
+    }
+    Ok(())
+}
+
+fn copy_calibrations(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    let mut q = src.prepare(
+        "SELECT key, model_sha256, survey, regions, constants, created_at FROM calibrations ORDER BY id",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, sha, survey, regions, constants, created) = row?;
+        let here: Option<String> = tx
+            .query_row(
+                "SELECT constants FROM calibrations WHERE key = ?1",
+                [&key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match here {
+            Some(kept) if kept == constants => {}
+            Some(kept) => m.conflicts.push(CalibrationConflict {
+                model_sha256: sha,
+                survey,
+                kept,
+                other: constants,
+            }),
+            None => {
+                m.calibrations += tx.execute(
+                    "INSERT INTO calibrations (key, model_sha256, survey, regions, constants, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![key, sha, survey, regions, constants, created],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The runs not already here, copied; returns the source's id -> the id here of each.
+fn copy_runs(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<HashMap<i64, i64>> {
+    let mut q = src.prepare(
+        "SELECT id, region, survey, method, model_sha256, config, seed, status, error, created_at, updated_at FROM runs ORDER BY id",
+    )?;
+    let mut rows = q.query([])?;
+    let mut ids = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get("id")?;
+        let config: String = r.get("config")?;
+        let here: Option<i64> = tx
+            .query_row("SELECT id FROM runs WHERE config = ?1", [&config], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(here) = here {
+            m.duplicates.push((id, here));
+            continue;
+        }
+        // A run still running over there is owned by no process here: interrupted, resumable.
+        let status: String = r.get("status")?;
+        let status = if status == "running" {
+            "interrupted".to_string()
+        } else {
+            status
+        };
+        tx.execute(
+            "INSERT INTO runs (region, survey, method, model_sha256, config, seed, status, pid, error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10)",
+            params![
+                r.get::<_, String>("region")?,
+                r.get::<_, String>("survey")?,
+                r.get::<_, String>("method")?,
+                r.get::<_, String>("model_sha256")?,
+                config,
+                r.get::<_, i64>("seed")?,
+                status,
+                r.get::<_, Option<String>>("error")?,
+                r.get::<_, String>("created_at")?,
+                r.get::<_, String>("updated_at")?,
+            ],
+        )?;
+        let new = tx.last_insert_rowid();
+        ids.insert(id, new);
+        m.runs.push((id, new));
+    }
+    Ok(ids)
+}
+
+fn copy_checkpoints(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    ids: &HashMap<i64, i64>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    let mut q = src.prepare(
+        "SELECT run_id, generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s, created_at FROM checkpoints ORDER BY run_id, generation",
+    )?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let Some(run) = ids.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        m.checkpoints += tx.execute(
+            "INSERT INTO checkpoints (run_id, generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                run,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, f64>(7)?,
+                r.get::<_, String>(8)?,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The prompts of copied runs, and imported prompts (no run) this database lacks.
+fn copy_prompts(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    ids: &HashMap<i64, i64>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    let mut q = src.prepare(
+        "SELECT run_id, model_sha256, k, n_embd, rows, card, created_at FROM prompts ORDER BY id",
+    )?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let run = match r.get::<_, Option<i64>>(0)? {
+            Some(src_run) => match ids.get(&src_run) {
+                Some(&here) => Some(here),
+                None => continue,
+            },
+            None => None,
+        };
+        let (sha, blob, card): (String, Vec<u8>, String) = (r.get(1)?, r.get(4)?, r.get(5)?);
+        if run.is_none() {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM prompts WHERE run_id IS NULL AND model_sha256 = ?1 AND rows = ?2 AND card = ?3",
+                    params![sha, blob, card],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                continue;
+            }
+        }
+        m.prompts += tx.execute(
+            "INSERT INTO prompts (run_id, model_sha256, k, n_embd, rows, card, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![run, sha, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, blob, card, r.get::<_, String>(6)?],
+        )?;
+    }
+    Ok(())
+}
+
+/// The evaluations of copied runs (evaluations without a run are not stored by culturetune).
+fn copy_evaluations(
+    src: &Connection,
+    tx: &Transaction<'_>,
+    ids: &HashMap<i64, i64>,
+    m: &mut SourceMerge,
+) -> rusqlite::Result<()> {
+    let mut q = src.prepare(
+        "SELECT run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, created_at FROM evaluations WHERE run_id IS NOT NULL ORDER BY id",
+    )?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let Some(run) = ids.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        m.evaluations += tx.execute(
+            "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                run,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, f64>(7)?,
+                r.get::<_, f64>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, f64>(10)?,
+                r.get::<_, String>(11)?,
+            ],
+        )?;
+    }
+    Ok(())
+}
