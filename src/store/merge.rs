@@ -164,41 +164,89 @@ fn copy_source(
     tx: &Transaction<'_>,
     m: &mut SourceMerge,
 ) -> rusqlite::Result<()> {
-    copy_models(src, tx, m)?;
+    m.models = copy_rows(src, tx, "models", MODEL_COLUMNS, None)?;
     copy_calibrations(src, tx, m)?;
     let ids = copy_runs(src, tx, m)?;
-    copy_checkpoints(src, tx, &ids, m)?;
+    m.checkpoints = copy_rows(src, tx, "checkpoints", CHECKPOINT_COLUMNS, Some(&ids))?;
     copy_prompts(src, tx, &ids, m)?;
-    copy_evaluations(src, tx, &ids, m)
+    m.evaluations = copy_rows(src, tx, "evaluations", EVALUATION_COLUMNS, Some(&ids))?;
+    Ok(())
 }
 
-fn copy_models(
+const MODEL_COLUMNS: &[&str] = &[
+    "sha256",
+    "path",
+    "name",
+    "architecture",
+    "n_embd",
+    "file_size",
+    "added_at",
+];
+const CHECKPOINT_COLUMNS: &[&str] = &[
+    "run_id",
+    "generation",
+    "evals",
+    "best_loss",
+    "mean_loss",
+    "best_scores",
+    "state",
+    "elapsed_s",
+    "created_at",
+];
+const EVALUATION_COLUMNS: &[&str] = &[
+    "run_id",
+    "model_sha256",
+    "method",
+    "survey",
+    "region",
+    "constants",
+    "indices",
+    "loss",
+    "loss_mean",
+    "dims_used",
+    "digit_mass",
+    "created_at",
+];
+
+/// Copies a table's rows, every column as stored. With `runs`, the first column is the run
+/// id: rows of runs not copied (and rows without a run, which culturetune does not store in
+/// these tables) are left out, the others get the run's id here. Without, a row whose key is
+/// already here is left as it is here. Returns the rows copied.
+fn copy_rows(
     src: &Connection,
     tx: &Transaction<'_>,
-    m: &mut SourceMerge,
-) -> rusqlite::Result<()> {
-    let mut q = src.prepare(
-        "SELECT sha256, path, name, architecture, n_embd, file_size, added_at FROM models",
-    )?;
-    let rows = q.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, String>(6)?,
-        ))
-    })?;
-    for row in rows {
-        let (sha, path, name, arch, n_embd, size, added) = row?;
-        m.models += tx.execute(
-            "INSERT OR IGNORE INTO models (sha256, path, name, architecture, n_embd, file_size, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![sha, path, name, arch, n_embd, size, added],
-        )?;
+    table: &str,
+    columns: &[&str],
+    runs: Option<&HashMap<i64, i64>>,
+) -> rusqlite::Result<usize> {
+    use rusqlite::types::Value;
+    let list = columns.join(", ");
+    let mut q = src.prepare(&format!("SELECT {list} FROM {table} ORDER BY rowid"))?;
+    let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let verb = if runs.is_some() {
+        "INSERT"
+    } else {
+        "INSERT OR IGNORE"
+    };
+    let insert = format!("{verb} INTO {table} ({list}) VALUES ({})", marks.join(", "));
+    let mut rows = q.query([])?;
+    let mut copied = 0;
+    while let Some(r) = rows.next()? {
+        let mut values: Vec<Value> = (0..columns.len())
+            .map(|i| r.get(i))
+            .collect::<rusqlite::Result<_>>()?;
+        if let Some(ids) = runs {
+            let Value::Integer(run) = values[0] else {
+                continue;
+            };
+            let Some(&here) = ids.get(&run) else {
+                continue;
+            };
+            values[0] = Value::Integer(here);
+        }
+        copied += tx.execute(&insert, rusqlite::params_from_iter(values))?;
     }
-    Ok(())
+    Ok(copied)
 }
 
 fn copy_calibrations(
@@ -299,38 +347,6 @@ fn copy_runs(
     Ok(ids)
 }
 
-fn copy_checkpoints(
-    src: &Connection,
-    tx: &Transaction<'_>,
-    ids: &HashMap<i64, i64>,
-    m: &mut SourceMerge,
-) -> rusqlite::Result<()> {
-    let mut q = src.prepare(
-        "SELECT run_id, generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s, created_at FROM checkpoints ORDER BY run_id, generation",
-    )?;
-    let mut rows = q.query([])?;
-    while let Some(r) = rows.next()? {
-        let Some(run) = ids.get(&r.get::<_, i64>(0)?) else {
-            continue;
-        };
-        m.checkpoints += tx.execute(
-            "INSERT INTO checkpoints (run_id, generation, evals, best_loss, mean_loss, best_scores, state, elapsed_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                run,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, f64>(3)?,
-                r.get::<_, f64>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, f64>(7)?,
-                r.get::<_, String>(8)?,
-            ],
-        )?;
-    }
-    Ok(())
-}
-
 /// The prompts of copied runs, and imported prompts (no run) this database lacks.
 fn copy_prompts(
     src: &Connection,
@@ -366,42 +382,6 @@ fn copy_prompts(
         m.prompts += tx.execute(
             "INSERT INTO prompts (run_id, model_sha256, k, n_embd, rows, card, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![run, sha, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, blob, card, r.get::<_, String>(6)?],
-        )?;
-    }
-    Ok(())
-}
-
-/// The evaluations of copied runs (evaluations without a run are not stored by culturetune).
-fn copy_evaluations(
-    src: &Connection,
-    tx: &Transaction<'_>,
-    ids: &HashMap<i64, i64>,
-    m: &mut SourceMerge,
-) -> rusqlite::Result<()> {
-    let mut q = src.prepare(
-        "SELECT run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, created_at FROM evaluations WHERE run_id IS NOT NULL ORDER BY id",
-    )?;
-    let mut rows = q.query([])?;
-    while let Some(r) = rows.next()? {
-        let Some(run) = ids.get(&r.get::<_, i64>(0)?) else {
-            continue;
-        };
-        m.evaluations += tx.execute(
-            "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                run,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, f64>(7)?,
-                r.get::<_, f64>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, f64>(10)?,
-                r.get::<_, String>(11)?,
-            ],
         )?;
     }
     Ok(())
