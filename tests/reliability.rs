@@ -753,6 +753,14 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         import(&d.display().to_string()),
     );
     integrity_ok(&db);
+    let mut a = survey(&tiny_path);
+    a.extend([
+        "--soft-prompt".into(),
+        good.clone(),
+        "--method".into(),
+        "icl".into(),
+    ]);
+    t.case(g, "a soft prompt asked with --method icl", Want::Error, a);
 
     // ------------------------------------------------------------------ numeric flags
     let g = "numeric flag";
@@ -818,6 +826,32 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
         chat(&long),
     );
     integrity_ok(&db);
+
+    // ------------------------------------------------------------------ merge
+    let g = "merge";
+    let merged = t.path("merged.db");
+    let merge = |src: &str| {
+        let into = ["--into".to_string(), merged.clone()];
+        [vec!["merge".to_string(), src.to_string()], into.to_vec()].concat()
+    };
+    let other = t.path("other.db");
+    std::fs::copy(&db, &other).unwrap();
+    t.case(
+        g,
+        "another culturetune database (works)",
+        Want::Works,
+        merge(&other),
+    );
+    t.case(g, "the same one again (works)", Want::Works, merge(&other));
+    let p = t.file(
+        "notes.db",
+        "these are notes, not a database; long enough to be read\n",
+    );
+    t.case(g, "a text file", Want::Error, merge(&p));
+    let p = t.path("no-such.db");
+    t.case(g, "a missing file", Want::Error, merge(&p));
+    t.case(g, "the target itself", Want::Error, merge(&merged));
+    integrity_ok(&merged);
 
     // ------------------------------------------------------------------ hostile inputs
     hostile::cases(&mut t, &tiny, &tiny_path, &db);

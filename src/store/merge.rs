@@ -151,8 +151,9 @@ impl Store {
                     source.display()
                 ),
             }),
-            None => Err(StoreError::NotADatabase {
+            None => Err(StoreError::Refused {
                 path: source.to_path_buf(),
+                message: "not a culturetune database (not a SQLite file)".into(),
             }),
         }
     }
