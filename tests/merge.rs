@@ -6,6 +6,7 @@ use culturetune::dimension::DimScores;
 use culturetune::store::{
     Checkpoint, EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store, StoreError,
 };
+use culturetune::tuning::job_of;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +86,7 @@ fn runs_of_two_databases_merge_into_one_once_each() {
     let (a_before, b_before) = (bytes(&a), bytes(&b));
     let main = dir.path().join("main.db");
     let mut s = Store::open(&main).unwrap();
-    let report = s.merge(&[a.clone(), b.clone()]).unwrap();
+    let report = s.merge(&[a.clone(), b.clone()], &job_of).unwrap();
     assert_eq!(report[0].runs.len(), 2);
     assert_eq!(report[0].calibrations, 1);
     assert_eq!(
@@ -132,7 +133,7 @@ fn runs_of_two_databases_merge_into_one_once_each() {
     assert_eq!(kept, DimScores::full([1.0; 6]));
 
     // Again: nothing new, every run recognized.
-    let again = s.merge(&[a.clone(), b.clone()]).unwrap();
+    let again = s.merge(&[a.clone(), b.clone()], &job_of).unwrap();
     assert!(again
         .iter()
         .all(|m| m.runs.is_empty() && m.checkpoints == 0));
@@ -164,7 +165,7 @@ fn a_bad_source_copies_nothing_and_a_running_run_arrives_interrupted() {
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not a database, long enough to be looked at").unwrap();
     for bad in [text, dir.path().join("missing.db"), main.clone()] {
-        let e = s.merge(&[a.clone(), bad.clone()]).unwrap_err();
+        let e = s.merge(&[a.clone(), bad.clone()], &job_of).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -178,7 +179,7 @@ fn a_bad_source_copies_nothing_and_a_running_run_arrives_interrupted() {
             "{bad:?}: something was copied"
         );
     }
-    let report = s.merge(&[a]).unwrap();
+    let report = s.merge(&[a], &job_of).unwrap();
     assert_eq!(report[0].runs.len(), 2);
     let chi = s
         .runs()
@@ -191,4 +192,37 @@ fn a_bad_source_copies_nothing_and_a_running_run_arrives_interrupted() {
         RunStatus::Interrupted,
         "no process here owns it"
     );
+}
+
+#[test]
+fn one_job_run_on_two_machines_is_copied_once() {
+    use culturetune::tuning::TuneConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let sha = model().sha256;
+    let here = TuneConfig::new("USA", "models/m.gguf", &sha, 7);
+    let mut there = here.clone();
+    there.model_path = "/srv/cluster/models/m.gguf".into();
+    there.settings.threads = 96;
+    let other_seed = TuneConfig::new("USA", "models/m.gguf", &sha, 8);
+    let db = |name: &str, configs: &[&TuneConfig]| {
+        let path = dir.path().join(name);
+        let s = Store::open(&path).unwrap();
+        s.upsert_model(&model()).unwrap();
+        for c in configs {
+            let v = serde_json::to_value(c).unwrap();
+            s.create_run("USA", "vsm13", MethodLabel::Naive, &sha, &v, c.de.seed)
+                .unwrap();
+        }
+        path
+    };
+    let mut main = Store::open(&db("main.db", &[&here])).unwrap();
+    let cluster = db("cluster.db", &[&there, &other_seed]);
+    let report = main.merge(&[cluster], &job_of).unwrap();
+    assert_eq!(
+        report[0].duplicates.len(),
+        1,
+        "the same job on another machine"
+    );
+    assert_eq!(report[0].runs.len(), 1, "another seed is another job");
+    assert_eq!(main.runs().unwrap().len(), 2);
 }

@@ -22,7 +22,7 @@ pub struct Args {
 /// Merges the sources and says what each brought.
 pub fn run(args: &Args, db: &Path, out: &mut dyn Write) -> Result<()> {
     let into = args.into.as_deref().unwrap_or(db);
-    let report = Store::open(into)?.merge(&args.sources)?;
+    let report = Store::open(into)?.merge(&args.sources, &crate::tuning::job_of)?;
     if super::format::json(out, args.json, &report)? {
         return Ok(());
     }

@@ -105,8 +105,9 @@ enum Command {
     /// Compare regions: naive, ICL and tuned losses on the training and held-out surveys.
     Compare(runs::CompareArgs),
     /// Copy the runs, prompts, evaluations, checkpoints and calibrations of other databases
-    /// (made on other machines) into this one, in one transaction; runs already here are
-    /// recognized by their stored configuration and not copied twice.
+    /// (made on other machines) into this one, in one transaction; a job already here (the
+    /// same stored configuration, wherever the model file was and however many threads ran it)
+    /// is not copied twice.
     Merge(merge::Args),
     /// Export a run's tuned prompt as a PEFT prompt-tuning adapter directory.
     Export(transfer::ExportArgs),

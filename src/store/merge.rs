@@ -1,9 +1,10 @@
 //! `merge`: runs made on other machines brought into this database. Every source is opened
 //! read-only (and never written); everything is copied in one transaction, so a failure
 //! leaves this database as it was. Rows get this database's ids (the sources' ids clash);
-//! a run already here (the same stored configuration, which holds the seeds and the model's
-//! hash) is recognized and not copied again; a calibration stored here under the same key
-//! with other values is a conflict, reported and left as it is here.
+//! a run of a job already here (the caller says what a job is: for culturetune, the stored
+//! configuration without what belongs to the machine) is recognized and not copied again; a
+//! calibration stored here under the same key with other values is a conflict, reported and
+//! left as it is here.
 
 use super::db::{Store, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -90,8 +91,14 @@ impl Store {
     /// Copies the runs, checkpoints, prompts, evaluations, calibrations and models of every
     /// source into this database, in one transaction. A source that is this database, is not
     /// culturetune's database, or has another schema version is refused before anything is
-    /// copied.
-    pub fn merge(&mut self, sources: &[PathBuf]) -> Result<Vec<SourceMerge>, StoreError> {
+    /// copied. `job` maps a run's stored configuration to its job: runs of one job are
+    /// copied once (the store does not read configurations; the caller knows what in them
+    /// belongs to the machine rather than to the job).
+    pub fn merge(
+        &mut self,
+        sources: &[PathBuf],
+        job: &dyn Fn(&str) -> String,
+    ) -> Result<Vec<SourceMerge>, StoreError> {
         let mut opened = Vec::with_capacity(sources.len());
         for s in sources {
             opened.push((s.clone(), self.open_source(s)?));
@@ -102,13 +109,14 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
+        let mut jobs = known_jobs(&tx, job).map_err(sql)?;
         let mut out = Vec::with_capacity(opened.len());
         for (source, conn) in &opened {
             let mut m = SourceMerge {
                 source: source.clone(),
                 ..SourceMerge::default()
             };
-            copy_source(conn, &tx, &mut m).map_err(|e| StoreError::Sqlite {
+            copy_source(conn, &tx, (job, &mut jobs), &mut m).map_err(|e| StoreError::Sqlite {
                 path: source.clone(),
                 source: e,
             })?;
@@ -159,15 +167,34 @@ impl Store {
     }
 }
 
+/// How runs are matched: the caller's job of a configuration, and the jobs here (job -> run).
+type Jobs<'a> = (&'a dyn Fn(&str) -> String, &'a mut HashMap<String, i64>);
+
+/// The job of every run here (the oldest run of a job when there are several).
+fn known_jobs(
+    tx: &Transaction<'_>,
+    job: &dyn Fn(&str) -> String,
+) -> rusqlite::Result<HashMap<String, i64>> {
+    let mut q = tx.prepare("SELECT id, config FROM runs ORDER BY id DESC")?;
+    let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut jobs = HashMap::new();
+    for row in rows {
+        let (id, config) = row?;
+        jobs.insert(job(&config), id);
+    }
+    Ok(jobs)
+}
+
 /// Copies one source into the transaction.
 fn copy_source(
     src: &Connection,
     tx: &Transaction<'_>,
+    jobs: Jobs<'_>,
     m: &mut SourceMerge,
 ) -> rusqlite::Result<()> {
     m.models = copy_rows(src, tx, "models", MODEL_COLUMNS, None)?;
     copy_calibrations(src, tx, m)?;
-    let ids = copy_runs(src, tx, m)?;
+    let ids = copy_runs(src, tx, jobs, m)?;
     m.checkpoints = copy_rows(src, tx, "checkpoints", CHECKPOINT_COLUMNS, Some(&ids))?;
     copy_prompts(src, tx, &ids, m)?;
     m.evaluations = copy_rows(src, tx, "evaluations", EVALUATION_COLUMNS, Some(&ids))?;
@@ -300,6 +327,7 @@ fn copy_calibrations(
 fn copy_runs(
     src: &Connection,
     tx: &Transaction<'_>,
+    (job, jobs): Jobs<'_>,
     m: &mut SourceMerge,
 ) -> rusqlite::Result<HashMap<i64, i64>> {
     let mut q = src.prepare(
@@ -310,12 +338,8 @@ fn copy_runs(
     while let Some(r) = rows.next()? {
         let id: i64 = r.get("id")?;
         let config: String = r.get("config")?;
-        let here: Option<i64> = tx
-            .query_row("SELECT id FROM runs WHERE config = ?1", [&config], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if let Some(here) = here {
+        let key = job(&config);
+        if let Some(&here) = jobs.get(&key) {
             m.duplicates.push((id, here));
             continue;
         }
@@ -342,6 +366,7 @@ fn copy_runs(
             ],
         )?;
         let new = tx.last_insert_rowid();
+        jobs.insert(key, new);
         ids.insert(id, new);
         m.runs.push((id, new));
     }

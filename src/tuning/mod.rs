@@ -194,15 +194,30 @@ impl TuneConfig {
         Ok(config)
     }
 
-    /// Whether two configurations differ at most in their seeds (the projection's and the
-    /// search's) and the version they were stored with: their runs are repeats of one
-    /// setting.
+    /// The configuration without what belongs to the machine that ran it: the model file's
+    /// path (the file itself is its hash), the CPU threads and the version it was stored with.
+    /// GPU layers and candidates per decode stay: they change results in the last digits.
+    fn machine_free(&self) -> TuneConfig {
+        let mut c = self.clone();
+        c.model_path.clear();
+        c.settings.threads = 0;
+        c.version = 0;
+        c
+    }
+
+    /// What makes two runs one job (`merge` copies a job once): the configuration without
+    /// what belongs to the machine, as text.
+    pub fn job_key(&self) -> String {
+        serde_json::to_string(&self.machine_free()).unwrap_or_default()
+    }
+
+    /// Whether two configurations are one setting repeated: they differ at most in their seeds
+    /// (the projection's and the search's) and in what belongs to the machine.
     pub fn same_but_seeds(&self, other: &TuneConfig) -> bool {
         let unseeded = |c: &TuneConfig| {
-            let mut c = c.clone();
+            let mut c = c.machine_free();
             c.projection_seed = 0;
             c.de.seed = 0;
-            c.version = 0;
             c
         };
         unseeded(self) == unseeded(other)
@@ -256,6 +271,12 @@ impl TuneConfig {
         }
         Ok(())
     }
+}
+
+/// The job of a stored configuration (its JSON text): [`TuneConfig::job_key`], or the text
+/// itself when it is not a configuration this culturetune reads.
+pub fn job_of(config: &str) -> String {
+    serde_json::from_str::<TuneConfig>(config).map_or_else(|_| config.to_string(), |c| c.job_key())
 }
 
 fn one_u32() -> u32 {
@@ -647,7 +668,15 @@ mod tests {
             ..b.clone()
         };
         assert!(a.same_but_seeds(&old), "the version is not a setting");
-        let other = TuneConfig { d: 8, ..b };
+        let other = TuneConfig { d: 8, ..b.clone() };
         assert!(!a.same_but_seeds(&other));
+        // Another machine: another path to the same file, other threads; the same job.
+        let mut there = a.clone();
+        there.model_path = "/home/x/models/m.gguf".into();
+        there.settings.threads = 64;
+        assert!(a.same_but_seeds(&there));
+        assert_eq!(job_of(&serde_json::to_string(&there).unwrap()), a.job_key());
+        assert_ne!(b.job_key(), a.job_key(), "another seed is another job");
+        assert_eq!(job_of("{not a config"), "{not a config");
     }
 }
