@@ -2,31 +2,20 @@
 //! ids, a run present in both copied once, a calibration conflict reported, the sources
 //! untouched, and a bad source refused with nothing copied.
 
+mod common;
+
 use culturetune::dimension::DimScores;
-use culturetune::store::{
-    Checkpoint, EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store, StoreError,
-};
+use culturetune::store::{Checkpoint, EvaluationRecord, MethodLabel, RunStatus, Store, StoreError};
 use culturetune::tuning::job_of;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-
-fn model() -> ModelRecord {
-    ModelRecord {
-        sha256: "ab".repeat(32),
-        path: "m.gguf".into(),
-        name: "m".into(),
-        architecture: "llama".into(),
-        n_embd: 2,
-        file_size: 10,
-    }
-}
 
 /// A database with one finished run per seed (loss = seed) and a calibration of `c`.
 fn source(dir: &Path, name: &str, seeds: &[u64], c: f64) -> PathBuf {
     let path = dir.join(name);
     let mut s = Store::open(&path).unwrap();
-    let sha = model().sha256;
-    s.upsert_model(&model()).unwrap();
+    let sha = common::model_record().sha256;
+    s.upsert_model(&common::model_record()).unwrap();
     s.save_calibration(
         "key",
         &sha,
@@ -154,7 +143,7 @@ fn a_bad_source_copies_nothing_and_a_running_run_arrives_interrupted() {
             "CHI",
             "vsm13",
             MethodLabel::Naive,
-            &model().sha256,
+            &common::model_record().sha256,
             &json!({"r": 1}),
             5,
         )
@@ -198,7 +187,7 @@ fn a_bad_source_copies_nothing_and_a_running_run_arrives_interrupted() {
 fn one_job_run_on_two_machines_is_copied_once() {
     use culturetune::tuning::TuneConfig;
     let dir = tempfile::tempdir().unwrap();
-    let sha = model().sha256;
+    let sha = common::model_record().sha256;
     let here = TuneConfig::new("USA", "models/m.gguf", &sha, 7);
     let mut there = here.clone();
     there.model_path = "/srv/cluster/models/m.gguf".into();
@@ -207,7 +196,7 @@ fn one_job_run_on_two_machines_is_copied_once() {
     let db = |name: &str, configs: &[&TuneConfig]| {
         let path = dir.path().join(name);
         let s = Store::open(&path).unwrap();
-        s.upsert_model(&model()).unwrap();
+        s.upsert_model(&common::model_record()).unwrap();
         for c in configs {
             let v = serde_json::to_value(c).unwrap();
             s.create_run("USA", "vsm13", MethodLabel::Naive, &sha, &v, c.de.seed)

@@ -1,22 +1,11 @@
 //! The SQLite store on real files: migrations, round trips, interrupted runs, refusal of
 //! files that are not databases.
 
-use culturetune::dimension::DimScores;
-use culturetune::store::{
-    Checkpoint, EvaluationRecord, MethodLabel, ModelRecord, RunStatus, Store, StoreError,
-};
-use serde_json::json;
+mod common;
 
-fn model() -> ModelRecord {
-    ModelRecord {
-        sha256: "ab".repeat(32),
-        path: "m.gguf".into(),
-        name: "m".into(),
-        architecture: "llama".into(),
-        n_embd: 4,
-        file_size: 10,
-    }
-}
+use culturetune::dimension::DimScores;
+use culturetune::store::{Checkpoint, EvaluationRecord, MethodLabel, RunStatus, Store, StoreError};
+use serde_json::json;
 
 #[test]
 fn migrates_an_empty_file_and_round_trips_everything() {
@@ -24,11 +13,11 @@ fn migrates_an_empty_file_and_round_trips_everything() {
     let path = dir.path().join("sub/dir/ct.db");
     let mut s = Store::open(&path).unwrap();
     assert_eq!(s.schema_version().unwrap(), 1);
-    s.upsert_model(&model()).unwrap();
+    s.upsert_model(&common::model_record()).unwrap();
     let c = DimScores::full([1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
     s.save_calibration(
         "k1",
-        &model().sha256,
+        &common::model_record().sha256,
         "vsm13",
         &["USA".into(), "CHI".into()],
         &c,
@@ -45,7 +34,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
             "USA",
             "vsm13",
             MethodLabel::Naive,
-            &model().sha256,
+            &common::model_record().sha256,
             &json!({"budget": 10}),
             7,
         )
@@ -65,7 +54,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
     let pid = s
         .save_prompt(
             Some(id),
-            &model().sha256,
+            &common::model_record().sha256,
             2,
             4,
             &rows,
@@ -80,7 +69,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
     assert_eq!(s.prompt_for_run(id).unwrap().unwrap().id, pid);
     let e = EvaluationRecord {
         run_id: Some(id),
-        model_sha256: model().sha256,
+        model_sha256: common::model_record().sha256,
         method: culturetune::store::MethodLabel::Naive,
         survey: "vsm13".into(),
         region: "USA".into(),
@@ -112,13 +101,13 @@ fn a_run_whose_process_died_shows_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ct.db");
     let s = Store::open(&path).unwrap();
-    s.upsert_model(&model()).unwrap();
+    s.upsert_model(&common::model_record()).unwrap();
     let dead = s
         .create_run(
             "USA",
             "vsm13",
             MethodLabel::Naive,
-            &model().sha256,
+            &common::model_record().sha256,
             &json!({}),
             1,
         )
@@ -128,7 +117,7 @@ fn a_run_whose_process_died_shows_as_interrupted() {
             "CHI",
             "vsm13",
             MethodLabel::Naive,
-            &model().sha256,
+            &common::model_record().sha256,
             &json!({}),
             1,
         )

@@ -182,7 +182,6 @@ fn keys<T: serde::Serialize>(v: &T) -> BTreeSet<String> {
 fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
     use culturetune::engine::file_report::FileReport;
     use culturetune::engine::offload::{Device, DeviceKind, LayerPlan};
-    use culturetune::engine::GgufInfo;
     use culturetune::store::{EvaluationRecord, RunRecord};
     use culturetune::tuning::history::*;
     use culturetune::tuning::report::Comparison;
@@ -293,22 +292,6 @@ fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
         full_offload_bytes: 1,
         note: "n".into(),
     };
-    let info = GgufInfo {
-        version: 3,
-        architecture: "llama".into(),
-        name: Some("m".into()),
-        chat_template: None,
-        n_tensors: 1,
-        file_size: 1,
-        n_elements: 1,
-        n_embd: Some(1),
-        n_layer: Some(1),
-        file_type: Some(1),
-        n_head: Some(1),
-        n_head_kv: Some(1),
-        layer_bytes: vec![1],
-        output_bytes: 1,
-    };
     let file = FileReport {
         path: "m.gguf".into(),
         is_default: true,
@@ -326,7 +309,6 @@ fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
         gpu_reason: Some("r"),
         devices: vec![device.clone()],
         gpu_plan: plan.clone(),
-        info,
     };
     vec![
         ("RunSummary", keys(&summary)),

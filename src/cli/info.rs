@@ -35,25 +35,24 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
 
 /// The text form of `info`.
 fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
-    let (path, info, gpu, plan) = (&r.path, &r.info, r.gpu_available, &r.gpu_plan);
-    writeln!(out, "file          {}", path.display())?;
+    writeln!(out, "file          {}", r.path.display())?;
     writeln!(
         out,
         "model         {} ({})",
-        info.name.as_deref().unwrap_or("(no name)"),
-        info.architecture
+        r.name.as_deref().unwrap_or("(no name)"),
+        r.architecture
     )?;
     writeln!(
         out,
         "size          {:.1} MiB, {:.1} M weights, {}",
-        info.file_size as f64 / (1u64 << 20) as f64,
-        info.n_elements as f64 / 1e6,
-        info.quantization().unwrap_or("unknown quantization")
+        r.file_size as f64 / (1u64 << 20) as f64,
+        r.n_params as f64 / 1e6,
+        r.quantization.unwrap_or("unknown quantization")
     )?;
     let or_dash = |v: Option<u64>| v.map_or("-".into(), |n| n.to_string());
-    writeln!(out, "n_embd        {}", or_dash(info.n_embd))?;
-    writeln!(out, "layers        {}", or_dash(info.n_layer))?;
-    let offload = if gpu {
+    writeln!(out, "n_embd        {}", or_dash(r.n_embd))?;
+    writeln!(out, "layers        {}", or_dash(r.n_layer))?;
+    let offload = if r.gpu_available {
         "available"
     } else {
         "not in this build"
@@ -71,6 +70,6 @@ fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
             d.total_bytes >> 20
         )?;
     }
-    writeln!(out, "GPU plan      {}", plan.note)?;
+    writeln!(out, "GPU plan      {}", r.gpu_plan.note)?;
     Ok(())
 }

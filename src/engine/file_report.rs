@@ -4,7 +4,7 @@
 use super::backend::gpu_available;
 use super::error::EngineError;
 use super::evaluate::EvalSettings;
-use super::gguf::{inspect, GgufInfo};
+use super::gguf::inspect;
 use super::offload::{self, Device, LayerPlan};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -45,9 +45,6 @@ pub struct FileReport {
     pub devices: Vec<Device>,
     /// The automatic layer plan at the default context size.
     pub gpu_plan: LayerPlan,
-    /// The header as read.
-    #[serde(skip)]
-    pub info: GgufInfo,
 }
 
 /// Reads `path`'s header and plans its layers under `gpu_memory_mib` (a cap on the device
@@ -66,25 +63,26 @@ pub fn file_report(
         EvalSettings::default().n_ctx,
         offload::budget(&devices, gpu_memory_mib),
     );
+    let quantization = info.quantization();
+    let has_chat_template = info.chat_template.is_some();
     Ok(FileReport {
         path,
         is_default,
-        name: info.name.clone(),
-        architecture: info.architecture.clone(),
+        name: info.name,
+        architecture: info.architecture,
         file_size: info.file_size,
         n_params: info.n_elements,
-        quantization: info.quantization(),
+        quantization,
         file_type: info.file_type,
         n_embd: info.n_embd,
         n_layer: info.n_layer,
         gguf_version: info.version,
-        has_chat_template: info.chat_template.is_some(),
+        has_chat_template,
         gpu_available: gpu,
         gpu_reason: (!gpu).then_some(
             "this build of llama.cpp has no GPU backend (build with --features cuda, metal or vulkan)",
         ),
         devices,
         gpu_plan: plan,
-        info,
     })
 }

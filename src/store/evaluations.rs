@@ -34,6 +34,21 @@ pub struct EvaluationRecord {
     pub digit_mass: f64,
 }
 
+impl EvaluationRecord {
+    /// The newest of `evals` (oldest first, as the store lists them) of `method` on `survey`:
+    /// the one a report shows when a run was evaluated more than once (`eval`).
+    pub fn latest<'a>(
+        evals: &'a [EvaluationRecord],
+        method: MethodLabel,
+        survey: &str,
+    ) -> Option<&'a EvaluationRecord> {
+        evals
+            .iter()
+            .rev()
+            .find(|e| e.method == method && e.survey == survey)
+    }
+}
+
 impl Store {
     /// Stores an evaluation.
     pub fn save_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {

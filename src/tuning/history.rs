@@ -290,18 +290,18 @@ fn compare_row(
             .map(|s| s.id)
             .unwrap_or_else(|_| s.clone())
     });
-    let evals = store.evaluations(Some(run.id))?;
+    // The newest run is one of `same`: its evaluations were read there.
+    let evals = same
+        .iter()
+        .find(|(id, _)| *id == run.id)
+        .map_or(&[][..], |(_, e)| e.as_slice());
     let latest = |evals: &[EvaluationRecord], m: MethodLabel, survey: &str| {
-        evals
-            .iter()
-            .rev()
-            .find(|e| e.method == m && e.survey == survey)
-            .map(|e| e.loss)
+        EvaluationRecord::latest(evals, m, survey).map(|e| e.loss)
     };
     let losses = |survey: &str| Losses {
-        naive: latest(&evals, MethodLabel::Naive, survey),
-        icl: latest(&evals, MethodLabel::Icl, survey),
-        tuned: latest(&evals, MethodLabel::Tuned, survey),
+        naive: latest(evals, MethodLabel::Naive, survey),
+        icl: latest(evals, MethodLabel::Icl, survey),
+        tuned: latest(evals, MethodLabel::Tuned, survey),
     };
     let tuned = |survey: &str| -> Vec<f64> {
         same.iter()

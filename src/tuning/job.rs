@@ -247,11 +247,7 @@ fn card(
     tuned: [f64; 2],
 ) -> PromptCard {
     let loss_of = |m: MethodLabel, s: &Survey| {
-        evaluations
-            .iter()
-            .rev()
-            .find(|e| e.method == m && e.survey == s.id)
-            .map(|e| e.loss)
+        EvaluationRecord::latest(evaluations, m, &s.id).map(|e| e.loss)
     };
     let losses = |s: &Survey, tuned: f64| MethodLosses {
         naive: loss_of(NAIVE, s),
@@ -672,11 +668,8 @@ impl Job<'_> {
         r: &MethodResult,
     ) -> Result<(), TuneError> {
         let gap_closed: Option<DimScores> = if method == TUNED {
-            self.store
-                .evaluations(Some(id))?
-                .into_iter()
-                .rev()
-                .find(|e| e.method == NAIVE && e.survey == survey.id)
+            let evals = self.store.evaluations(Some(id))?;
+            EvaluationRecord::latest(&evals, NAIVE, &survey.id)
                 .map(|n| gap_closed(&region.scores, &n.indices, &r.indices))
         } else {
             None

@@ -33,17 +33,12 @@ pub fn reevaluate(
     let train = Survey::from_id_or_path(&config.survey)?;
     let heldout = Survey::from_id_or_path(&config.heldout_survey)?;
     let region = table.find(&run.region)?.clone();
-    // The run's own layers; a build without a GPU backend runs them on the CPU.
-    let layers = if engine::gpu_available() {
-        config.gpu_layers
-    } else {
-        0
-    };
     let model = engine::load_for_evaluation(
         Path::new(&config.model_path),
         config.weights,
         config.settings.threads,
-        layers,
+        // The run's own layers (a build without a GPU backend loads them on the CPU).
+        config.gpu_layers,
         note,
     )?;
     // The run's calibration, or (a database from before calibrations were keyed by survey

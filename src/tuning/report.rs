@@ -101,11 +101,7 @@ fn method_rows(evals: &[EvaluationRecord], train: &str, heldout: &str) -> Vec<Me
     let mut rows = Vec::new();
     for (survey, label) in [(train, "train"), (heldout, "held-out")] {
         for m in MethodLabel::ALL {
-            if let Some(e) = evals
-                .iter()
-                .rev()
-                .find(|e| e.method == m && e.survey == survey)
-            {
+            if let Some(e) = EvaluationRecord::latest(evals, m, survey) {
                 rows.push(MethodRow {
                     label: format!("{label} {m}"),
                     indices: e.indices,

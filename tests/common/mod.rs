@@ -1,8 +1,20 @@
 //! Shared by the integration tests that need a GGUF file of their own: a complete
 //! llama-architecture model (one layer, n_embd 64, F32) with a byte-level BPE vocabulary and a
 //! ChatML template, written in a few milliseconds; llama.cpp loads it and answers the survey
-//! with it in about a second.
+//! with it in about a second. Also the model record the store tests file runs under.
 #![allow(dead_code)]
+
+/// The store's record of a model that is never loaded (the store tests' runs refer to it).
+pub fn model_record() -> culturetune::store::ModelRecord {
+    culturetune::store::ModelRecord {
+        sha256: "ab".repeat(32),
+        path: "m.gguf".into(),
+        name: "m".into(),
+        architecture: "llama".into(),
+        n_embd: 4,
+        file_size: 10,
+    }
+}
 
 /// A GGUF writer that remembers where each integer field is, so mutations can target them.
 #[derive(Default)]
