@@ -35,6 +35,9 @@ APT_PACKAGES=(build-essential pkg-config cmake libclang-dev libwebkit2gtk-4.1-de
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 # python3/pip may come from elsewhere (pyenv, a venv): a working `python3 -m pip` is enough.
 python3 -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3 python3-pip)
+# The Ray driver's test makes a virtual environment (scripts/setup-ray.sh): Debian's python3
+# needs python3-venv for that.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv)
 case "$GPU" in
   vulkan) APT_PACKAGES+=(libvulkan-dev glslc mesa-vulkan-drivers curl xz-utils) ;;
   cuda) command -v nvcc >/dev/null 2>&1 || APT_PACKAGES+=(nvidia-cuda-toolkit) ;;

@@ -215,3 +215,72 @@ fn one_job_run_on_two_machines_is_copied_once() {
     assert_eq!(report[0].runs.len(), 1, "another seed is another job");
     assert_eq!(main.runs().unwrap().len(), 2);
 }
+
+#[test]
+fn a_corrupt_source_is_refused_naming_it_and_the_target_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = source(dir.path(), "good.db", &[1, 2], 1.0);
+    let corrupt = source(dir.path(), "corrupt.db", &[3, 4], 1.0);
+    // Keep SQLite's header (the file still opens) and overwrite every page after the first.
+    let mut b = bytes(&corrupt);
+    for x in b.iter_mut().skip(4096) {
+        *x = 0xA5;
+    }
+    std::fs::write(&corrupt, b).unwrap();
+    let main = dir.path().join("main.db");
+    let mut s = Store::open(&main).unwrap();
+    s.merge(&[good.clone()], &job_of).unwrap();
+    drop(s);
+    let before = bytes(&main);
+    let mut s = Store::open(&main).unwrap();
+    let e = s.merge(&[corrupt.clone()], &job_of).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("corrupt.db"), "{text}");
+    assert_eq!(s.runs().unwrap().len(), 2, "nothing was copied: {text}");
+    drop(s);
+    assert_eq!(bytes(&main), before, "the target changed: {text}");
+}
+
+#[test]
+fn databases_of_two_models_merge_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = source(dir.path(), "a.db", &[1], 1.0);
+    let b = dir.path().join("b.db");
+    {
+        let s = Store::open(&b).unwrap();
+        let mut other = common::model_record();
+        other.sha256 = "cd".repeat(32);
+        other.name = "other".into();
+        s.upsert_model(&other).unwrap();
+        let config = json!({"region": "USA", "seed": 1, "model_sha256": other.sha256});
+        let id = s
+            .create_run(
+                "USA",
+                "vsm13",
+                MethodLabel::Naive,
+                &other.sha256,
+                &config,
+                1,
+            )
+            .unwrap();
+        s.set_status(id, RunStatus::Done, None).unwrap();
+    }
+    let main = dir.path().join("main.db");
+    let mut s = Store::open(&main).unwrap();
+    let report = s.merge(&[a, b], &job_of).unwrap();
+    assert_eq!((report[0].models, report[1].models), (1, 1), "{report:?}");
+    assert!(
+        report[1].summary().contains("1 run(s) copied"),
+        "{}",
+        report[1].summary()
+    );
+    assert!(report.iter().all(|m| m.conflicts.is_empty()), "{report:?}");
+    let mut models: Vec<String> = s
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.model_sha256)
+        .collect();
+    models.sort();
+    assert_eq!(models, vec!["ab".repeat(32), "cd".repeat(32)]);
+}

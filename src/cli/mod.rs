@@ -8,6 +8,7 @@ mod errors;
 mod format;
 mod info;
 mod merge;
+mod plan;
 mod reach;
 mod regions;
 mod report;
@@ -109,6 +110,13 @@ enum Command {
     /// same stored configuration, wherever the model file was and however many threads ran it)
     /// is not copied twice.
     Merge(merge::Args),
+    /// Expand a sweep into jobs, one JSON line each with an id derived from its content:
+    /// --region takes codes (comma-separated) or `all`, --seeds and --models lists; every other
+    /// option is tune's. Run a job with `culturetune job` (docs/scale.md: Ray, SLURM).
+    Plan(plan::PlanArgs),
+    /// Run one job of a plan in --db: nothing if it is done there, resumed from its
+    /// checkpoint if it was interrupted, else started.
+    Job(plan::JobArgs),
     /// Export a run's tuned prompt as a PEFT prompt-tuning adapter directory.
     Export(transfer::ExportArgs),
     /// Import an exported soft prompt (validated against the model) into the database.
@@ -153,6 +161,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Eval(a) => runs::eval(a, &table()?, &db, out),
         Command::Compare(a) => runs::compare(a, &table()?, &db, out),
         Command::Merge(a) => merge::run(a, &db, out),
+        Command::Plan(a) => plan::plan(a, &table()?, out),
+        Command::Job(a) => plan::job(a, &table()?, &db, out),
         Command::Export(a) => transfer::export_run(a, &db, out),
         Command::Import(a) => transfer::import_dir(a, &db, out),
         Command::Calibrate(a) => transfer::calibrate_model(a, &table()?, &db, out),

@@ -9,7 +9,7 @@ use super::space_args::SpaceArgs;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
 use crate::store::Store;
-use crate::tuning::job::{self, JobSpec, JsonLines};
+use crate::tuning::job::{self, JobOutcome, JobSpec, JsonLines};
 use crate::tuning::report::{Comparison, RunTiming};
 use crate::tuning::request::{defaults, model_facts, resolve, EngineChoice, TuneRequest};
 use crate::tuning::TuneError;
@@ -30,7 +30,16 @@ pub enum EventFormat {
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
     #[command(flatten)]
-    space: SpaceArgs,
+    search: SearchArgs,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// The search a run makes (`tune`; `plan` sweeps it over regions, seeds and models).
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub space: SpaceArgs,
     /// Evaluation budget: candidate soft prompts to evaluate (for the default model on 2
     /// cores about 0.45 s each with the default answer placement, 3 s with prefix).
     #[arg(long, default_value_t = defaults::BUDGET)]
@@ -45,8 +54,19 @@ pub struct TuneArgs {
     /// Stop after this many generations without improvement.
     #[arg(long)]
     patience: Option<usize>,
-    #[command(flatten)]
-    out: OutputArgs,
+}
+
+impl SearchArgs {
+    /// The request these options state.
+    pub fn request(&self) -> TuneRequest {
+        TuneRequest {
+            budget: Some(self.budget),
+            strategy: Some(self.strategy),
+            patience: self.patience,
+            candidates_per_decode: self.candidates_per_decode,
+            ..self.space.request()
+        }
+    }
 }
 
 /// Options of `culturetune resume`.
@@ -66,10 +86,10 @@ pub struct ResumeArgs {
 pub struct OutputArgs {
     /// Emit machine-readable events instead of a progress bar.
     #[arg(long, value_enum)]
-    events: Option<EventFormat>,
+    pub(super) events: Option<EventFormat>,
     /// Print the final comparison as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// Raised by Ctrl-C; checked between candidate evaluations.
@@ -88,19 +108,15 @@ fn cancel_flag() -> Arc<AtomicBool> {
 
 /// Runs `tune`.
 pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) -> Result<()> {
-    let request = TuneRequest {
-        budget: Some(args.budget),
-        strategy: Some(args.strategy),
-        patience: args.patience,
-        candidates_per_decode: args.candidates_per_decode,
-        ..args.space.request()
-    };
-    let engine = &args.space.engine;
-    let config = resolve(&request, table, &EngineChoice::of(engine), || {
-        model_facts(engine, &mut |line| eprintln!("{line}"))
-    })?;
+    let engine = &args.search.space.engine;
+    let config = resolve(
+        &args.search.request(),
+        table,
+        &EngineChoice::of(engine),
+        || model_facts(engine, &mut |line| eprintln!("{line}")),
+    )?;
     let spec = JobSpec::New(Box::new(config));
-    drive(spec, table, db, args.space.engine.verbose, &args.out, out)
+    drive(spec, table, db, engine.verbose, &args.out, out)
 }
 
 /// Runs `resume`.
@@ -129,41 +145,57 @@ fn drive(
     opts: &OutputArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut store = Store::open(db)?;
+    let o = run_job(spec, table, &mut Store::open(db)?, verbose, opts, out)?;
+    if opts.events.is_none() {
+        print_outcome(&o, opts.json, out)?;
+    }
+    Ok(())
+}
+
+/// Runs the job with a progress bar, or with `--events jsonl` as JSON lines on `out`.
+pub(super) fn run_job(
+    spec: JobSpec,
+    table: &RegionTable,
+    store: &mut Store,
+    verbose: bool,
+    opts: &OutputArgs,
+    out: &mut dyn Write,
+) -> Result<JobOutcome> {
     crate::engine::init(verbose);
     let cancel = cancel_flag();
     let result = if opts.events.is_some() {
         let mut sink = JsonLines { out, failed: None };
-        let r = job::run(spec, &mut store, table, &cancel, &mut sink);
+        let r = job::run(spec, store, table, &cancel, &mut sink);
         // A closed stdout stopped the job (resumable); say why, not "cancelled".
         if let Some(e) = sink.failed {
             return Err(e.into());
         }
         r
     } else {
-        job::run(spec, &mut store, table, &cancel, &mut Progress::default())
+        job::run(spec, store, table, &cancel, &mut Progress::default())
     };
-    let o = match result {
-        Ok(o) => o,
-        Err(TuneError::Cancelled) => return Err(Cancelled.into()),
-        Err(e) => return Err(e.into()),
-    };
-    if opts.events.is_none() {
-        let [train, heldout] = &o.surveys;
-        let timing = RunTiming {
-            id: o.run,
-            evals: o.evals,
-            seconds: o.elapsed_s,
-        };
-        let c = Comparison::from_evaluations(
-            &o.region,
-            &o.train_constants,
-            &o.evaluations,
-            &train.id,
-            &heldout.id,
-            Some(timing),
-        );
-        print_comparison(out, &c, opts.json)?;
+    match result {
+        Ok(o) => Ok(o),
+        Err(TuneError::Cancelled) => Err(Cancelled.into()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
+}
+
+/// Prints the comparison after a finished job.
+pub(super) fn print_outcome(o: &JobOutcome, json: bool, out: &mut dyn Write) -> Result<()> {
+    let [train, heldout] = &o.surveys;
+    let timing = RunTiming {
+        id: o.run,
+        evals: o.evals,
+        seconds: o.elapsed_s,
+    };
+    let c = Comparison::from_evaluations(
+        &o.region,
+        &o.train_constants,
+        &o.evaluations,
+        &train.id,
+        &heldout.id,
+        Some(timing),
+    );
+    print_comparison(out, &c, json)
 }

@@ -32,6 +32,7 @@ pub mod defaults;
 pub mod history;
 pub mod job;
 pub mod placed;
+pub mod plan;
 pub mod reach;
 pub mod reeval;
 pub mod report;
