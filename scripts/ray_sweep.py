@@ -119,6 +119,11 @@ def job_task(binary, plan_text, job_id, calibration, scratch, targets):
         culturetune(binary, db, ["merge", cal], targets)
         os.unlink(cal)
     out = culturetune(binary, db, ["job", plan, "--id", job_id, "--json"], targets)
+    # culturetune closed the database, which folds SQLite's write-ahead log into the file:
+    # the file's bytes are the whole database.
+    wal = db + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise RuntimeError(f"{wal} is not empty after the job ended")
     return {"report": json.loads(out), "db": read_bytes(db),
             "node": ray.get_runtime_context().get_node_id()[:12], "found_db": resumed}
 

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The Ray driver's test (tests/ray.rs) runs the pinned Ray from its own virtual environment.
+scripts/setup-ray.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 npm run --prefix ui --silent check

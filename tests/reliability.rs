@@ -853,6 +853,77 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     t.case(g, "the target itself", Want::Error, merge(&merged));
     integrity_ok(&merged);
 
+    // ------------------------------------------------------------------ plan and job
+    let g = "plan";
+    let plan_args = |region: &str| -> Vec<String> {
+        let a = [
+            "plan",
+            "--model",
+            &tiny_path,
+            "--weights",
+            "original",
+            "--region",
+            region,
+        ];
+        let b = [
+            "--budget",
+            "4",
+            "--population",
+            "4",
+            "--calibration-regions",
+            "USA,CHI",
+        ];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    t.case(
+        g,
+        "an unknown region in the list",
+        Want::Error,
+        plan_args("USA,Atlantis"),
+    );
+    let mut no_seeds = plan_args("USA");
+    no_seeds.extend(["--seeds".to_string(), "one".into()]);
+    t.case(g, "a seed that is not a number", Want::Usage, no_seeds);
+    let planned = Command::new(bin())
+        .args(plan_args("USA,CHI"))
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let text = String::from_utf8(planned.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let plan = t.file("plan.jsonl", &text);
+    let job_db = t.path("job.db");
+    let job = |plan: &str, index: &str| -> Vec<String> {
+        ["--db", &job_db, "job", plan, "--index", index]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    t.case(
+        g,
+        "job: an index past the plan's end",
+        Want::Error,
+        job(&plan, "2"),
+    );
+    let edited = t.file(
+        "edited.jsonl",
+        text.replacen("\"max_evals\":4", "\"max_evals\":8", 1),
+    );
+    t.case(
+        g,
+        "job: a line edited after planning",
+        Want::Error,
+        job(&edited, "0"),
+    );
+    let p = t.file("notes.jsonl", "these are notes, not a plan\n");
+    t.case(g, "job: a text file as the plan", Want::Error, job(&p, "0"));
+    let p = t.path("no-such-plan.jsonl");
+    t.case(g, "job: a missing plan", Want::Error, job(&p, "0"));
+
     // ------------------------------------------------------------------ hostile inputs
     hostile::cases(&mut t, &tiny, &tiny_path, &db);
 

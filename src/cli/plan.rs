@@ -112,19 +112,6 @@ pub fn job(args: &JobArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) 
     if args.out.events.is_some() || super::format::json(out, args.out.json, &report)? {
         return Ok(());
     }
-    let what = match report.action {
-        JobAction::AlreadyDone => "was already done",
-        JobAction::Started => "done",
-        JobAction::Resumed => "resumed and done",
-    };
-    writeln!(
-        out,
-        "job {} {what}: run {} in {}, best loss {:.2} after {} evaluations",
-        report.job,
-        report.run,
-        db.display(),
-        report.best_loss,
-        report.evals
-    )?;
+    writeln!(out, "{} in {}", report.describe(), db.display())?;
     Ok(())
 }

@@ -313,6 +313,19 @@ pub enum JobAction {
 }
 
 impl JobReport {
+    /// One line for people: what was done, the run and its best loss.
+    pub fn describe(&self) -> String {
+        let what = match self.action {
+            JobAction::AlreadyDone => "was already done",
+            JobAction::Started => "done",
+            JobAction::Resumed => "resumed and done",
+        };
+        format!(
+            "job {} {what}: run {}, best loss {:.2} after {} evaluations",
+            self.job, self.run, self.best_loss, self.evals
+        )
+    }
+
     /// The report of a job found done as `run`: its last checkpoint's figures.
     pub fn already_done(store: &Store, job: &PlannedJob, run: i64) -> Result<JobReport, TuneError> {
         let last = store.last_checkpoint(run)?.ok_or_else(|| {
@@ -360,9 +373,8 @@ mod tests {
 
     #[test]
     fn an_edited_line_is_refused_with_its_line() {
-        let dir = std::env::temp_dir().join(format!("ct-plan-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("plan.jsonl");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.jsonl");
         let line = |j: &PlannedJob| serde_json::to_string(j).unwrap();
         let mut edited = job(2);
         edited.config.de.max_evals = Some(999);
@@ -382,6 +394,5 @@ mod tests {
         std::fs::write(&path, "{\"id\": 1}\n").unwrap();
         let e = read_plan(&path).unwrap_err().to_string();
         assert!(e.contains("line 1: not a job"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
