@@ -229,11 +229,13 @@ fn a_corrupt_source_is_refused_naming_it_and_the_target_is_unchanged() {
     std::fs::write(&corrupt, b).unwrap();
     let main = dir.path().join("main.db");
     let mut s = Store::open(&main).unwrap();
-    s.merge(&[good.clone()], &job_of).unwrap();
+    s.merge(std::slice::from_ref(&good), &job_of).unwrap();
     drop(s);
     let before = bytes(&main);
     let mut s = Store::open(&main).unwrap();
-    let e = s.merge(&[corrupt.clone()], &job_of).unwrap_err();
+    let e = s
+        .merge(std::slice::from_ref(&corrupt), &job_of)
+        .unwrap_err();
     let text = e.to_string();
     assert!(text.contains("corrupt.db"), "{text}");
     assert_eq!(s.runs().unwrap().len(), 2, "nothing was copied: {text}");
