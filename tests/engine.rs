@@ -268,6 +268,62 @@ fn bad_model_files_give_clear_errors_without_aborting() {
             .contains("no-template.gguf has no chat template"),
         "{err}"
     );
+    assert!(err.to_string().contains("--chat-template"), "{err}");
+    // Named with --chat-template, the same file loads and renders ChatML.
+    let m = Model::load_with_template(&p, 0, Some("chatml")).unwrap();
+    let text = m.render_chat(&[("system", "S"), ("user", "U")]).unwrap();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let err = Model::load_with_template(&p, 0, Some("no-such-template"))
+        .err()
+        .expect("rejected");
+    assert!(
+        matches!(err, EngineError::UnknownChatTemplate { .. }),
+        "{err}"
+    );
+    // The option is checked before any model is loaded, naming llama.cpp's built-in names.
+    let opts = |t: &str| culturetune::engine::options::EngineOptions {
+        chat_template: Some(t.to_string()),
+        ..default_options()
+    };
+    let err = opts("no-such-template")
+        .chat_template()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("--chat-template no-such-template: not a file")
+            && err.contains("chatml")
+            && err.contains("llama3"),
+        "{err}"
+    );
+    assert_eq!(
+        opts("gemma").chat_template().unwrap().as_deref(),
+        Some("gemma")
+    );
+    let file = dir.path().join("template.jinja");
+    std::fs::write(
+        &file,
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}",
+    )
+    .unwrap();
+    let from_file = opts(&file.display().to_string())
+        .chat_template()
+        .unwrap()
+        .unwrap();
+    assert!(from_file.contains("<|im_start|>"), "{from_file}");
+}
+
+/// The engine options as the command line's defaults set them.
+fn default_options() -> culturetune::engine::options::EngineOptions {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        e: culturetune::engine::options::EngineOptions,
+    }
+    P::parse_from(["p"]).e
 }
 
 #[test]

@@ -422,6 +422,23 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
     let (_, plain) = common::tiny_model_opts(|_| {}, false);
     let p = t.file("plain.gguf", &plain);
     t.case(g, "no chat template", Want::Error, survey(&p));
+    let named = |p: &str, template: &str| -> Vec<String> {
+        let mut a = survey(p);
+        a.extend(["--chat-template".to_string(), template.to_string()]);
+        a
+    };
+    t.case(
+        g,
+        "no chat template, --chat-template chatml (works)",
+        Want::Works,
+        named(&p, "chatml"),
+    );
+    t.case(
+        g,
+        "--chat-template naming no template",
+        Want::Error,
+        named(&p, "nonesuch"),
+    );
     let a = t.path("loop-a.gguf");
     let b = t.path("loop-b.gguf");
     std::os::unix::fs::symlink(&b, &a).unwrap();

@@ -46,6 +46,8 @@ pub struct TuneSettings {
     pub gpu_layers: Option<u32>,
     /// KV cache cells (the command line's `--n-ctx`).
     pub n_ctx: Option<u32>,
+    /// Chat template instead of the model file's (the command line's `--chat-template`).
+    pub chat_template: Option<String>,
 }
 
 impl TuneSettings {
@@ -84,6 +86,7 @@ impl TuneSettings {
         opt("--threads", self.threads.map(|v| v.to_string()));
         opt("--gpu-layers", self.gpu_layers.map(|v| v.to_string()));
         opt("--n-ctx", self.n_ctx.map(|v| v.to_string()));
+        opt("--chat-template", self.chat_template.clone());
         if self.counterbalance == Some(true) {
             a.push("--counterbalance".into());
         }

@@ -305,6 +305,8 @@ fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
         n_layer: Some(1),
         gguf_version: 3,
         has_chat_template: true,
+        chat_template_usable: true,
+        builtin_chat_templates: vec!["chatml".into()],
         gpu_available: false,
         gpu_reason: Some("r"),
         devices: vec![device.clone()],

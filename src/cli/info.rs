@@ -52,6 +52,15 @@ fn print_text(out: &mut dyn Write, r: &FileReport) -> Result<()> {
     let or_dash = |v: Option<u64>| v.map_or("-".into(), |n| n.to_string());
     writeln!(out, "n_embd        {}", or_dash(r.n_embd))?;
     writeln!(out, "layers        {}", or_dash(r.n_layer))?;
+    let template = match (r.has_chat_template, r.chat_template_usable) {
+        (true, true) => "the file's own (llama.cpp recognises it)",
+        (true, false) => {
+            "the file's is not one llama.cpp recognises: name one with --chat-template"
+        }
+        (false, _) => "none in the file: name one with --chat-template",
+    };
+    writeln!(out, "chat template {template}")?;
+    writeln!(out, "  built-in    {}", r.builtin_chat_templates.join(", "))?;
     let offload = if r.gpu_available {
         "available"
     } else {

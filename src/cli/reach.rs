@@ -37,7 +37,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         ..args.space.request()
     };
     let engine = &args.space.engine;
-    let config = resolve(&request, table, &EngineChoice::of(engine), || {
+    let config = resolve(&request, table, &EngineChoice::of(engine)?, || {
         model_facts(engine, &mut |line| eprintln!("{line}"))
     })?;
     let region = table.find(&config.region)?.clone();

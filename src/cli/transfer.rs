@@ -110,6 +110,7 @@ pub fn calibrate_model(
         panel: args.panel,
         counterbalance: args.counterbalance,
         regions: resolve_calibration_regions(table, args.regions.as_deref())?,
+        chat_template: args.engine.chat_template()?,
     };
     let surveys = crate::tuning::calibration::surveys_to_calibrate(&args.surveys)?;
     let model = super::engine_args::load(&args.engine)?;

@@ -112,7 +112,7 @@ pub fn tune(args: &TuneArgs, table: &RegionTable, db: &Path, out: &mut dyn Write
     let config = resolve(
         &args.search.request(),
         table,
-        &EngineChoice::of(engine),
+        &EngineChoice::of(engine)?,
         || model_facts(engine, &mut |line| eprintln!("{line}")),
     )?;
     let spec = JobSpec::New(Box::new(config));

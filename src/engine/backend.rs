@@ -22,17 +22,25 @@ pub fn system_info() -> String {
 }
 
 /// Loads the model given as `given` for evaluation: its `weights` copy (converted on first
-/// use), with `gpu_layers` on the GPU (fewer when llama.cpp cannot allocate them). `note` gets
-/// each retry and, at the end, one line describing what was loaded.
+/// use), with `gpu_layers` on the GPU (fewer when llama.cpp cannot allocate them) and
+/// `template` in place of the file's chat template when given. `note` gets each retry and, at
+/// the end, one line describing what was loaded.
 pub fn load_for_evaluation(
     given: &std::path::Path,
     weights: WeightType,
     threads: i32,
     gpu_layers: u32,
+    template: Option<&str>,
     note: &mut dyn FnMut(String),
 ) -> Result<Model, EngineError> {
+    // Refused before a converted copy is made, naming the file given.
+    if template.is_none() && super::gguf::inspect(given)?.chat_template.is_none() {
+        return Err(EngineError::NoChatTemplate {
+            path: given.display().to_string(),
+        });
+    }
     let path = converted_path(given, weights, threads)?;
-    let model = Model::load_offloaded(&path, gpu_layers, &mut |tried, next| {
+    let model = Model::load_offloaded(&path, gpu_layers, template, &mut |tried, next| {
         note(format!(
             "llama.cpp could not load the model with {tried} GPU layers (out of device memory?); retrying with {next}"
         ))

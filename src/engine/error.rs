@@ -45,16 +45,24 @@ pub enum EngineError {
         detail: String,
     },
     /// The model has no chat template, so prompts cannot be rendered as a chat.
-    #[error("{path} has no chat template (tokenizer.chat_template); culturetune needs an instruction-tuned chat model")]
+    #[error("{path} has no chat template (tokenizer.chat_template): name one with --chat-template NAME|FILE (one of llama.cpp's built-in names such as chatml, llama3, gemma; see `culturetune info`), or use an instruction-tuned chat model")]
     NoChatTemplate {
         /// The path given.
         path: String,
     },
     /// llama.cpp does not recognise the model's chat template.
-    #[error("{path}: llama.cpp does not recognise this model's chat template")]
+    #[error("{path}: llama.cpp does not recognise this chat template: name one it knows with --chat-template NAME|FILE (built-in names such as chatml, llama3, gemma; see `culturetune info`)")]
     UnknownChatTemplate {
         /// The path given.
         path: String,
+    },
+    /// `--chat-template` names no template llama.cpp can use.
+    #[error("--chat-template {given}: {detail}")]
+    BadChatTemplate {
+        /// The value given.
+        given: String,
+        /// What is wrong with it.
+        detail: String,
     },
     /// llama.cpp refused to load the model (run with --verbose for its log).
     #[error("llama.cpp could not load {path} (run with --verbose to see its log)")]

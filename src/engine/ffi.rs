@@ -143,6 +143,77 @@ fn path_cstring(path: &Path) -> Option<CString> {
     CString::new(path.as_os_str().as_encoded_bytes()).ok()
 }
 
+/// Renders chat messages `(role, content)` with a template (a template text, or the name of
+/// one of llama.cpp's built-in templates); `None` if llama.cpp does not recognise the template
+/// or a string contains NUL. Needs no model: llama.cpp matches the template text itself.
+pub fn apply_chat_template(
+    template: &str,
+    messages: &[(&str, &str)],
+    add_assistant: bool,
+) -> Option<String> {
+    let tmpl = CString::new(template).ok()?;
+    let owned: Vec<(CString, CString)> = messages
+        .iter()
+        .map(|(r, c)| Some((CString::new(*r).ok()?, CString::new(*c).ok()?)))
+        .collect::<Option<_>>()?;
+    let msgs: Vec<sys::llama_chat_message> = owned
+        .iter()
+        .map(|(r, c)| sys::llama_chat_message {
+            role: r.as_ptr(),
+            content: c.as_ptr(),
+        })
+        .collect();
+    let mut len = 2 * messages
+        .iter()
+        .map(|(r, c)| r.len() + c.len())
+        .sum::<usize>()
+        + 256;
+    loop {
+        let mut buf = vec![0u8; len];
+        // SAFETY: all strings are NUL-terminated and outlive the call; buf is writable for
+        // `len` bytes; the return value is the full length needed.
+        let n = unsafe {
+            sys::llama_chat_apply_template(
+                tmpl.as_ptr(),
+                msgs.as_ptr(),
+                msgs.len(),
+                add_assistant,
+                buf.as_mut_ptr().cast(),
+                len as i32,
+            )
+        };
+        if n < 0 {
+            return None;
+        }
+        if (n as usize) <= len {
+            buf.truncate(n as usize);
+            return String::from_utf8(buf).ok();
+        }
+        len = n as usize;
+    }
+}
+
+/// The names of llama.cpp's built-in chat templates (`chatml`, `llama3`, `gemma`, ...).
+pub fn builtin_chat_templates() -> Vec<String> {
+    // SAFETY: with a null output and length 0 llama.cpp writes nothing and returns the count.
+    let n = unsafe { sys::llama_chat_builtin_templates(std::ptr::null_mut(), 0) };
+    let mut names: Vec<*const std::os::raw::c_char> = vec![std::ptr::null(); n.max(0) as usize];
+    // SAFETY: `names` is writable for its length; llama.cpp fills it with pointers to static
+    // NUL-terminated strings and returns the count.
+    let got = unsafe { sys::llama_chat_builtin_templates(names.as_mut_ptr(), names.len()) };
+    names.truncate(got.clamp(0, n.max(0)) as usize);
+    names
+        .into_iter()
+        .filter(|p| !p.is_null())
+        .map(|p| {
+            // SAFETY: each pointer is a static NUL-terminated string owned by llama.cpp.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
 /// A loaded model. Owns the `llama_model`.
 pub struct RawModel {
     ptr: NonNull<sys::llama_model>,
@@ -220,56 +291,6 @@ impl RawModel {
             unsafe { sys::llama_model_desc(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         buf.truncate(n.clamp(0, 255) as usize);
         String::from_utf8_lossy(&buf).into_owned()
-    }
-
-    /// Renders chat messages `(role, content)` with a template; `None` if llama.cpp does not
-    /// recognise the template or a string contains NUL.
-    pub fn apply_chat_template(
-        &self,
-        template: &str,
-        messages: &[(&str, &str)],
-        add_assistant: bool,
-    ) -> Option<String> {
-        let tmpl = CString::new(template).ok()?;
-        let owned: Vec<(CString, CString)> = messages
-            .iter()
-            .map(|(r, c)| Some((CString::new(*r).ok()?, CString::new(*c).ok()?)))
-            .collect::<Option<_>>()?;
-        let msgs: Vec<sys::llama_chat_message> = owned
-            .iter()
-            .map(|(r, c)| sys::llama_chat_message {
-                role: r.as_ptr(),
-                content: c.as_ptr(),
-            })
-            .collect();
-        let mut len = 2 * messages
-            .iter()
-            .map(|(r, c)| r.len() + c.len())
-            .sum::<usize>()
-            + 256;
-        loop {
-            let mut buf = vec![0u8; len];
-            // SAFETY: all strings are NUL-terminated and outlive the call; buf is writable for
-            // `len` bytes; the return value is the full length needed.
-            let n = unsafe {
-                sys::llama_chat_apply_template(
-                    tmpl.as_ptr(),
-                    msgs.as_ptr(),
-                    msgs.len(),
-                    add_assistant,
-                    buf.as_mut_ptr().cast(),
-                    len as i32,
-                )
-            };
-            if n < 0 {
-                return None;
-            }
-            if (n as usize) <= len {
-                buf.truncate(n as usize);
-                return String::from_utf8(buf).ok();
-            }
-            len = n as usize;
-        }
     }
 
     /// Tokenizes text. `parse_special` makes control tokens such as `<|im_start|>` special.

@@ -37,6 +37,11 @@ pub struct FileReport {
     pub gguf_version: u32,
     /// Whether the header has a chat template.
     pub has_chat_template: bool,
+    /// Whether llama.cpp recognises that template (without one, or when it does not, name
+    /// one with `--chat-template`).
+    pub chat_template_usable: bool,
+    /// llama.cpp's built-in chat templates, the names `--chat-template` takes.
+    pub builtin_chat_templates: Vec<String>,
     /// Whether this build can offload layers.
     pub gpu_available: bool,
     /// Why not, when it cannot.
@@ -65,6 +70,9 @@ pub fn file_report(
     );
     let quantization = info.quantization();
     let has_chat_template = info.chat_template.is_some();
+    let chat_template_usable = info.chat_template.as_deref().is_some_and(|t| {
+        super::ffi::apply_chat_template(t, &[("system", "s"), ("user", "u")], true).is_some()
+    });
     Ok(FileReport {
         path,
         is_default,
@@ -78,6 +86,8 @@ pub fn file_report(
         n_layer: info.n_layer,
         gguf_version: info.version,
         has_chat_template,
+        chat_template_usable,
+        builtin_chat_templates: super::ffi::builtin_chat_templates(),
         gpu_available: gpu,
         gpu_reason: (!gpu).then_some(
             "this build of llama.cpp has no GPU backend (build with --features cuda, metal or vulkan)",

@@ -39,15 +39,31 @@ pub struct Model {
 }
 
 impl Model {
-    /// Validates and loads a model. `gpu_layers` is clamped to 0 when the build has no GPU
-    /// backend.
+    /// Validates and loads a model with its own chat template. `gpu_layers` is clamped to 0
+    /// when the build has no GPU backend.
     pub fn load(path: &Path, gpu_layers: i32) -> Result<Model, EngineError> {
+        Model::load_with_template(path, gpu_layers, None)
+    }
+
+    /// [`Model::load`] with `template` (a template text or a built-in name, `--chat-template`)
+    /// in place of the file's own, for models without one or with one llama.cpp cannot use.
+    pub fn load_with_template(
+        path: &Path,
+        gpu_layers: i32,
+        template: Option<&str>,
+    ) -> Result<Model, EngineError> {
         let g: GgufInfo = gguf::inspect(path)?;
         let p = path.display().to_string();
-        let template = g
-            .chat_template
-            .clone()
-            .ok_or_else(|| EngineError::NoChatTemplate { path: p.clone() })?;
+        let template = match template {
+            Some(t) => t.to_string(),
+            None => g
+                .chat_template
+                .clone()
+                .ok_or_else(|| EngineError::NoChatTemplate { path: p.clone() })?,
+        };
+        if ffi::apply_chat_template(&template, &[("system", "s"), ("user", "u")], true).is_none() {
+            return Err(EngineError::UnknownChatTemplate { path: p });
+        }
         ffi::ensure_backend();
         let gpu_layers = if ffi::supports_gpu_offload() {
             gpu_layers
@@ -56,12 +72,6 @@ impl Model {
         };
         let raw = RawModel::load(path, gpu_layers)
             .ok_or_else(|| EngineError::LoadFailed { path: p.clone() })?;
-        if raw
-            .apply_chat_template(&template, &[("system", "s"), ("user", "u")], true)
-            .is_none()
-        {
-            return Err(EngineError::UnknownChatTemplate { path: p });
-        }
         let info = ModelInfo {
             path: path.to_path_buf(),
             name: g.name.clone().unwrap_or_else(|| {
@@ -92,12 +102,13 @@ impl Model {
     pub fn load_offloaded(
         path: &Path,
         gpu_layers: u32,
+        template: Option<&str>,
         on_retry: &mut dyn FnMut(u32, u32),
     ) -> Result<Model, EngineError> {
         let mut layers = gpu_layers;
         loop {
             let n = i32::try_from(layers).unwrap_or(i32::MAX);
-            match Model::load(path, n) {
+            match Model::load_with_template(path, n, template) {
                 Err(EngineError::LoadFailed { .. })
                     if layers > 0 && ffi::supports_gpu_offload() =>
                 {
@@ -122,13 +133,9 @@ impl Model {
     /// Renders chat messages `(role, content)` with the model's template, ending with the
     /// start of the assistant turn.
     pub fn render_chat(&self, messages: &[(&str, &str)]) -> Result<String, EngineError> {
-        self.raw
-            .apply_chat_template(&self.template, messages, true)
-            .ok_or_else(|| {
-                EngineError::Prompt(
-                    "a chat message contains a NUL byte or the template failed".into(),
-                )
-            })
+        ffi::apply_chat_template(&self.template, messages, true).ok_or_else(|| {
+            EngineError::Prompt("a chat message contains a NUL byte or the template failed".into())
+        })
     }
 
     /// Tokenizes template markup, treating control tokens (`<|im_start|>`) as special, adding

@@ -10,6 +10,9 @@ use super::offload::{self, GpuLayers, LayerPlan};
 use super::weights::WeightType;
 use std::path::{Path, PathBuf};
 
+/// The largest chat-template file read (llama.cpp's own templates are a few kB).
+const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
 /// The default model file, fetched by `models/fetch-default-model.sh`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -58,6 +61,12 @@ pub struct EngineOptions {
     /// only runs with the same weights.
     #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "auto"))]
     pub weights: WeightType,
+    /// Chat template to use instead of the model file's (for base models without one, or one
+    /// llama.cpp does not recognise): one of llama.cpp's built-in names (chatml, llama3, gemma,
+    /// ...; `culturetune info` lists them) or a file holding a template llama.cpp recognises.
+    /// Stored with runs and calibrations.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "NAME|FILE"))]
+    pub chat_template: Option<String>,
     /// Show llama.cpp's own log on stderr.
     #[cfg_attr(feature = "cli", arg(long))]
     pub verbose: bool,
@@ -100,13 +109,50 @@ impl EngineOptions {
         super::backend::init(self.verbose);
         let given = self.model_path();
         let layers = self.resolve_layers(&given, note)?;
+        let template = self.chat_template()?;
         super::backend::load_for_evaluation(
             &given,
             self.weights,
             self.settings().threads,
             layers,
+            template.as_deref(),
             note,
         )
+    }
+
+    /// The chat template `--chat-template` names, checked with llama.cpp before any model is
+    /// loaded: a file's text (when the value is a path to a file), else the value as a
+    /// built-in name. `None` without the option (the model's own template).
+    pub fn chat_template(&self) -> Result<Option<String>, EngineError> {
+        let Some(given) = self.chat_template.as_deref() else {
+            return Ok(None);
+        };
+        let path = Path::new(given);
+        let text = if path.is_file() {
+            crate::input_file::read_text(path, MAX_TEMPLATE_BYTES).map_err(|e| {
+                EngineError::BadChatTemplate {
+                    given: given.to_string(),
+                    detail: format!("cannot read it: {e}"),
+                }
+            })?
+        } else {
+            given.to_string()
+        };
+        if super::ffi::apply_chat_template(&text, &[("system", "s"), ("user", "u")], true).is_none()
+        {
+            let detail = match path.is_file() {
+                true => "llama.cpp does not recognise the template in this file".to_string(),
+                false => format!(
+                    "not a file, and not one of llama.cpp's built-in templates: {}",
+                    super::ffi::builtin_chat_templates().join(", ")
+                ),
+            };
+            return Err(EngineError::BadChatTemplate {
+                given: given.to_string(),
+                detail,
+            });
+        }
+        Ok(Some(text))
     }
 
     /// The GPU layers to load the model given as `given` with: the number given, or for

@@ -33,20 +33,27 @@ pub struct Calibration {
     pub counterbalance: bool,
     /// The calibration regions.
     pub regions: Vec<String>,
+    /// The chat template given instead of the model file's (`--chat-template`), if any.
+    pub chat_template: Option<String>,
 }
 
 impl Calibration {
     /// The key under which a survey's calibration for this model and procedure is stored (the
     /// survey by id and by content, see [`Survey::content_sha256`]).
     pub fn key(&self, survey: &Survey) -> String {
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "model": self.model_sha256, "weights": self.weights, "survey": survey.id,
             "survey_sha256": survey.content_sha256(), "panel": self.panel,
             "counterbalance": self.counterbalance, "n_ubatch": self.settings.n_ubatch,
             "n_batch": self.settings.n_batch, "flash_attn": self.settings.flash_attn,
             "regions": self.regions,
-        })
-        .to_string()
+        });
+        // Only when given: the keys of calibrations with the file's own template stay as
+        // they were stored.
+        if let Some(t) = &self.chat_template {
+            key["chat_template"] = serde_json::Value::String(t.clone());
+        }
+        key.to_string()
     }
 
     /// The constants policy for calibrated values, labelled with what they were calibrated
@@ -215,6 +222,7 @@ impl TuneConfig {
             panel: self.panel,
             counterbalance: self.counterbalance,
             regions: self.calibration_regions.clone(),
+            chat_template: self.chat_template.clone(),
         }
     }
 }

@@ -382,6 +382,7 @@ impl Job<'_> {
             config.weights,
             config.settings.threads,
             config.gpu_layers,
+            config.chat_template.as_deref(),
             &mut |line| sink.note(&line),
         )?;
         self.store.upsert_model(&crate::tuning::model_record(

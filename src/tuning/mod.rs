@@ -89,6 +89,11 @@ pub struct TuneConfig {
     pub model_sha256: String,
     /// Weight type evaluated.
     pub weights: WeightType,
+    /// The chat template used instead of the model file's (`--chat-template`: a built-in name
+    /// or a template's text); absent for the file's own, and then not stored, so that runs
+    /// from before this setting keep their job key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
     /// Evaluation procedure.
     pub settings: EvalSettings,
     /// Panel size.
@@ -146,6 +151,7 @@ impl TuneConfig {
             model_path: model_path.to_string(),
             model_sha256: model_sha256.to_string(),
             weights: WeightType::Auto,
+            chat_template: None,
             settings: EvalSettings::default(),
             panel: d::PANEL,
             counterbalance: false,

@@ -92,6 +92,7 @@ pub fn plan(
         // Workers run jobs from other directories: the plan names the file absolutely.
         opts.model = Some(std::path::absolute(&model).unwrap_or(model));
         let mut facts: Option<ModelFacts> = None;
+        let choice = EngineChoice::of(&opts)?;
         for region in &regions {
             for &seed in &sweep.seeds {
                 let req = TuneRequest {
@@ -99,7 +100,7 @@ pub fn plan(
                     seed: Some(seed),
                     ..base.clone()
                 };
-                let config = resolve(&req, table, &EngineChoice::of(&opts), || match &facts {
+                let config = resolve(&req, table, &choice, || match &facts {
                     Some(f) => Ok(f.clone()),
                     None => model_facts(&opts, note).inspect(|f| facts = Some(f.clone())),
                 })?;
@@ -222,6 +223,7 @@ pub fn calibrate_job(
         c.weights,
         c.settings.threads,
         c.gpu_layers,
+        c.chat_template.as_deref(),
         note,
     )?;
     store.upsert_model(&super::model_record(&model, &sha, path))?;

@@ -39,6 +39,7 @@ pub fn reevaluate(
         config.settings.threads,
         // The run's own layers (a build without a GPU backend loads them on the CPU).
         config.gpu_layers,
+        config.chat_template.as_deref(),
         note,
     )?;
     // The run's calibration, or (a database from before calibrations were keyed by survey

@@ -93,16 +93,20 @@ pub struct EngineChoice {
     pub weights: WeightType,
     /// Evaluation settings.
     pub settings: EvalSettings,
+    /// The chat template given instead of the model file's (`--chat-template`, checked).
+    pub chat_template: Option<String>,
 }
 
 impl EngineChoice {
-    /// The choice the engine options make.
-    pub fn of(engine: &crate::engine::options::EngineOptions) -> EngineChoice {
-        EngineChoice {
+    /// The choice the engine options make; refused when `--chat-template` names no template
+    /// llama.cpp can use.
+    pub fn of(engine: &crate::engine::options::EngineOptions) -> Result<EngineChoice, TuneError> {
+        Ok(EngineChoice {
             model_path: engine.model_path().display().to_string(),
             weights: engine.weights,
             settings: engine.settings(),
-        }
+            chat_template: engine.chat_template()?,
+        })
     }
 }
 
@@ -156,6 +160,7 @@ pub fn resolve(
         pick(req.seed, defaults::SEED),
     );
     c.weights = engine.weights;
+    c.chat_template = engine.chat_template.clone();
     c.settings = engine.settings;
     c.survey = req
         .survey
@@ -215,6 +220,7 @@ mod tests {
                 threads: 2,
                 ..EvalSettings::default()
             },
+            chat_template: None,
         }
     }
 

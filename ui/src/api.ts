@@ -19,6 +19,7 @@ export interface ModelInfo {
   path: string; is_default: boolean; name: string | null; architecture: string;
   file_size: number; n_params: number; quantization: string | null; file_type: number | null;
   n_embd: number | null; n_layer: number | null; gguf_version: number; has_chat_template: boolean;
+  chat_template_usable: boolean; builtin_chat_templates: string[];
   gpu_available: boolean; gpu_reason: string | null; devices: Device[]; gpu_plan: LayerPlan;
 }
 /** One device llama.cpp sees (`culturetune info --json`). */
@@ -72,7 +73,7 @@ export interface JobEnd { job: number; outcome: "done" | "cancelled" | "failed";
 export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
   strategy?: string; placement?: string; panel?: number; counterbalance?: boolean; twoWordings?: boolean; calibrationRegions?: string; weights?: string; threads?: number;
-  gpuLayers?: number; nCtx?: number;
+  gpuLayers?: number; nCtx?: number; chatTemplate?: string;
 }
 
 export function isAppError(e: unknown): e is AppError {

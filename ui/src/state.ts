@@ -9,6 +9,7 @@ export const state = {
   model: null as ModelInfo | null,
   /** GPU layers chosen on the Model screen; null = automatic plan. */
   gpuLayers: null as number | null,
+  chatTemplate: null as string | null,
   runs: [] as RunSummary[],
   listeners: new Map<string, Listener[]>(),
 };

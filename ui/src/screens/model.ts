@@ -32,6 +32,9 @@ async function load(path?: string): Promise<void> {
       .map((d) => `${d.name} (${d.description}): ${mib(d.free_bytes)} free of ${mib(d.total_bytes)}`)
       .join("; ");
     $("model-plan").textContent = m.gpu_plan.note;
+    $("model-template").textContent = m.chat_template_usable
+      ? "the file's own"
+      : `${m.has_chat_template ? "the file's is not one llama.cpp recognises" : "none in the file"}: name one below (${m.builtin_chat_templates.join(", ")})`;
     $("side-model").textContent = `model: ${m.name ?? m.path.split(/[\\/]/).pop()}`;
     changed("model");
   } catch (e) {
@@ -56,6 +59,10 @@ export function initModel(): void {
   $<HTMLInputElement>("model-gpu-layers").addEventListener("change", (e) => {
     const v = (e.target as HTMLInputElement).value.trim();
     state.gpuLayers = v === "" ? null : Math.max(0, Math.floor(Number(v)) || 0);
+  });
+  $<HTMLInputElement>("model-chat-template").addEventListener("change", (e) => {
+    const v = (e.target as HTMLInputElement).value.trim();
+    state.chatTemplate = v === "" ? null : v;
   });
   api.appInfo().then((i) => ($("app-db").textContent = i.db)).catch(() => undefined);
   load();

@@ -46,6 +46,7 @@ function settings(code: string): TuneSettings {
     weights: $<HTMLSelectElement>("tune-weights").value,
     threads: num("tune-threads"),
     gpuLayers: state.gpuLayers ?? undefined,
+    chatTemplate: state.chatTemplate ?? undefined,
   };
 }
 
