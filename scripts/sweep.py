@@ -73,11 +73,15 @@ def plans(name):
         # push the answer digit one way cancel out, so what remains has to move the content.
         return [(r, seed, {**CHOSEN, "counterbalance": True}) for r in ["USA", "CHI", "IND", "ARA"]
                 for seed in [2013, 1, 2]]
+    if name == "cmaes":
+        # CMA-ES in place of SHADE, everything else the defaults (docs/tuning.md).
+        return [(r, seed, {**CHOSEN, "strategy": "cmaes"}) for r in ["USA", "CHI", "IND", "ARA"]
+                for seed in [2013, 1, 2]]
     if name == "budget576":
         return [(r, seed, {**CHOSEN, "budget": 576}) for r in ["USA", "CHI", "IND", "ARA"]
                 for seed in [2013, 1, 2]]
     raise SystemExit(f"unknown plan {name!r}: expected screen, defaults, anchor, prefix, "
-                     "counterbalance, budget576 or two-wordings")
+                     "counterbalance, budget576, cmaes or two-wordings")
 
 
 def key(region, seed, settings):

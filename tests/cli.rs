@@ -278,7 +278,7 @@ fn show_prints_a_run_with_a_short_stored_hash_in_plain_words() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("(sha256 abc)"), "{text}");
-    assert!(text.contains("weights auto; DE shade"), "{text}");
+    assert!(text.contains("weights auto; optimizer shade"), "{text}");
     assert!(text.contains("budget 288,"), "{text}");
     assert!(text.contains("placement answer"), "{text}");
     assert!(

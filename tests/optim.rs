@@ -63,7 +63,68 @@ fn solve(
     out.best_loss
 }
 
-const ALL: [Strategy; 3] = [Strategy::Rand1Bin, Strategy::Best1Bin, Strategy::Shade];
+const ALL: [Strategy; 4] = [
+    Strategy::Rand1Bin,
+    Strategy::Best1Bin,
+    Strategy::Shade,
+    Strategy::Cmaes,
+];
+
+/// The hand check of CMA-ES against SHADE before it went into tuning, 30 dimensions, 3000
+/// evaluations, population 12: on the sphere CMA-ES gets over 1000x closer (6.9e-9 against
+/// 1.3e-5); on an axis-aligned ellipsoid (coefficients 1..1000) SHADE is better (1.3e-2
+/// against 0.83: its crossover exploits the separable axes, and CMA-ES has had too few
+/// generations to learn the scales), while CMA-ES still gains a factor over 10 on its start.
+#[test]
+fn cmaes_beats_shade_on_smooth_functions_at_a_small_budget() {
+    fn ellipsoid(x: &[f64]) -> f64 {
+        let n = x.len() as f64;
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| 1e3f64.powf(i as f64 / (n - 1.0)) * v * v)
+            .sum()
+    }
+    for (f, name) in [
+        (sphere as fn(&[f64]) -> f64, "sphere"),
+        (ellipsoid, "ellipsoid"),
+    ] {
+        let run = |strategy| {
+            let opts = DeOptions {
+                dim: 30,
+                pop_size: 12,
+                bounds: (-1.0, 1.0),
+                strategy,
+                max_evals: Some(3000),
+                seed: 5,
+                ..DeOptions::default()
+            };
+            let mut s = DeState::new(opts).unwrap();
+            s.run(batch(f), |_, _| ControlFlow::Continue(()))
+                .unwrap()
+                .best_loss
+        };
+        let (cma, shade) = (run(Strategy::Cmaes), run(Strategy::Shade));
+        eprintln!("{name}: CMA-ES {cma:.3e}, SHADE {shade:.3e}");
+        match name {
+            "sphere" => assert!(cma < shade / 1000.0, "{name}: CMA-ES {cma}, SHADE {shade}"),
+            _ => {
+                let start = DeState::new(DeOptions {
+                    dim: 30,
+                    pop_size: 12,
+                    bounds: (-1.0, 1.0),
+                    max_evals: Some(12),
+                    seed: 5,
+                    ..DeOptions::default()
+                })
+                .unwrap()
+                .run(batch(f), |_, _| ControlFlow::Continue(()))
+                .unwrap()
+                .best_loss;
+                assert!(cma < start / 10.0, "{name}: CMA-ES {cma} from {start}");
+            }
+        }
+    }
+}
 
 #[test]
 fn sphere_reaches_threshold() {

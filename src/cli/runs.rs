@@ -124,7 +124,7 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
 fn print_settings(out: &mut dyn Write, config: &TuneConfig) -> Result<()> {
     writeln!(
         out,
-        "model {} (sha256 {}), weights {}; DE {}, population {}, budget {}, d {}, A scale {}, extra rows {}",
+        "model {} (sha256 {}), weights {}; optimizer {}, population {}, budget {}, d {}, A scale {}, extra rows {}",
         config.model_path,
         config.model_sha256.get(..12).unwrap_or(&config.model_sha256),
         serde_name(&config.weights),

@@ -48,8 +48,9 @@ pub struct SearchArgs {
     /// a GPU, else 1; docs/performance.md].
     #[arg(long, value_name = "N")]
     candidates_per_decode: Option<usize>,
-    /// DE strategy.
-    #[arg(long, value_enum, default_value_t = defaults::STRATEGY)]
+    /// The optimizer: a DE strategy (`shade`, `rand1-bin`, `best1-bin`) or `cmaes` (CMA-ES);
+    /// also `--optimizer`.
+    #[arg(long, alias = "optimizer", value_enum, default_value_t = defaults::STRATEGY)]
     strategy: Strategy,
     /// Stop after this many generations without improvement.
     #[arg(long)]

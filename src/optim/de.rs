@@ -1,6 +1,7 @@
 //! Differential Evolution: DE/rand/1/bin, DE/best/1/bin and SHADE (success-history adaptive
 //! DE/current-to-pbest/1/bin with an external archive; Tanabe & Fukunaga 2013).
 
+use super::cmaes::CmaState;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Cauchy, Distribution, Normal};
@@ -19,6 +20,11 @@ pub enum Strategy {
     /// SHADE: v = x_i + F (x_pbest - x_i) + F (x_r1 - x_r2~archive), F and CR adapted from
     /// a success history.
     Shade,
+    /// CMA-ES (not DE: the covariance matrix adaptation evolution strategy, `optim::cmaes`):
+    /// after the same initial population, each generation is drawn from a normal
+    /// distribution around the weighted best of the last, whose shape and step size adapt.
+    /// The population is lambda; each slot keeps the better of its point and the new one.
+    Cmaes,
 }
 
 /// Settings of a search. Stored with a run so it can be repeated exactly.
@@ -122,6 +128,10 @@ pub struct DeState {
     pub rng: ChaCha8Rng,
     /// Why the search stopped, once it has.
     pub stopped: Option<StopReason>,
+    /// CMA-ES's distribution (strategy `cmaes`, from the first generation after the initial
+    /// population on; absent otherwise and then not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cma: Option<CmaState>,
 }
 
 /// The result of a finished (or stopped) search.
@@ -227,6 +237,9 @@ impl DeState {
         if self.archive.iter().any(bad_point) {
             return Err(format!("an archived point is not {dim} finite coordinates"));
         }
+        if let Some(c) = &self.cma {
+            c.validate(dim, np)?;
+        }
         Ok(())
     }
 
@@ -254,6 +267,7 @@ impl DeState {
             stall: 0,
             rng,
             stopped: None,
+            cma: None,
             options,
         })
     }
@@ -358,6 +372,9 @@ impl DeState {
         &mut self,
         objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
     ) -> Result<(), E> {
+        if self.options.strategy == Strategy::Cmaes {
+            return self.cma_step(objective);
+        }
         let np = self.pop.len();
         let best = self.best_index();
         let n_trials = np.min(self.remaining());
@@ -376,6 +393,46 @@ impl DeState {
         self.evals += n_trials;
         let prev_best = self.fitness[best];
         self.select(trials, losses, &params);
+        self.generation += 1;
+        let new_best = self.fitness[self.best_index()];
+        self.stall = if new_best < prev_best {
+            0
+        } else {
+            self.stall + 1
+        };
+        Ok(())
+    }
+
+    /// One CMA-ES generation: lambda points drawn (fewer when the budget ends first), evaluated
+    /// as one batch, told to the distribution; slot i of the population keeps the better of
+    /// its point and the generation's i-th, so the best member is the best point seen. The
+    /// distribution starts at the initial population's best with step size 0.3 of the box's
+    /// half-width.
+    fn cma_step<E>(
+        &mut self,
+        objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
+    ) -> Result<(), E> {
+        let (lo, hi) = self.options.bounds;
+        let np = self.pop.len();
+        let best = self.best_index();
+        let mut cma = match self.cma.take() {
+            Some(c) => c,
+            None => CmaState::new(self.pop[best].clone(), 0.3 * (hi - lo) / 2.0, np),
+        };
+        let n_trials = np.min(self.remaining());
+        let points = cma.ask(n_trials, (lo, hi), &mut self.rng);
+        let losses = objective(&points)?;
+        self.evals += n_trials;
+        cma.tell(&points, &losses);
+        self.cma = Some(cma);
+        let prev_best = self.fitness[best];
+        for (i, (x, loss)) in points.into_iter().zip(losses).enumerate() {
+            let loss = if loss.is_nan() { f64::INFINITY } else { loss };
+            if loss <= self.fitness[i] {
+                self.pop[i] = x;
+                self.fitness[i] = loss;
+            }
+        }
         self.generation += 1;
         let new_best = self.fitness[self.best_index()];
         self.stall = if new_best < prev_best {
@@ -428,7 +485,8 @@ impl DeState {
                     .map(|j| pop[best][j] + f * (pop[r1][j] - pop[r2][j]))
                     .collect()
             }
-            Strategy::Shade => {
+            // CMA-ES draws its own points (`cma_step`); SHADE's rule never sees it.
+            Strategy::Shade | Strategy::Cmaes => {
                 let p_min = 2.0 / np as f64;
                 let p = rng.random_range(p_min..=0.2f64.max(p_min));
                 let top = ((p * np as f64).round() as usize).clamp(2, np);
