@@ -5,7 +5,7 @@ use super::tune::{print_outcome, run_job, OutputArgs, SearchArgs};
 use crate::regions::RegionTable;
 use crate::store::Store;
 use crate::tuning::job::JobSpec;
-use crate::tuning::plan::{self, JobAction, JobRef, JobReport, NextStep, Sweep};
+use crate::tuning::plan::{self, JobRef, JobReport, NextStep, Sweep};
 use anyhow::Result;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,27 +86,25 @@ pub fn job(args: &JobArgs, table: &RegionTable, db: &Path, out: &mut dyn Write) 
             &mut |s, done, code| eprintln!("calibrating {s}: {done} ({code})"),
             &mut |l| eprintln!("{l}"),
         )?;
-        super::format::json(out, args.out.json, &report)?;
+        if !super::format::json(out, args.out.json, &report)? {
+            let (c, id) = (&job.calibration, &job.id);
+            writeln!(
+                out,
+                "calibration {c} of job {id} stored in {}",
+                db.display()
+            )?;
+        }
         return Ok(());
     }
     let report = match plan::next_step(&store, job)? {
         NextStep::Done(run) => JobReport::already_done(&store, job, run)?,
         NextStep::Run(spec) => {
-            let action = match spec {
-                JobSpec::New(_) => JobAction::Started,
-                JobSpec::Resume(_) => JobAction::Resumed,
-            };
+            let resumed = matches!(spec, JobSpec::Resume(_));
             let o = run_job(spec, table, &mut store, args.verbose, &args.out, out)?;
             if args.out.events.is_none() && !args.out.json {
                 print_outcome(&o, false, out)?;
             }
-            JobReport {
-                job: job.id.clone(),
-                run: o.run,
-                action,
-                best_loss: o.best_loss,
-                evals: o.evals,
-            }
+            JobReport::ran(job, resumed, &o)
         }
     };
     if args.out.events.is_some() || super::format::json(out, args.out.json, &report)? {

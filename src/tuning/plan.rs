@@ -328,6 +328,20 @@ impl JobReport {
         )
     }
 
+    /// The report of a job this process ran to its end (`resumed`: from a checkpoint).
+    pub fn ran(job: &PlannedJob, resumed: bool, o: &super::job::JobOutcome) -> JobReport {
+        JobReport {
+            job: job.id.clone(),
+            run: o.run,
+            action: match resumed {
+                true => JobAction::Resumed,
+                false => JobAction::Started,
+            },
+            best_loss: o.best_loss,
+            evals: o.evals,
+        }
+    }
+
     /// The report of a job found done as `run`: its last checkpoint's figures.
     pub fn already_done(store: &Store, job: &PlannedJob, run: i64) -> Result<JobReport, TuneError> {
         let last = store.last_checkpoint(run)?.ok_or_else(|| {
