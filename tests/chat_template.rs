@@ -5,22 +5,15 @@
 
 mod common;
 
+use common::ok;
+
+fn ct<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
+    common::run_in(env!("CARGO_BIN_EXE_culturetune"), dir, args)
+}
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ct(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_culturetune"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
+use std::process::Output;
 
 #[test]
 fn a_model_without_a_template_runs_with_a_named_one_stored_with_the_run() {

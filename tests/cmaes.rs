@@ -4,23 +4,16 @@
 
 mod common;
 
+use common::ok;
+
+fn ct<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
+    common::run_in(env!("CARGO_BIN_EXE_culturetune"), dir, args)
+}
+
 use culturetune::store::Store;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn ct(dir: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_culturetune"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn args(db: &str) -> Vec<String> {
     let mut a = common::tiny_tune_args("tiny.gguf", db, "9");

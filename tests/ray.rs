@@ -7,6 +7,12 @@
 
 mod common;
 
+use common::ok;
+
+fn ct<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
+    common::run_in(env!("CARGO_BIN_EXE_culturetune"), dir, args)
+}
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -29,19 +35,6 @@ fn python() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn ct(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_culturetune"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; Ray binds it right after).

@@ -393,13 +393,7 @@ impl DeState {
         self.evals += n_trials;
         let prev_best = self.fitness[best];
         self.select(trials, losses, &params);
-        self.generation += 1;
-        let new_best = self.fitness[self.best_index()];
-        self.stall = if new_best < prev_best {
-            0
-        } else {
-            self.stall + 1
-        };
+        self.end_generation(prev_best);
         Ok(())
     }
 
@@ -433,6 +427,12 @@ impl DeState {
                 self.fitness[i] = loss;
             }
         }
+        self.end_generation(prev_best);
+        Ok(())
+    }
+
+    /// Counts a finished generation and its stall (no strict improvement of `prev_best`).
+    fn end_generation(&mut self, prev_best: f64) {
         self.generation += 1;
         let new_best = self.fitness[self.best_index()];
         self.stall = if new_best < prev_best {
@@ -440,7 +440,6 @@ impl DeState {
         } else {
             self.stall + 1
         };
-        Ok(())
     }
 
     /// A trial's F and CR: drawn from SHADE's memory, else the options' fixed values.

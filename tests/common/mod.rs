@@ -253,6 +253,26 @@ pub fn kill_after_first_generation(cmd: &mut std::process::Command) {
     );
 }
 
+/// Runs the binary `bin` (a test's `env!("CARGO_BIN_EXE_culturetune")`) with `args` in
+/// `dir`.
+pub fn run_in<S: AsRef<std::ffi::OsStr>>(
+    bin: &str,
+    dir: &std::path::Path,
+    args: &[S],
+) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A command's stdout, after asserting that it succeeded (its stderr otherwise).
+pub fn ok(o: std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// Serializes the tests of one test binary that run a real model. Each uses every core
 /// (llama.cpp's threads wait for each other at spinning barriers), so two at once on a 2-core
 /// machine take several times as long as one after the other (tests/answer.rs: 1117 s side by
