@@ -193,6 +193,12 @@ pub fn apply_chat_template(
     }
 }
 
+/// Whether llama.cpp can render chats with `template` (a template text or a built-in name):
+/// a system and a user message rendered as a test.
+pub fn chat_template_known(template: &str) -> bool {
+    apply_chat_template(template, &[("system", "s"), ("user", "u")], true).is_some()
+}
+
 /// The names of llama.cpp's built-in chat templates (`chatml`, `llama3`, `gemma`, ...).
 pub fn builtin_chat_templates() -> Vec<String> {
     // SAFETY: with a null output and length 0 llama.cpp writes nothing and returns the count.

@@ -70,9 +70,10 @@ pub fn file_report(
     );
     let quantization = info.quantization();
     let has_chat_template = info.chat_template.is_some();
-    let chat_template_usable = info.chat_template.as_deref().is_some_and(|t| {
-        super::ffi::apply_chat_template(t, &[("system", "s"), ("user", "u")], true).is_some()
-    });
+    let chat_template_usable = info
+        .chat_template
+        .as_deref()
+        .is_some_and(super::ffi::chat_template_known);
     Ok(FileReport {
         path,
         is_default,

@@ -61,7 +61,7 @@ impl Model {
                 .clone()
                 .ok_or_else(|| EngineError::NoChatTemplate { path: p.clone() })?,
         };
-        if ffi::apply_chat_template(&template, &[("system", "s"), ("user", "u")], true).is_none() {
+        if !ffi::chat_template_known(&template) {
             return Err(EngineError::UnknownChatTemplate { path: p });
         }
         ffi::ensure_backend();

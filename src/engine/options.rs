@@ -128,7 +128,8 @@ impl EngineOptions {
             return Ok(None);
         };
         let path = Path::new(given);
-        let text = if path.is_file() {
+        let from_file = path.is_file();
+        let text = if from_file {
             crate::input_file::read_text(path, MAX_TEMPLATE_BYTES).map_err(|e| {
                 EngineError::BadChatTemplate {
                     given: given.to_string(),
@@ -138,9 +139,8 @@ impl EngineOptions {
         } else {
             given.to_string()
         };
-        if super::ffi::apply_chat_template(&text, &[("system", "s"), ("user", "u")], true).is_none()
-        {
-            let detail = match path.is_file() {
+        if !super::ffi::chat_template_known(&text) {
+            let detail = match from_file {
                 true => "llama.cpp does not recognise the template in this file".to_string(),
                 false => format!(
                     "not a file, and not one of llama.cpp's built-in templates: {}",

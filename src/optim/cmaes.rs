@@ -109,13 +109,13 @@ impl CmaState {
         if sizes.iter().any(|&s| s != n) || self.c.len() != n * n {
             return Err("CMA-ES state vectors do not match its dimensions".into());
         }
-        let all = self
+        let mut all = self
             .mean
             .iter()
             .chain(&self.p_sigma)
             .chain(&self.p_c)
             .chain(&self.c);
-        if !(self.sigma.is_finite() && self.sigma > 0.0) || all.clone().any(|v| !v.is_finite()) {
+        if !(self.sigma.is_finite() && self.sigma > 0.0) || all.any(|v| !v.is_finite()) {
             return Err("CMA-ES state holds a non-finite value or a step size <= 0".into());
         }
         Ok(())
