@@ -44,14 +44,26 @@ pub fn check_replaceable(path: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to `path` atomically (temporary sibling file + fsync + rename). An existing
 /// target that is not a regular file is refused and left as it is.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, |w| w.write_all(bytes))
+}
+
+/// Writes what `fill` writes to `path` atomically, as [`write`] does, without holding it all
+/// in memory (a model file of gigabytes). On any error, from `fill` or the file system, the
+/// temporary file is removed and the target is left as it was.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     check_replaceable(path)?;
     let tmp = temp_sibling(parent_dir(path), "tmp");
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        f.write_all(bytes)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         check_replaceable(path)?;
         std::fs::rename(&tmp, path)

@@ -8,6 +8,7 @@
 
 pub mod atomic_file;
 pub mod bench;
+pub mod carried;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod csv_lines;

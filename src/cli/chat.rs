@@ -4,7 +4,9 @@
 use super::engine_args::EngineArgs;
 use crate::prompt;
 use crate::regions::RegionTable;
-use crate::tuning::chat::{answer, check, Request, DEFAULT_MAX_TOKENS};
+use crate::tuning::chat::{
+    answer, answer_carried, check, check_message, Request, DEFAULT_MAX_TOKENS,
+};
 use anyhow::Result;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,15 +44,36 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
         message: args.message.clone(),
         max_tokens: args.max_tokens,
     };
-    check(&request, table)?;
-    let model = super::engine_args::load(&args.engine)?;
-    let reply = answer(&model, args.engine.settings(), table, db, &request)?;
+    let carried = match args.run.is_some() || args.soft_prompt.is_some() {
+        true => None,
+        false => crate::carried::read(&args.engine.model_path())?,
+    };
+    let reply = match &carried {
+        Some(c) => {
+            check_message(&request, table)?;
+            let model = args
+                .engine
+                .load_carried(&c.base_template, &mut |line| eprintln!("{line}"))?;
+            answer_carried(&model, args.engine.settings(), table, c, &request)?
+        }
+        None => {
+            check(&request, table)?;
+            let model = super::engine_args::load(&args.engine)?;
+            answer(&model, args.engine.settings(), table, db, &request)?
+        }
+    };
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&reply)?)?;
     } else {
         let persona = prompt::persona(table.find(&reply.region)?);
         writeln!(out, "== naive persona ({persona:?})\n{}\n", reply.naive)?;
         writeln!(out, "== tuned soft prompt\n{}", reply.tuned)?;
+        if let Some(p) = reply.carried_token_max_prob {
+            writeln!(
+                out,
+                "\nlargest probability of a carried token in the reply: {p:.2e}"
+            )?;
+        }
     }
     Ok(())
 }

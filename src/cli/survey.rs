@@ -45,6 +45,10 @@ pub struct Args {
     /// this file.
     #[arg(long, value_name = "FILE")]
     dump_prompts: Option<PathBuf>,
+    /// For a model file that carries a tuned prompt (`export --gguf`): ask with the hard
+    /// prompt (--method) instead of the carried one.
+    #[arg(long)]
+    plain: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,13 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         counterbalance: args.counterbalance,
         constants: Constants::parse(&args.constants, &survey)?,
     };
+    let carried = match args.plain || args.soft_prompt.is_some() {
+        true => None,
+        false => crate::carried::read(&args.engine.model_path())?,
+    };
+    if let Some(c) = &carried {
+        return run_carried(args, &ask, c, out);
+    }
     ask.check(args.soft_prompt.is_some())?;
     let model = super::engine_args::load(&args.engine)?;
     let soft = args
@@ -99,6 +110,53 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         report.panel.len()
     )?;
     print_answers(out, &report)
+}
+
+/// `survey` on a model file that carries a tuned prompt: its tokens as plain text, the model
+/// loaded as exported.
+fn run_carried(
+    args: &Args,
+    ask: &SurveyAsk<'_>,
+    carried: &crate::carried::Carried,
+    out: &mut dyn Write,
+) -> Result<()> {
+    ask.check(true)?;
+    let tuned_for = carried.card.get("region").and_then(|v| v.as_str());
+    if tuned_for != Some(ask.region.code.as_str()) {
+        eprintln!(
+            "note: the carried prompt was tuned for {}; scoring it against {}",
+            tuned_for.unwrap_or("?"),
+            ask.region.code
+        );
+    }
+    let model = args
+        .engine
+        .load_carried(&carried.base_template, &mut |line| eprintln!("{line}"))
+        .context("loading the model")?;
+    let prompts = ask.carried_prompts(&model, carried)?;
+    if let Some(path) = &args.dump_prompts {
+        dump_prompts(path, &prompts)?;
+    }
+    let report = ask.run_carried(&model, args.engine.settings(), &prompts, carried)?;
+    if super::format::json(out, args.json, &report)? {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "survey {} with the tuned prompt the model carries ({} tokens {}..), panel {}",
+        ask.survey.id,
+        carried.k(),
+        carried.tokens[0],
+        report.panel.len()
+    )?;
+    print_answers(out, &report)?;
+    if let Some(p) = report.carried_token_max_prob {
+        writeln!(
+            out,
+            "largest probability of a carried token at an answer: {p:.2e}"
+        )?;
+    }
+    Ok(())
 }
 
 /// The text form of `survey`'s results: every item's answer distribution, the indices next

@@ -17,18 +17,27 @@ pub struct ExportArgs {
     /// The run whose tuned prompt to export.
     run: i64,
     /// Directory to write (a PEFT prompt-tuning adapter plus culturetune.json).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "gguf")]
+    out: Option<PathBuf>,
+    /// Also (or instead) write a copy of the run's model in which the tuned rows are new
+    /// tokens, for llama-server, LM Studio or Ollama; its card (NAME.culturetune.json) and an
+    /// Ollama Modelfile (NAME.Modelfile) go beside it.
+    #[arg(long, value_name = "FILE.gguf")]
+    gguf: Option<PathBuf>,
     /// Replace the folder if it holds a previous export (culturetune.json and the adapter
-    /// files, nothing else); any other existing path is refused and left as it is.
+    /// files, nothing else), or the GGUF if culturetune exported it; any other existing path
+    /// is refused and left as it is.
     #[arg(long)]
     force: bool,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of `culturetune import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// An exported soft-prompt directory.
+    /// An exported soft-prompt directory, or a GGUF file written by `export --gguf`.
     dir: PathBuf,
     #[command(flatten)]
     engine: EngineArgs,
@@ -60,21 +69,67 @@ pub struct CalibrateArgs {
 /// Writes a run's tuned prompt as an adapter directory.
 pub fn export_run(args: &ExportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
     let store = Store::open_read_only(db)?;
-    let e = transfer::export_run(&store, db, args.run, &args.out, args.force)?;
+    if let Some(dir) = &args.out {
+        let e = transfer::export_run(&store, db, args.run, dir, args.force)?;
+        if !args.json {
+            writeln!(
+                out,
+                "exported run {} ({} x {} soft prompt for {}) to {}",
+                e.run,
+                e.k,
+                e.n_embd,
+                e.region,
+                dir.display()
+            )?;
+        }
+    }
+    let Some(file) = &args.gguf else {
+        return Ok(());
+    };
+    let g = transfer::export_gguf(&store, args.run, file, args.force)?;
+    if super::format::json(out, args.json, &g)? {
+        return Ok(());
+    }
     writeln!(
         out,
-        "exported run {} ({} x {} soft prompt for {}) to {}",
-        e.run,
-        e.k,
-        e.n_embd,
-        e.region,
-        args.out.display()
+        "exported run {} ({} tokens {}..{} for {}) to {} ({} MB), card {}, Ollama Modelfile {}",
+        g.run,
+        g.gguf.tokens.len(),
+        g.gguf.tokens[0],
+        g.gguf.tokens[g.gguf.tokens.len() - 1],
+        g.region,
+        file.display(),
+        g.gguf.bytes >> 20,
+        g.card.display(),
+        g.modelfile.display()
+    )?;
+    writeln!(
+        out,
+        "run it: llama-server -m {} --jinja   (README: \"Use a tuned prompt in llama-server, LM Studio or Ollama\")",
+        file.display()
     )?;
     Ok(())
 }
 
 /// Validates an adapter directory against a model and stores it.
 pub fn import_dir(args: &ImportArgs, db: &Path, out: &mut dyn Write) -> Result<()> {
+    if args.dir.is_file() {
+        let i = transfer::import_gguf(db, &args.dir)?.with_context(|| {
+            format!(
+                "{} is a file but not a GGUF exported by culturetune (no culturetune.* keys); import takes an export directory or such a file",
+                args.dir.display()
+            )
+        })?;
+        writeln!(
+            out,
+            "imported the tuned prompt {} carries ({} x {}) as prompt {}",
+            args.dir.display(),
+            i.k,
+            i.n_embd,
+            i.prompt
+        )?;
+        return Ok(());
+    }
     let model = super::engine_args::load(&args.engine)?;
     let given = args.engine.model_path();
     let sha = sha256_file(&given).context("hashing the model")?;

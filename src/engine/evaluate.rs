@@ -95,6 +95,9 @@ pub struct Evaluator<'m> {
     /// The answer placement's per-sequence streams ([`KvLayout::Streams`]), made on its first
     /// evaluation; kept while the main context is used for anything else.
     pub(super) streams: Option<super::streams::StreamCache<'m>>,
+    /// Token ids whose probability is watched at every answer and reply position (the tokens
+    /// a model carries a prompt in), and the largest seen.
+    watch: Option<(std::ops::Range<i32>, f64)>,
 }
 
 impl<'m> Evaluator<'m> {
@@ -121,7 +124,33 @@ impl<'m> Evaluator<'m> {
             settings,
             cached: None,
             streams: None,
+            watch: None,
         })
+    }
+
+    /// Watches the probability of the tokens `ids` (over the whole vocabulary) at every
+    /// answer position of [`Evaluator::evaluate`] and every reply position of
+    /// [`Evaluator::generate`] from now on.
+    pub fn watch_tokens(&mut self, ids: std::ops::Range<i32>) {
+        self.watch = Some((ids, 0.0));
+    }
+
+    /// The largest probability of any watched token at any position seen so far.
+    pub fn watched_max_prob(&self) -> Option<f64> {
+        self.watch.as_ref().map(|(_, p)| *p)
+    }
+
+    fn note_watched(&mut self, logits: &[f32]) {
+        let Some((ids, max)) = &mut self.watch else {
+            return;
+        };
+        let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let z: f64 = logits.iter().map(|&l| f64::from(l - top).exp()).sum();
+        for id in ids.clone() {
+            if let Some(&l) = logits.get(id as usize) {
+                *max = max.max(f64::from(l - top).exp() / z);
+            }
+        }
     }
 
     /// The settings in force.
@@ -224,6 +253,7 @@ impl<'m> Evaluator<'m> {
                 let logits = self.ctx.logits(out.index).ok_or_else(|| {
                     EngineError::Prompt("llama.cpp returned no logits for an answer".into())
                 })?;
+                self.note_watched(&logits);
                 let leaf = group.start + local;
                 leaves[leaf] = Some(read_answer(
                     self.model,
@@ -325,6 +355,7 @@ impl<'m> Evaluator<'m> {
                 .ctx
                 .logits(last)
                 .ok_or_else(|| EngineError::Prompt("no logits".into()))?;
+            self.note_watched(&l);
             let next = argmax(&l) as i32;
             if self.model.is_end_of_turn(next) {
                 break;

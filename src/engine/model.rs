@@ -236,9 +236,22 @@ impl Model {
     /// Whether llama.cpp scales token embeddings by sqrt(n_embd) for token input only, so
     /// that embedding rows fed directly must be pre-scaled to match (Gemma 3 and later).
     pub fn scales_token_rows_only(&self) -> bool {
-        matches!(
-            self.info.architecture.as_str(),
-            "gemma3" | "gemma3n" | "gemma4" | "gemma-embedding"
-        )
+        scales_token_rows_only(&self.info.architecture)
     }
+}
+
+/// Renders chat messages with a template text or a built-in template's name, as
+/// [`Model::render_chat`] does with a model's own template (no model needed); `None` when
+/// llama.cpp does not recognise the template.
+pub fn render_chat_with(template: &str, messages: &[(&str, &str)]) -> Option<String> {
+    ffi::apply_chat_template(template, messages, true)
+}
+
+/// Whether llama.cpp scales token embeddings by sqrt(n_embd) for token input only in models
+/// of `architecture` (see [`Model::scales_token_rows_only`]).
+pub fn scales_token_rows_only(architecture: &str) -> bool {
+    matches!(
+        architecture,
+        "gemma3" | "gemma3n" | "gemma4" | "gemma-embedding"
+    )
 }

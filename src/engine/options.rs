@@ -120,6 +120,27 @@ impl EngineOptions {
         )
     }
 
+    /// Loads a model file that carries a tuned prompt (`crate::carried`) as it was exported:
+    /// its own weights (no `--weights` conversion, which would round the carried rows) and
+    /// the chat template the run rendered with (`base_template`).
+    pub fn load_carried(
+        &self,
+        base_template: &str,
+        note: &mut dyn FnMut(String),
+    ) -> Result<Model, EngineError> {
+        super::backend::init(self.verbose);
+        let given = self.model_path();
+        let layers = self.resolve_layers(&given, note)?;
+        super::backend::load_for_evaluation(
+            &given,
+            WeightType::Original,
+            self.settings().threads,
+            layers,
+            Some(base_template),
+            note,
+        )
+    }
+
     /// The chat template `--chat-template` names, checked with llama.cpp before any model is
     /// loaded: a file's text (when the value is a path to a file), else the value as a
     /// built-in name. `None` without the option (the model's own template).

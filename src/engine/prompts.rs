@@ -81,10 +81,30 @@ impl SurveyPrompts {
         panel: &[Respondent],
         counterbalance: bool,
     ) -> Result<SurveyPrompts, EngineError> {
+        SurveyPrompts::build_opened(model, survey, persona_block, panel, counterbalance, None)
+    }
+
+    /// [`SurveyPrompts::build`] with the assistant's turn opened by `opening` (tokens, with
+    /// their text) instead of the answer prefix: each tail is the rendered chat's tokens
+    /// after the persona block, then `opening`. For a prompt that a model carries as tokens
+    /// (`crate::carried`).
+    pub fn build_opened(
+        model: &Model,
+        survey: &Survey,
+        persona_block: &str,
+        panel: &[Respondent],
+        counterbalance: bool,
+        opening: Option<(&[i32], &str)>,
+    ) -> Result<SurveyPrompts, EngineError> {
         let mut head_text: Option<String> = None;
         let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
+        let open_text = opening.map_or(ANSWER_PREFIX, |(_, t)| t);
         for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
-            let text = model.render_chat(&[("system", &system), ("user", &user)])? + ANSWER_PREFIX;
+            let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
+            let text = match opening {
+                None => rendered + open_text,
+                Some(_) => rendered,
+            };
             let at = text.find(persona_block).ok_or_else(|| {
                 EngineError::Prompt("the chat template altered the persona text".into())
             })?;
@@ -99,7 +119,15 @@ impl SurveyPrompts {
                 _ => {}
             }
             let tail = &text[at + persona_block.len()..];
-            tails.push(model.tokenize_rendered(tail, &[&system, &user])?);
+            let mut tokens = model.tokenize_rendered(tail, &[&system, &user])?;
+            let text = match opening {
+                None => text,
+                Some((open, _)) => {
+                    tokens.extend_from_slice(open);
+                    text + open_text
+                }
+            };
+            tails.push(tokens);
             leaves.push(leaf);
             texts.push(text);
         }

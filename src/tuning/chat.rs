@@ -53,11 +53,54 @@ pub struct Reply {
     pub naive: String,
     /// The reply with the tuned soft prompt in the persona's place.
     pub tuned: String,
+    /// For a model that carries the tuned prompt as tokens: the largest probability of any
+    /// of those tokens at any position of the tuned reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried_token_max_prob: Option<f64>,
+}
+
+/// The naive and the tuned reply of a model file that carries its tuned prompt as tokens
+/// (`crate::carried`): the tuned reply from plain tokens, the carried tokens' probability
+/// watched at every reply position.
+pub fn answer_carried(
+    model: &Model,
+    settings: EvalSettings,
+    table: &RegionTable,
+    carried: &crate::carried::Carried,
+    request: &Request,
+) -> Result<Reply, TuneError> {
+    let region = table.find(&request.region)?;
+    let chat = ChatPrompt::build(model, &prompt::persona(region), &request.message)?;
+    let tuned_chat = crate::carried::chat_prompt(carried, model, &request.message)?;
+    let mut ev = Evaluator::new(model, settings)?;
+    let naive = ev.generate(&chat, PersonaInput::Text, request.max_tokens)?;
+    ev.watch_tokens(carried.first_id..carried.first_id + carried.k() as i32);
+    let tuned = ev.generate(&tuned_chat, PersonaInput::Text, request.max_tokens)?;
+    Ok(Reply {
+        region: region.code.clone(),
+        message: request.message.clone(),
+        naive,
+        tuned,
+        carried_token_max_prob: ev.watched_max_prob(),
+    })
 }
 
 /// Refuses a request that cannot be answered whatever the model: an unknown region, an empty
 /// message, no tuned prompt named.
 pub fn check(request: &Request, table: &RegionTable) -> Result<(), TuneError> {
+    check_message(request, table)?;
+    let refuse = |m: &str| Err(TuneError::Invalid(m.to_string()));
+    match (&request.run, &request.soft_prompt) {
+        (None, None) => refuse("give the tuned prompt with --soft-prompt DIR or --run N (or a --model exported with `export --gguf`)"),
+        (Some(_), Some(_)) => {
+            refuse("give the tuned prompt either as a run or as a soft prompt directory, not both")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`check`] without a tuned prompt named (the model carries one).
+pub fn check_message(request: &Request, table: &RegionTable) -> Result<(), TuneError> {
     table.find(&request.region)?;
     let refuse = |m: &str| Err(TuneError::Invalid(m.to_string()));
     if request.message.trim().is_empty() {
@@ -72,13 +115,7 @@ pub fn check(request: &Request, table: &RegionTable) -> Result<(), TuneError> {
             request.max_tokens
         )));
     }
-    match (&request.run, &request.soft_prompt) {
-        (None, None) => refuse("give the tuned prompt with --soft-prompt DIR or --run N"),
-        (Some(_), Some(_)) => {
-            refuse("give the tuned prompt either as a run or as a soft prompt directory, not both")
-        }
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// The naive and the tuned reply of a loaded model to one request (greedy decoding). The
@@ -120,6 +157,7 @@ pub fn answer(
         message: request.message.clone(),
         naive,
         tuned,
+        carried_token_max_prob: None,
     })
 }
 

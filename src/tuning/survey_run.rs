@@ -4,6 +4,7 @@
 
 use super::placed::PromptPlacement;
 use super::TuneError;
+use crate::carried::Carried;
 use crate::dimension::DimScores;
 use crate::engine::evaluate::{
     EvalSettings, Evaluator, PersonaInput, SurveyAnswers, SurveyPrompts,
@@ -72,6 +73,10 @@ pub struct SurveyReport {
     pub indices: DimScores,
     /// The loss against the region's scores (absent when no dimension has both).
     pub loss: Option<Loss>,
+    /// For a model that carries a tuned prompt as tokens: the largest probability of any of
+    /// those tokens at any answer position (they should never be the answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried_token_max_prob: Option<f64>,
     /// Tokens decoded.
     pub tokens_decoded: usize,
     /// Seconds of evaluation.
@@ -139,8 +144,53 @@ impl SurveyAsk<'_> {
                 placed.evaluate(&mut ev, &[rows], 1)?.remove(0)
             }
         };
+        self.report(model, &ev, answers)
+    }
+
+    /// The item prompts with the tuned prompt `model` carries as tokens (`crate::carried`).
+    pub fn carried_prompts(
+        &self,
+        model: &Model,
+        carried: &Carried,
+    ) -> Result<SurveyPrompts, TuneError> {
+        let panel = prompt::panel(self.panel);
+        Ok(crate::carried::survey_prompts(
+            carried,
+            model,
+            self.survey,
+            &panel,
+            self.counterbalance,
+        )?)
+    }
+
+    /// Evaluates the survey with the tuned prompt `model` carries (`prompts` from
+    /// [`SurveyAsk::carried_prompts`]) as plain tokens, no embedding input, watching the
+    /// carried tokens' probability at every answer position.
+    pub fn run_carried(
+        &self,
+        model: &Model,
+        settings: EvalSettings,
+        prompts: &SurveyPrompts,
+        carried: &Carried,
+    ) -> Result<SurveyReport, TuneError> {
+        self.check(true)?;
+        let mut ev = Evaluator::new(model, settings)?;
+        let first = carried.first_id;
+        ev.watch_tokens(first..first + carried.k() as i32);
+        let answers = ev.evaluate(prompts, PersonaInput::Text)?;
+        self.report(model, &ev, answers)
+    }
+
+    fn report(
+        &self,
+        model: &Model,
+        ev: &Evaluator<'_>,
+        answers: SurveyAnswers,
+    ) -> Result<SurveyReport, TuneError> {
+        let panel = prompt::panel(self.panel);
         let scores = indices(self.survey, &answers.item_means(), &self.constants)?;
         Ok(SurveyReport {
+            carried_token_max_prob: ev.watched_max_prob(),
             model: model.info().clone(),
             survey: self.survey.id.clone(),
             region: self.region.clone(),

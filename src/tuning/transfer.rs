@@ -96,3 +96,138 @@ pub fn import_dir(
         same_model: file.card.get("model_sha256").and_then(|v| v.as_str()) == Some(sha),
     })
 }
+
+/// What `export --gguf` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GgufExported {
+    /// The run.
+    pub run: i64,
+    /// Its region.
+    pub region: String,
+    /// The model file with the tokens.
+    pub gguf: crate::carried::GgufExport,
+    /// The card beside it (`<name>.culturetune.json`).
+    pub card: std::path::PathBuf,
+    /// An Ollama Modelfile beside it (`<name>.Modelfile`).
+    pub modelfile: std::path::PathBuf,
+}
+
+/// The files written beside an exported GGUF `out`: its card and its Ollama Modelfile.
+pub fn beside(out: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let dir = crate::atomic_file::parent_dir(out);
+    (
+        dir.join(format!("{stem}.culturetune.json")),
+        dir.join(format!("{stem}.Modelfile")),
+    )
+}
+
+/// Writes run `run`'s tuned prompt into `out`, a copy of the model file the run evaluated
+/// (its weights type) that carries the rows as new tokens (`crate::carried`), with its card
+/// and an Ollama Modelfile beside it. The run's model file must still have its SHA-256.
+pub fn export_gguf(
+    store: &Store,
+    run: i64,
+    out: &Path,
+    force: bool,
+) -> Result<GgufExported, TuneError> {
+    let run = store.run(run)?;
+    let p = store.prompt_for_run(run.id)?.ok_or_else(|| {
+        TuneError::Invalid(format!(
+            "run {} has no tuned prompt (status {})",
+            run.id,
+            run.status.as_str()
+        ))
+    })?;
+    let config = super::TuneConfig::from_stored(&run)?;
+    let given = Path::new(&config.model_path);
+    let sha = crate::fingerprint::sha256_file(given).map_err(|source| {
+        crate::engine::EngineError::Io {
+            path: config.model_path.clone(),
+            source,
+        }
+    })?;
+    if sha != config.model_sha256 {
+        return Err(TuneError::Invalid(format!(
+            "{} no longer has SHA-256 {} (the file changed since run {} was tuned)",
+            config.model_path, config.model_sha256, run.id
+        )));
+    }
+    let (card_path, modelfile) = beside(out);
+    for path in [&card_path, &modelfile] {
+        crate::atomic_file::check_replaceable(path)
+            .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    let evaluated = crate::engine::converted_path(given, config.weights, config.settings.threads)?;
+    let source = crate::carried::CarrySource {
+        model: &evaluated,
+        rows: &p.rows,
+        k: p.k,
+        card: &p.card,
+        chat_template: config.chat_template.as_deref(),
+    };
+    let gguf = crate::carried::write_gguf(&source, out, force)?;
+    let carried = crate::carried::read(out)?
+        .ok_or_else(|| TuneError::Invalid(format!("{} carries no prompt", out.display())))?;
+    let card = crate::carried::export_card(&carried, &gguf, out);
+    let text = serde_json::to_string_pretty(&card).map_err(|e| TuneError::Other(e.to_string()))?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| TuneError::Invalid(format!("{}: {e}", path.display()))
+    };
+    crate::atomic_file::write(&card_path, format!("{text}\n").as_bytes())
+        .map_err(io(&card_path))?;
+    let mf = crate::carried::modelfile(&carried, out);
+    crate::atomic_file::write(&modelfile, mf.as_bytes()).map_err(io(&modelfile))?;
+    Ok(GgufExported {
+        run: run.id,
+        region: run.region,
+        gguf,
+        card: card_path,
+        modelfile,
+    })
+}
+
+/// Stores the tuned prompt a GGUF file exported by culturetune carries (read back from its
+/// embeddings) in the database `db`, under the model it was tuned on (the card's SHA-256).
+pub fn import_gguf(db: &Path, path: &Path) -> Result<Option<Imported>, TuneError> {
+    let Some(carried) = crate::carried::read(path)? else {
+        return Ok(None);
+    };
+    let rows = crate::carried::rows(path, &carried)?;
+    let k = carried.k();
+    let n_embd = rows.len() / k;
+    let sha = carried
+        .card
+        .get("model_sha256")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let text = |key: &str| {
+        carried
+            .card
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let store = Store::open(db)?;
+    store.upsert_model(&crate::store::ModelRecord {
+        sha256: sha.clone(),
+        file_size: std::fs::metadata(text("model_file")).map_or(0, |m| m.len()),
+        path: text("model_file"),
+        name: text("model_name"),
+        architecture: text("architecture"),
+        n_embd,
+    })?;
+    let prompt = store.save_prompt(None, &sha, k, n_embd, &rows, &carried.card)?;
+    Ok(Some(Imported {
+        prompt,
+        k,
+        n_embd,
+        same_model: true,
+    }))
+}
