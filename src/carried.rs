@@ -401,10 +401,7 @@ fn base_template(f: &GgufFile, given: Option<&str>) -> Result<String, String> {
             .ok_or("the model has no chat template")?
             .to_string(),
     };
-    if crate::engine::builtin_chat_templates()
-        .iter()
-        .any(|n| *n == text)
-    {
+    if crate::engine::builtin_chat_templates().contains(&text) {
         return Err(format!(
             "the run used llama.cpp's built-in chat template {text:?}, which has no Jinja text to carry the tokens; tune with --chat-template FILE (a Jinja template) to export a GGUF"
         ));
@@ -574,11 +571,11 @@ fn check_vocabulary(
         .unwrap_or_default();
     if vocab.len() as u64 != n {
         return Err((
-            K_VOCAB_TOKENS,
+            K_TOKENS,
             format!(
-                "{} tokens, expected {base} + {} = {n}",
-                vocab.len(),
-                tokens.len()
+                "lists {} tokens and {K_BASE_VOCAB} is {base}, but {K_VOCAB_TOKENS} holds {} tokens (expected {n})",
+                tokens.len(),
+                vocab.len()
             ),
         ));
     }
