@@ -487,6 +487,19 @@ fn grow_tensors(f: &mut GgufFile, embd: &TensorInfo, k: u64) -> Result<bool, Str
 /// vocabulary, tensors or chat template (a tampered or damaged export).
 pub fn read(path: &Path) -> Result<Option<Carried>, ExportError> {
     let f = GgufFile::read(path).map_err(engine(path))?;
+    from_file(path, &f)
+}
+
+/// [`read`] for commands that take any model file (`survey`, `chat`): `None` also for a file
+/// that is not a readable GGUF, whose loading then says why, as for any model.
+pub fn detect(path: &Path) -> Result<Option<Carried>, ExportError> {
+    match GgufFile::read(path) {
+        Ok(f) => from_file(path, &f),
+        Err(_) => Ok(None),
+    }
+}
+
+fn from_file(path: &Path, f: &GgufFile) -> Result<Option<Carried>, ExportError> {
     let Some(format) = f.get(K_FORMAT) else {
         return Ok(None);
     };
@@ -520,7 +533,7 @@ pub fn read(path: &Path) -> Result<Option<Carried>, ExportError> {
         .get(K_BASE_VOCAB)
         .and_then(MetaValue::as_u64)
         .ok_or_else(|| bad(K_BASE_VOCAB, "expected an integer".into()))?;
-    check_vocabulary(&f, base, &tokens).map_err(|(key, m)| bad(key, m))?;
+    check_vocabulary(f, base, &tokens).map_err(|(key, m)| bad(key, m))?;
     let card: Value = f
         .get(K_CARD)
         .and_then(MetaValue::as_str)

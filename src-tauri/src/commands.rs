@@ -184,21 +184,26 @@ pub async fn chat(
     chat.ask(&worker, model, &request).await
 }
 
-/// Writes a run's tuned prompt as a PEFT adapter directory (`culturetune export`).
+/// Writes a run's tuned prompt as a PEFT adapter directory, or (`gguf`) as a GGUF file that
+/// carries it as tokens for llama-server, LM Studio and Ollama (`culturetune export`).
 #[tauri::command]
 pub async fn export_run(
     worker: State<'_, Worker>,
     run: i64,
     dir: String,
     force: bool,
+    gguf: Option<bool>,
 ) -> AppResult<String> {
+    let gguf = gguf.unwrap_or(false);
     if dir.trim().is_empty() {
+        let what = if gguf { "a .gguf file" } else { "a folder" };
         return Err(AppError::new(
             "invalid_input",
-            "choose a folder to export to",
+            format!("choose {what} to export to"),
         ));
     }
-    let mut args = vec!["export".to_string(), run.to_string(), "--out".into(), dir];
+    let flag = if gguf { "--gguf" } else { "--out" };
+    let mut args = vec!["export".to_string(), run.to_string(), flag.into(), dir];
     if force {
         args.push("--force".into());
     }

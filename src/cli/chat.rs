@@ -46,7 +46,7 @@ pub fn run(args: &Args, table: &RegionTable, db: &Path, out: &mut dyn Write) -> 
     };
     let carried = match args.run.is_some() || args.soft_prompt.is_some() {
         true => None,
-        false => crate::carried::read(&args.engine.model_path())?,
+        false => crate::carried::detect(&args.engine.model_path())?,
     };
     let reply = match &carried {
         Some(c) => {

@@ -114,8 +114,33 @@ pub fn show(args: &RunArgs, table: &RegionTable, db: &Path, out: &mut dyn Write)
     }
     writeln!(out)?;
     print_comparison(out, &d.comparison, false)?;
+    if run.status == RunStatus::Done {
+        print_use_elsewhere(out, run.id)?;
+    }
     if matches!(run.status, RunStatus::Cancelled | RunStatus::Interrupted) {
         writeln!(out, "continue with `culturetune resume {}`", run.id)?;
+    }
+    Ok(())
+}
+
+/// How to take a finished run's prompt to other llama.cpp programs (`export --gguf`).
+fn print_use_elsewhere(out: &mut dyn Write, run: i64) -> Result<()> {
+    let how = crate::carried::how_to_run(
+        "FILE.gguf",
+        "FILE.Modelfile",
+        "the card's gguf.system_prompt (FILE.culturetune.json)",
+    );
+    writeln!(out)?;
+    writeln!(
+        out,
+        "use it in other llama.cpp programs: culturetune export {run} --gguf FILE.gguf, then"
+    )?;
+    for (tool, key) in [
+        ("llama-server", "llama_server"),
+        ("LM Studio", "lm_studio"),
+        ("Ollama", "ollama"),
+    ] {
+        writeln!(out, "  {tool}: {}", how[key].as_str().unwrap_or_default())?;
     }
     Ok(())
 }

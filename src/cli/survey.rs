@@ -72,7 +72,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     };
     let carried = match args.plain || args.soft_prompt.is_some() {
         true => None,
-        false => crate::carried::read(&args.engine.model_path())?,
+        false => crate::carried::detect(&args.engine.model_path())?,
     };
     if let Some(c) = &carried {
         return run_carried(args, &ask, c, out);

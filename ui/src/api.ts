@@ -102,7 +102,7 @@ export const api = {
   compare: (regions: string[]) => invoke<CompareRow[]>("compare", { regions }),
   chat: (region: string, run: number, message: string, model?: string) =>
     invoke<{ naive: string; tuned: string; worker: { pid: number; model_loads: number; requests: number } }>("chat", { region, run, message, model: model ?? null }),
-  exportRun: (run: number, dir: string, force: boolean) => invoke<string>("export_run", { run, dir, force }),
+  exportRun: (run: number, dir: string, force: boolean, gguf: boolean) => invoke<string>("export_run", { run, dir, force, gguf }),
   startTune: (settings: TuneSettings) => invoke<JobInfo>("start_tune", { settings }),
   resumeRun: (run: number, region?: string) => invoke<JobInfo>("resume_run", { run, region: region ?? null }),
   cancelJob: () => invoke<boolean>("cancel_job"),

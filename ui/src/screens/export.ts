@@ -1,4 +1,5 @@
-// Export screen: a save dialog (or a typed folder) and the PEFT directory written by the worker.
+// Export screen: a save dialog (or a typed path) and what the worker writes there: a PEFT
+// directory, or a GGUF that carries the tuned prompt as tokens (llama-server, LM Studio, Ollama).
 import { save } from "@tauri-apps/plugin-dialog";
 import { api, errorText } from "../api";
 import { $, show } from "../dom";
@@ -7,8 +8,11 @@ import { fillRunSelect } from "./chat";
 
 async function browse(): Promise<void> {
   const opt = $<HTMLSelectElement>("export-run").selectedOptions[0];
-  const name = opt?.value ? `culturetune-${opt.dataset.region}-run${opt.value}` : "culturetune-prompt";
-  const p = await save({ title: "Export the tuned prompt as a folder", defaultPath: name });
+  const gguf = $<HTMLSelectElement>("export-format").value === "gguf";
+  const base = opt?.value ? `culturetune-${opt.dataset.region}-run${opt.value}` : "culturetune-prompt";
+  const name = gguf ? `${base}.gguf` : base;
+  const title = gguf ? "Export the tuned prompt as a GGUF model file" : "Export the tuned prompt as a folder";
+  const p = await save({ title, defaultPath: name });
   if (p) $<HTMLInputElement>("export-dir").value = p;
 }
 
@@ -21,7 +25,8 @@ async function exportNow(): Promise<void> {
     return;
   }
   try {
-    const msg = await api.exportRun(run, $<HTMLInputElement>("export-dir").value.trim(), $<HTMLInputElement>("export-force").checked);
+    const gguf = $<HTMLSelectElement>("export-format").value === "gguf";
+    const msg = await api.exportRun(run, $<HTMLInputElement>("export-dir").value.trim(), $<HTMLInputElement>("export-force").checked, gguf);
     show("export-result", msg);
   } catch (e) {
     show("export-error", errorText(e));
