@@ -127,20 +127,23 @@ fn survey(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ct(dir, &a)).unwrap()
 }
 
+/// Five probabilities from a JSON array.
+fn five(v: &Value) -> [f64; 5] {
+    let p: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    [p[0], p[1], p[2], p[3], p[4]]
+}
+
 fn probs(report: &Value) -> Vec<[f64; 5]> {
     report["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| {
-            let p: Vec<f64> = i["probs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            [p[0], p[1], p[2], p[3], p[4]]
-        })
+        .map(|i| five(&i["probs"]))
         .collect()
 }
 
@@ -318,20 +321,7 @@ fn a_real_llama_server_gives_the_same_answers_with_the_files_own_template() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines.len(), 24);
-        let of = |key: &str| -> Vec<[f64; 5]> {
-            lines
-                .iter()
-                .map(|l| {
-                    let p: Vec<f64> = l[key]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap())
-                        .collect();
-                    [p[0], p[1], p[2], p[3], p[4]]
-                })
-                .collect()
-        };
+        let of = |key: &str| -> Vec<[f64; 5]> { lines.iter().map(|l| five(&l[key])).collect() };
         let ours = probs(&plain);
         for key in ["completion", "chat"] {
             let d = max_diff(&ours, &of(key));
@@ -361,10 +351,7 @@ fn tampered(src: &Path, dst: &Path, edit: impl FnOnce(&mut GgufFile)) {
     let source = g.clone();
     edit(&mut g);
     let mut out = std::io::BufWriter::new(std::fs::File::create(dst).unwrap());
-    g.write(&mut out, &mut |_, t, w| {
-        source.copy_tensor(source.tensor(&t.name).unwrap(), w)
-    })
-    .unwrap();
+    g.write_copying(&source, &mut out).unwrap();
 }
 
 #[test]

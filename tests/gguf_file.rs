@@ -12,10 +12,7 @@ fn rewrite(src: &Path, dst: &Path, edit: impl FnOnce(&mut GgufFile)) {
     let mut g = source.clone();
     edit(&mut g);
     let mut out = std::io::BufWriter::new(std::fs::File::create(dst).unwrap());
-    g.write(&mut out, &mut |_, t, w| {
-        source.copy_tensor(source.tensor(&t.name).unwrap(), w)
-    })
-    .unwrap();
+    g.write_copying(&source, &mut out).unwrap();
 }
 
 #[test]

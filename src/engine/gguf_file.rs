@@ -398,6 +398,22 @@ impl GgufFile {
     }
 }
 
+impl GgufFile {
+    /// Writes this metadata with every tensor's data copied unchanged from `source` (which
+    /// must hold each tensor by the same name and size): a file with edited keys only.
+    pub fn write_copying(&self, source: &GgufFile, w: &mut dyn Write) -> std::io::Result<()> {
+        self.write(w, &mut |_, t, w| {
+            let from = source.tensor(&t.name).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}: no tensor {}", source.path.display(), t.name),
+                )
+            })?;
+            source.copy_tensor(from, w)
+        })
+    }
+}
+
 fn pad(buf: &mut Vec<u8>, align: u64) {
     let len = (buf.len() as u64).next_multiple_of(align);
     buf.resize(len as usize, 0);

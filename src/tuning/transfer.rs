@@ -39,14 +39,7 @@ pub fn export_run(
             )));
         }
     }
-    let run = store.run(run)?;
-    let p = store.prompt_for_run(run.id)?.ok_or_else(|| {
-        TuneError::Invalid(format!(
-            "run {} has no tuned prompt (status {})",
-            run.id,
-            run.status.as_str()
-        ))
-    })?;
+    let (run, p) = tuned_prompt(store, run)?;
     let name = p
         .card
         .get("model_name")
@@ -59,6 +52,22 @@ pub fn export_run(
         k: p.k,
         n_embd: p.n_embd,
     })
+}
+
+/// A run and its tuned prompt; an error naming the run's status when it has none.
+fn tuned_prompt(
+    store: &Store,
+    run: i64,
+) -> Result<(crate::store::RunRecord, crate::store::PromptRecord), TuneError> {
+    let run = store.run(run)?;
+    let p = store.prompt_for_run(run.id)?.ok_or_else(|| {
+        TuneError::Invalid(format!(
+            "run {} has no tuned prompt (status {})",
+            run.id,
+            run.status.as_str()
+        ))
+    })?;
+    Ok((run, p))
 }
 
 /// What `import` stored.
@@ -134,14 +143,7 @@ pub fn export_gguf(
     out: &Path,
     force: bool,
 ) -> Result<GgufExported, TuneError> {
-    let run = store.run(run)?;
-    let p = store.prompt_for_run(run.id)?.ok_or_else(|| {
-        TuneError::Invalid(format!(
-            "run {} has no tuned prompt (status {})",
-            run.id,
-            run.status.as_str()
-        ))
-    })?;
+    let (run, p) = tuned_prompt(store, run)?;
     let config = super::TuneConfig::from_stored(&run)?;
     let given = Path::new(&config.model_path);
     let sha = crate::fingerprint::sha256_file(given).map_err(|source| {
