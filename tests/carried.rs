@@ -178,6 +178,10 @@ fn the_exported_file_gives_the_soft_prompts_answers_through_plain_tokens() {
         );
         assert!(d < bound, "{}: max difference {d}", r.placement);
         let p = plain["carried_token_max_prob"].as_f64().unwrap();
+        eprintln!(
+            "{}: largest carried-token probability at an answer {p:.2e}",
+            r.placement
+        );
         assert!(
             p < 1e-4,
             "{}: a carried token has probability {p}",
@@ -205,6 +209,10 @@ fn the_exported_file_gives_the_soft_prompts_answers_through_plain_tokens() {
         ))
         .unwrap();
         let p = chat["carried_token_max_prob"].as_f64().unwrap();
+        eprintln!(
+            "{}: largest carried-token probability in a 120-token reply {p:.2e}",
+            r.placement
+        );
         assert!(
             p < 1e-4,
             "{}: a carried token has probability {p} in the reply",
