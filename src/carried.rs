@@ -7,9 +7,11 @@
 //!   llama.cpp dequantizes it to, and the new rows are the tuned rows exactly (divided by
 //!   sqrt(n_embd) for architectures that scale token rows, which llama.cpp multiplies back).
 //! - `output.weight` (added when the model ties it to the input embeddings): the original
-//!   output matrix byte for byte, in its own type, plus k rows of zeros, so every original
-//!   logit is unchanged and each new token's logit is exactly 0 (it is never the likely next
-//!   token; `survey` measures its probability).
+//!   output matrix byte for byte, in its own type, plus k copies of the row of a *quiet* token
+//!   (the token whose largest logit over the survey's answer positions is the lowest), so
+//!   every original logit is unchanged and each new token is exactly as unlikely as that one.
+//!   (Zero rows, logit 0, were tried first: a base model copying its prompt put 0.45 on one.)
+//!   `survey` and `chat` measure the new tokens' probability.
 //! - every tokenizer array grown by the k tokens (text, type `USER_DEFINED`, score 0),
 //!   `<arch>.vocab_size` if present, a chat template that places the tokens where the run's
 //!   placement puts the rows, and `culturetune.*` keys (the card, the tokens, the base
@@ -121,6 +123,8 @@ fn jinja_str(s: &str) -> String {
 /// system message when there is none and, after the template, opens the assistant's turn
 /// with the tokens and the answer opening (answer).
 pub fn chat_template(base: &str, insertion: &Insertion, tokens: &str) -> String {
+    // A built-in template's name (`--chat-template gemma`) stands for its Jinja text.
+    let base = builtin_jinja(base).unwrap_or(base);
     // A Jinja renderer drops one trailing newline of the template source; keep that.
     let base = base.strip_suffix('\n').unwrap_or(base);
     let has_system = "(messages and messages[0]['role'] == 'system')";
@@ -157,6 +161,8 @@ pub struct GgufExport {
     pub first_id: i32,
     /// Whether `output.weight` was added (the model tied it to the input embeddings).
     pub untied_output: bool,
+    /// The token whose output row the new tokens copy.
+    pub quiet_token: u32,
     /// Bytes written.
     pub bytes: u64,
 }
@@ -174,6 +180,20 @@ pub struct CarrySource<'a> {
     pub card: &'a Value,
     /// The run's chat template: `None` for the model file's own.
     pub chat_template: Option<&'a str>,
+    /// The token whose output row each new token gets ([`quiet_token`]).
+    pub quiet_token: u32,
+}
+
+/// The token with the lowest largest logit, of `max_logits` (each token's largest logit over
+/// a set of positions, e.g. `Evaluator::max_logits` over the survey's answers): new tokens
+/// that copy its output row are as unlikely as it is there.
+pub fn quiet_token(max_logits: &[f32]) -> Option<u32> {
+    max_logits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i as u32)
 }
 
 /// Writes `out`, a copy of `src.model` that carries the rows as tokens (see the module
@@ -204,6 +224,7 @@ pub fn write_gguf(
         tokens: back.tokens,
         first_id: back.first_id,
         untied_output: plan.untied,
+        quiet_token: src.quiet_token,
         bytes,
     })
 }
@@ -234,6 +255,8 @@ struct Plan {
     n_vocab: u64,
     /// Whether output.weight is new (tied before).
     untied: bool,
+    /// The row the new tokens' output rows copy.
+    quiet: u64,
 }
 
 impl Plan {
@@ -298,6 +321,12 @@ impl Plan {
             K_SYSTEM,
             MetaValue::string(&system_prompt(&insertion, &tokens)),
         );
+        if u64::from(src.quiet_token) >= n_vocab {
+            return Err(format!(
+                "quiet token {} is outside the vocabulary",
+                src.quiet_token
+            ));
+        }
         let untied = grow_tensors(&mut file, &embd, src.k as u64)?;
         let rows = src.rows.iter().map(|v| v / scale).collect();
         Ok(Plan {
@@ -306,6 +335,7 @@ impl Plan {
             rows,
             n_vocab,
             untied,
+            quiet: u64::from(src.quiet_token),
         })
     }
 
@@ -346,8 +376,14 @@ impl Plan {
                 let row = t
                     .row_bytes()
                     .ok_or_else(|| bad("unknown row size".into()))?;
-                let extra = (t.ne[1] - self.n_vocab) as usize;
-                w.write_all(&vec![0u8; row * extra])
+                let quiet = self
+                    .source
+                    .read_tensor_part(from, self.quiet * row as u64, row)
+                    .map_err(|e| bad(e.to_string()))?;
+                for _ in self.n_vocab..t.ne[1] {
+                    w.write_all(&quiet)?;
+                }
+                Ok(())
             }
             name => {
                 let from = self
@@ -401,12 +437,39 @@ fn base_template(f: &GgufFile, given: Option<&str>) -> Result<String, String> {
             .ok_or("the model has no chat template")?
             .to_string(),
     };
-    if crate::engine::builtin_chat_templates().contains(&text) {
+    if crate::engine::builtin_chat_templates().contains(&text) && builtin_jinja(&text).is_none() {
         return Err(format!(
-            "the run used llama.cpp's built-in chat template {text:?}, which has no Jinja text to carry the tokens; tune with --chat-template FILE (a Jinja template) to export a GGUF"
+            "the run used llama.cpp's built-in chat template {text:?}, which has no Jinja text to carry the tokens (this build writes Jinja for {}); tune with --chat-template FILE (a Jinja template) to export a GGUF",
+            BUILTIN_JINJA.map(|(n, _)| n).join(", ")
         ));
     }
     Ok(text)
+}
+
+/// Jinja text, written for culturetune, that renders as llama.cpp's built-in template of the
+/// same name renders (llama-chat.cpp): the role markers, the trimming, and for `gemma` the
+/// system message merged into the first user turn.
+const BUILTIN_JINJA: [(&str, &str); 3] = [
+    (
+        "chatml",
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    ),
+    (
+        "llama3",
+        "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + (message['content'] | trim) + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+    ),
+    (
+        "gemma",
+        "{% set ns = namespace(system='') %}{% for message in messages %}{% if message['role'] == 'system' %}{% set ns.system = ns.system + (message['content'] | trim) %}{% else %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\\n' }}{% if ns.system and role != 'model' %}{{ ns.system + '\\n\\n' }}{% set ns.system = '' %}{% endif %}{{ (message['content'] | trim) + '<end_of_turn>\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}",
+    ),
+];
+
+/// The Jinja text of a built-in template name this build writes one for.
+fn builtin_jinja(name: &str) -> Option<&'static str> {
+    BUILTIN_JINJA
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, j)| *j)
 }
 
 /// Appends the k tokens to the tokenizer's arrays (texts, types, scores).
@@ -442,27 +505,12 @@ fn grow_vocabulary(f: &mut GgufFile, n_vocab: u64, k: usize) -> Result<(), Strin
     Ok(())
 }
 
-/// The embeddings as F32 with k more rows; the output grown by k zero rows (added as a copy
-/// of the embeddings' type and bytes when tied). Returns whether the output was added.
+/// The embeddings as F32 with k more rows; the output grown by k rows (added as a copy of the
+/// embeddings' type and bytes when tied). Returns whether the output was added.
 fn grow_tensors(f: &mut GgufFile, embd: &TensorInfo, k: u64) -> Result<bool, String> {
     let n_vocab = embd.ne[1];
     let untied = f.tensor("output.weight").is_none();
     let out_type = f.tensor("output.weight").unwrap_or(embd).ggml_type;
-    let zero = TensorInfo {
-        name: "probe".into(),
-        ne: vec![embd.ne[0], 1],
-        ggml_type: out_type,
-        offset: 0,
-    };
-    let zeros = vec![0u8; zero.row_bytes().ok_or("unknown output row size")?];
-    match gguf_file::dequantize_rows(&zero, &zeros) {
-        Some(v) if v.iter().all(|x| *x == 0.0) => {}
-        _ => {
-            return Err(format!(
-                "a zero row of type {out_type} does not read as zeros"
-            ))
-        }
-    }
     for t in &mut f.tensors {
         if t.name == "token_embd.weight" {
             t.ggml_type = gguf_file::GGML_F32;
@@ -760,11 +808,11 @@ pub fn export_card(carried: &Carried, export: &GgufExport, out: &Path) -> Value 
         "first_token_id": carried.first_id,
         "token_type": "USER_DEFINED (llama.cpp matches them in any text, also when special tokens are not parsed)",
         "token_embd": "F32: every original row exactly as llama.cpp dequantizes it, the tuned rows exactly",
-        "output": if export.untied_output {
-            "output.weight added (the model tied it to token_embd): the original matrix in its own type plus one zero row per new token, so original logits are unchanged and each new token's logit is 0"
-        } else {
-            "output.weight grown by one zero row per new token: original logits unchanged, each new token's logit is 0"
-        },
+        "output": format!(
+            "{}: the original matrix in its own type plus, per new token, a copy of the row of token {} (the token with the lowest largest logit over the survey's answer positions), so original logits are unchanged and each new token is exactly as unlikely as that token",
+            if export.untied_output { "output.weight added (the model tied it to token_embd)" } else { "output.weight grown" },
+            export.quiet_token
+        ),
         "chat_template": "tokenizer.chat_template is the run's template with the tokens placed as insertion says (culturetune.base_chat_template holds the original)",
         "system_prompt": carried.system_prompt,
         "run": how_to_run(&name(out), &name(&modelfile), &carried.system_prompt),

@@ -98,6 +98,8 @@ pub struct Evaluator<'m> {
     /// Token ids whose probability is watched at every answer and reply position (the tokens
     /// a model carries a prompt in), and the largest seen.
     watch: Option<(std::ops::Range<i32>, f64)>,
+    /// Each token's largest logit over every answer and reply position seen, when tracked.
+    max_logits: Option<Vec<f32>>,
 }
 
 impl<'m> Evaluator<'m> {
@@ -125,6 +127,7 @@ impl<'m> Evaluator<'m> {
             cached: None,
             streams: None,
             watch: None,
+            max_logits: None,
         })
     }
 
@@ -140,7 +143,26 @@ impl<'m> Evaluator<'m> {
         self.watch.as_ref().map(|(_, p)| *p)
     }
 
+    /// Tracks each token's largest logit at every answer position of
+    /// [`Evaluator::evaluate`] and reply position of [`Evaluator::generate`] from now on.
+    pub fn track_max_logits(&mut self) {
+        self.max_logits = Some(Vec::new());
+    }
+
+    /// Each token's largest logit over the positions seen since [`Evaluator::track_max_logits`]
+    /// (empty when none were).
+    pub fn max_logits(&self) -> &[f32] {
+        self.max_logits.as_deref().unwrap_or_default()
+    }
+
     fn note_watched(&mut self, logits: &[f32]) {
+        if let Some(m) = &mut self.max_logits {
+            if m.is_empty() {
+                m.extend_from_slice(logits);
+            } else {
+                m.iter_mut().zip(logits).for_each(|(a, &b)| *a = a.max(b));
+            }
+        }
         let Some((ids, max)) = &mut self.watch else {
             return;
         };

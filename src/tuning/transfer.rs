@@ -170,6 +170,7 @@ pub fn export_gguf(
         k: p.k,
         card: &p.card,
         chat_template: config.chat_template.as_deref(),
+        quiet_token: quiet_token(&config, &evaluated)?,
     };
     let gguf = crate::carried::write_gguf(&source, out, force)?;
     let carried = crate::carried::read(out)?
@@ -191,6 +192,35 @@ pub fn export_gguf(
         card: card_path,
         modelfile,
     })
+}
+
+/// The token the exported file's new tokens copy the output row of: the one whose largest
+/// logit over the run's training survey (naive persona, the run's panel and template) is the
+/// lowest.
+fn quiet_token(config: &super::TuneConfig, evaluated: &Path) -> Result<u32, TuneError> {
+    use crate::engine::evaluate::{Evaluator, PersonaInput, SurveyPrompts};
+    let model = crate::engine::load_for_evaluation(
+        evaluated,
+        crate::engine::WeightType::Original,
+        config.settings.threads,
+        0,
+        config.chat_template.as_deref(),
+        &mut |_| {},
+    )?;
+    let survey = crate::survey::Survey::from_id_or_path(&config.survey)?;
+    let region = crate::regions::RegionTable::builtin();
+    // A region of a custom targets table is not built in: any persona serves this purpose.
+    let found = region
+        .find(&config.region)
+        .or_else(|_| region.find("USA"))?;
+    let persona = crate::prompt::persona(found);
+    let panel = crate::prompt::panel(config.panel);
+    let prompts = SurveyPrompts::build(&model, &survey, &persona, &panel, config.counterbalance)?;
+    let mut ev = Evaluator::new(&model, config.settings)?;
+    ev.track_max_logits();
+    ev.evaluate(&prompts, PersonaInput::Text)?;
+    crate::carried::quiet_token(ev.max_logits())
+        .ok_or_else(|| TuneError::Other("no logits to choose a quiet token from".into()))
 }
 
 /// Stores the tuned prompt a GGUF file exported by culturetune carries (read back from its
