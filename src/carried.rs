@@ -58,7 +58,7 @@ pub fn token_text(k: usize) -> String {
 }
 
 /// A tuned prompt found in a GGUF file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Carried {
     /// The new tokens' texts, in row order.
     pub tokens: Vec<String>,
@@ -67,7 +67,6 @@ pub struct Carried {
     /// The tuned prompt's card.
     pub card: Value,
     /// Where the tokens go, as the card says.
-    #[serde(skip)]
     pub insertion: Insertion,
     /// The chat template the run rendered its prompts with (a template text or a name).
     pub base_template: String,
@@ -82,8 +81,13 @@ impl Carried {
     }
 
     /// The new tokens' ids, in row order.
+    pub fn id_range(&self) -> std::ops::Range<i32> {
+        self.first_id..self.first_id + self.k() as i32
+    }
+
+    /// [`Carried::id_range`] as a list.
     pub fn ids(&self) -> Vec<i32> {
-        (0..self.k() as i32).map(|i| self.first_id + i).collect()
+        self.id_range().collect()
     }
 }
 
@@ -198,15 +202,16 @@ pub fn quiet_token(max_logits: &[f32]) -> Option<u32> {
 
 /// Writes `out`, a copy of `src.model` that carries the rows as tokens (see the module
 /// documentation), atomically; an existing `out` is refused unless `force`, and even then
-/// only a file this program exported is replaced. The written file is read back and checked.
+/// only a file this program exported is replaced. The written file is read back and checked;
+/// what it carries is returned with the report.
 pub fn write_gguf(
     src: &CarrySource<'_>,
     out: &Path,
     force: bool,
-) -> Result<GgufExport, ExportError> {
+) -> Result<(GgufExport, Carried), ExportError> {
     check_target(out, force)?;
     let plan = Plan::new(src).map_err(|e| invalid(src.model, e))?;
-    let mut data = |i: usize, t: &TensorInfo, w: &mut dyn Write| plan.data(i, t, w);
+    let mut data = |t: &TensorInfo, w: &mut dyn Write| plan.data(t, w);
     crate::atomic_file::write_with(out, |w| plan.file.write(w, &mut data)).map_err(|source| {
         ExportError::Io {
             path: out.to_path_buf(),
@@ -218,15 +223,16 @@ pub fn write_gguf(
         return Err(invalid(out, "the written file does not read back"));
     }
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-    Ok(GgufExport {
+    let export = GgufExport {
         path: out.to_path_buf(),
         source: src.model.to_path_buf(),
-        tokens: back.tokens,
+        tokens: back.tokens.clone(),
         first_id: back.first_id,
         untied_output: plan.untied,
         quiet_token: src.quiet_token,
         bytes,
-    })
+    };
+    Ok((export, back))
 }
 
 /// Refuses an existing target unless `force` and it is a GGUF this program exported.
@@ -282,45 +288,11 @@ impl Plan {
             ));
         }
         check_vocab_tensors(&source, n_vocab)?;
-        let arch = source
-            .get("general.architecture")
-            .and_then(MetaValue::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let scale = if crate::engine::scales_token_rows_only(&arch) {
-            (n_embd as f32).sqrt()
-        } else {
-            1.0
-        };
+        let scale = crate::engine::token_row_scale(architecture(&source), n_embd as usize);
         let base = base_template(&source, src.chat_template)?;
         let mut file = source.clone();
         grow_vocabulary(&mut file, n_vocab, src.k)?;
-        if let Some(v) = file
-            .get(&format!("{arch}.vocab_size"))
-            .and_then(MetaValue::as_u64)
-        {
-            file.set(
-                &format!("{arch}.vocab_size"),
-                MetaValue::U32((v + src.k as u64) as u32),
-            );
-        }
-        let tokens = token_text(src.k);
-        file.set(
-            K_CHAT_TEMPLATE,
-            MetaValue::string(&chat_template(&base, &insertion, &tokens)),
-        );
-        file.set(K_FORMAT, MetaValue::U32(FORMAT));
-        let names = (0..src.k)
-            .map(|i| MetaValue::string(&token_name(i)))
-            .collect();
-        file.set(K_TOKENS, MetaValue::Array(gguf_file::TYPE_STR, names));
-        file.set(K_BASE_VOCAB, MetaValue::U64(n_vocab));
-        file.set(K_CARD, MetaValue::string(&src.card.to_string()));
-        file.set(K_TEMPLATE, MetaValue::string(&base));
-        file.set(
-            K_SYSTEM,
-            MetaValue::string(&system_prompt(&insertion, &tokens)),
-        );
+        set_carry_keys(&mut file, src, &insertion, &base, n_vocab);
         if u64::from(src.quiet_token) >= n_vocab {
             return Err(format!(
                 "quiet token {} is outside the vocabulary",
@@ -339,8 +311,8 @@ impl Plan {
         })
     }
 
-    /// Writes tensor `i`'s data: the grown embeddings and output, or a copy.
-    fn data(&self, _i: usize, t: &TensorInfo, w: &mut dyn Write) -> std::io::Result<()> {
+    /// Writes a tensor's data: the grown embeddings and output, or a copy.
+    fn data(&self, t: &TensorInfo, w: &mut dyn Write) -> std::io::Result<()> {
         let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
         match t.name.as_str() {
             "token_embd.weight" => {
@@ -394,6 +366,42 @@ impl Plan {
             }
         }
     }
+}
+
+/// `general.architecture` ("" when absent).
+fn architecture(f: &GgufFile) -> &str {
+    f.get("general.architecture")
+        .and_then(MetaValue::as_str)
+        .unwrap_or_default()
+}
+
+/// The keys that carry the prompt: `<arch>.vocab_size` grown by k (when present), the chat
+/// template placing the tokens, and the `culturetune.*` keys.
+fn set_carry_keys(
+    file: &mut GgufFile,
+    src: &CarrySource<'_>,
+    insertion: &Insertion,
+    base: &str,
+    n_vocab: u64,
+) {
+    let vocab_size = format!("{}.vocab_size", architecture(file));
+    if let Some(v) = file.get(&vocab_size).and_then(MetaValue::as_u64) {
+        file.set(&vocab_size, MetaValue::U32((v + src.k as u64) as u32));
+    }
+    let tokens = token_text(src.k);
+    let template = chat_template(base, insertion, &tokens);
+    file.set(K_CHAT_TEMPLATE, MetaValue::string(&template));
+    file.set(K_FORMAT, MetaValue::U32(FORMAT));
+    let names = (0..src.k).map(|i| MetaValue::string(&token_name(i)));
+    file.set(
+        K_TOKENS,
+        MetaValue::Array(gguf_file::TYPE_STR, names.collect()),
+    );
+    file.set(K_BASE_VOCAB, MetaValue::U64(n_vocab));
+    file.set(K_CARD, MetaValue::string(&src.card.to_string()));
+    file.set(K_TEMPLATE, MetaValue::string(base));
+    let system = system_prompt(insertion, &tokens);
+    file.set(K_SYSTEM, MetaValue::string(&system));
 }
 
 fn write_f32(w: &mut dyn Write, vals: &[f32]) -> std::io::Result<()> {
@@ -667,11 +675,7 @@ fn check_vocabulary(
             return Err(("tensors", format!("{name} must have {n} rows")));
         }
     }
-    let arch = f
-        .get("general.architecture")
-        .and_then(MetaValue::as_str)
-        .unwrap_or_default();
-    let key = format!("{arch}.vocab_size");
+    let key = format!("{}.vocab_size", architecture(f));
     if let Some(v) = f.get(&key).and_then(MetaValue::as_u64) {
         if v != n {
             return Err(("<arch>.vocab_size", format!("{key} is {v}, expected {n}")));
@@ -680,10 +684,18 @@ fn check_vocabulary(
     Ok(())
 }
 
-/// The carried rows, read back from the file's embeddings and scaled as llama.cpp feeds
-/// token rows: the tuned rows as the run fed them (`k * n_embd` values).
-pub fn rows(path: &Path, carried: &Carried) -> Result<Vec<f32>, ExportError> {
+/// [`read`], with the carried rows read back from the file's embeddings and scaled as
+/// llama.cpp feeds token rows: the tuned rows as the run fed them (`k * n_embd` values).
+pub fn read_with_rows(path: &Path) -> Result<Option<(Carried, Vec<f32>)>, ExportError> {
     let f = GgufFile::read(path).map_err(engine(path))?;
+    let Some(carried) = from_file(path, &f)? else {
+        return Ok(None);
+    };
+    let rows = rows(path, &f, &carried)?;
+    Ok(Some((carried, rows)))
+}
+
+fn rows(path: &Path, f: &GgufFile, carried: &Carried) -> Result<Vec<f32>, ExportError> {
     let t = f
         .tensor("token_embd.weight")
         .filter(|t| t.ggml_type == gguf_file::GGML_F32)
@@ -694,15 +706,7 @@ pub fn rows(path: &Path, carried: &Carried) -> Result<Vec<f32>, ExportError> {
     let part = f
         .read_tensor_part(&t, from, carried.k() * n_embd * 4)
         .map_err(engine(path))?;
-    let arch = f
-        .get("general.architecture")
-        .and_then(MetaValue::as_str)
-        .unwrap_or_default();
-    let scale = if crate::engine::scales_token_rows_only(arch) {
-        (n_embd as f32).sqrt()
-    } else {
-        1.0
-    };
+    let scale = crate::engine::token_row_scale(architecture(f), n_embd);
     Ok(part
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * scale)

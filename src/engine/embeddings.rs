@@ -94,12 +94,7 @@ fn locate(model: &Model) -> Result<(TensorLocation, f32), EngineError> {
             ),
         });
     }
-    let scale = if model.scales_token_rows_only() {
-        (info.n_embd as f32).sqrt()
-    } else {
-        1.0
-    };
-    Ok((loc, scale))
+    Ok((loc, super::token_row_scale(&info.architecture, info.n_embd)))
 }
 
 /// The table row of `token`, or an error for an id outside the vocabulary.

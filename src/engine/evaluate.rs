@@ -155,7 +155,8 @@ impl<'m> Evaluator<'m> {
         self.max_logits.as_deref().unwrap_or_default()
     }
 
-    fn note_watched(&mut self, logits: &[f32]) {
+    /// Folds one position's logits into what is tracked and watched.
+    fn note_logits(&mut self, logits: &[f32]) {
         if let Some(m) = &mut self.max_logits {
             if m.is_empty() {
                 m.extend_from_slice(logits);
@@ -275,7 +276,7 @@ impl<'m> Evaluator<'m> {
                 let logits = self.ctx.logits(out.index).ok_or_else(|| {
                     EngineError::Prompt("llama.cpp returned no logits for an answer".into())
                 })?;
-                self.note_watched(&logits);
+                self.note_logits(&logits);
                 let leaf = group.start + local;
                 leaves[leaf] = Some(read_answer(
                     self.model,
@@ -377,7 +378,7 @@ impl<'m> Evaluator<'m> {
                 .ctx
                 .logits(last)
                 .ok_or_else(|| EngineError::Prompt("no logits".into()))?;
-            self.note_watched(&l);
+            self.note_logits(&l);
             let next = argmax(&l) as i32;
             if self.model.is_end_of_turn(next) {
                 break;

@@ -44,13 +44,11 @@ pub enum MetaValue {
     F64(f64),
 }
 
-/// Element types of arrays.
-pub const TYPE_U32: u32 = 4;
-/// `i32` elements (token types).
+/// Element type of arrays of `i32` (token types).
 pub const TYPE_I32: u32 = 5;
-/// `f32` elements (token scores).
+/// Element type of arrays of `f32` (token scores).
 pub const TYPE_F32: u32 = 6;
-/// String elements (tokens, merges).
+/// Element type of arrays of strings (tokens, merges).
 pub const TYPE_STR: u32 = 8;
 
 impl MetaValue {
@@ -340,12 +338,12 @@ impl GgufFile {
     }
 
     /// Writes a GGUF with this metadata and these tensors to `w`: the offsets are laid out
-    /// anew in the order of `tensors`, and `data(i, tensor, w)` writes tensor i's data, which
+    /// anew in the order of `tensors`, and `data(tensor, w)` writes each tensor's data, which
     /// must be exactly [`TensorInfo::bytes`] long.
     pub fn write(
         &self,
         w: &mut dyn Write,
-        data: &mut dyn FnMut(usize, &TensorInfo, &mut dyn Write) -> std::io::Result<()>,
+        data: &mut dyn FnMut(&TensorInfo, &mut dyn Write) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let align = self.alignment();
         let mut tensors = self.tensors.clone();
@@ -378,10 +376,10 @@ impl GgufFile {
         }
         pad(&mut header, align);
         w.write_all(&header)?;
-        for (i, t) in tensors.iter().enumerate() {
+        for t in &tensors {
             let n = t.bytes().ok_or_else(|| bad_shape(t))?;
             let mut counted = Counted { w, n: 0 };
-            data(i, t, &mut counted)?;
+            data(t, &mut counted)?;
             if counted.n != n {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -396,13 +394,11 @@ impl GgufFile {
         }
         Ok(())
     }
-}
 
-impl GgufFile {
     /// Writes this metadata with every tensor's data copied unchanged from `source` (which
     /// must hold each tensor by the same name and size): a file with edited keys only.
     pub fn write_copying(&self, source: &GgufFile, w: &mut dyn Write) -> std::io::Result<()> {
-        self.write(w, &mut |_, t, w| {
+        self.write(w, &mut |t, w| {
             let from = source.tensor(&t.name).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,

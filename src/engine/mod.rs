@@ -30,5 +30,5 @@ pub use embeddings::EmbeddingTable;
 pub use error::EngineError;
 pub use ffi::{builtin_chat_templates, DecodeError};
 pub use gguf::{inspect, inspect_bytes, GgufInfo};
-pub use model::{render_chat_with, scales_token_rows_only, Model, ModelInfo};
+pub use model::{render_chat_with, token_row_scale, Model, ModelInfo};
 pub use weights::{converted_path, WeightType};

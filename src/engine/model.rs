@@ -232,12 +232,6 @@ impl Model {
         }
         Ok(out)
     }
-
-    /// Whether llama.cpp scales token embeddings by sqrt(n_embd) for token input only, so
-    /// that embedding rows fed directly must be pre-scaled to match (Gemma 3 and later).
-    pub fn scales_token_rows_only(&self) -> bool {
-        scales_token_rows_only(&self.info.architecture)
-    }
 }
 
 /// Renders chat messages with a template text or a built-in template's name, as
@@ -247,11 +241,17 @@ pub fn render_chat_with(template: &str, messages: &[(&str, &str)]) -> Option<Str
     ffi::apply_chat_template(template, messages, true)
 }
 
-/// Whether llama.cpp scales token embeddings by sqrt(n_embd) for token input only in models
-/// of `architecture` (see [`Model::scales_token_rows_only`]).
-pub fn scales_token_rows_only(architecture: &str) -> bool {
-    matches!(
+/// The factor llama.cpp multiplies a token's stored embedding row by in models of
+/// `architecture`: sqrt(n_embd) for those that scale token embeddings for token input only
+/// (Gemma 3 and later), else 1. Embedding rows fed directly are stored rows times this.
+pub fn token_row_scale(architecture: &str, n_embd: usize) -> f32 {
+    let token_input_only = matches!(
         architecture,
         "gemma3" | "gemma3n" | "gemma4" | "gemma-embedding"
-    )
+    );
+    if token_input_only {
+        (n_embd as f32).sqrt()
+    } else {
+        1.0
+    }
 }

@@ -106,18 +106,8 @@ impl EngineOptions {
     /// Loads the model (llama.cpp's backend initialized first); `note` hears the GPU plan and
     /// any retry with fewer layers.
     pub fn load(&self, note: &mut dyn FnMut(String)) -> Result<Model, EngineError> {
-        super::backend::init(self.verbose);
-        let given = self.model_path();
-        let layers = self.resolve_layers(&given, note)?;
         let template = self.chat_template()?;
-        super::backend::load_for_evaluation(
-            &given,
-            self.weights,
-            self.settings().threads,
-            layers,
-            template.as_deref(),
-            note,
-        )
+        self.load_as(self.weights, template.as_deref(), note)
     }
 
     /// Loads a model file that carries a tuned prompt (`crate::carried`) as it was exported:
@@ -128,17 +118,20 @@ impl EngineOptions {
         base_template: &str,
         note: &mut dyn FnMut(String),
     ) -> Result<Model, EngineError> {
+        self.load_as(WeightType::Original, Some(base_template), note)
+    }
+
+    fn load_as(
+        &self,
+        weights: WeightType,
+        template: Option<&str>,
+        note: &mut dyn FnMut(String),
+    ) -> Result<Model, EngineError> {
         super::backend::init(self.verbose);
         let given = self.model_path();
         let layers = self.resolve_layers(&given, note)?;
-        super::backend::load_for_evaluation(
-            &given,
-            WeightType::Original,
-            self.settings().threads,
-            layers,
-            Some(base_template),
-            note,
-        )
+        let threads = self.settings().threads;
+        super::backend::load_for_evaluation(&given, weights, threads, layers, template, note)
     }
 
     /// The chat template `--chat-template` names, checked with llama.cpp before any model is

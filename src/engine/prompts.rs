@@ -98,13 +98,10 @@ impl SurveyPrompts {
     ) -> Result<SurveyPrompts, EngineError> {
         let mut head_text: Option<String> = None;
         let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
-        let open_text = opening.map_or(ANSWER_PREFIX, |(_, t)| t);
+        // The answer prefix is rendered text (tokenized with the tail); an opening is tokens.
+        let prefix = if opening.is_none() { ANSWER_PREFIX } else { "" };
         for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
-            let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
-            let text = match opening {
-                None => rendered + open_text,
-                Some(_) => rendered,
-            };
+            let mut text = model.render_chat(&[("system", &system), ("user", &user)])? + prefix;
             let at = text.find(persona_block).ok_or_else(|| {
                 EngineError::Prompt("the chat template altered the persona text".into())
             })?;
@@ -120,13 +117,10 @@ impl SurveyPrompts {
             }
             let tail = &text[at + persona_block.len()..];
             let mut tokens = model.tokenize_rendered(tail, &[&system, &user])?;
-            let text = match opening {
-                None => text,
-                Some((open, _)) => {
-                    tokens.extend_from_slice(open);
-                    text + open_text
-                }
-            };
+            if let Some((open, open_text)) = opening {
+                tokens.extend_from_slice(open);
+                text.push_str(open_text);
+            }
             tails.push(tokens);
             leaves.push(leaf);
             texts.push(text);

@@ -70,12 +70,37 @@ pub fn answer_carried(
     request: &Request,
 ) -> Result<Reply, TuneError> {
     let region = table.find(&request.region)?;
+    let tuned = crate::carried::chat_prompt(carried, model, &request.message)?;
+    let watch = carried.id_range();
+    replies(
+        model,
+        settings,
+        region,
+        request,
+        &tuned,
+        PersonaInput::Text,
+        Some(watch),
+    )
+}
+
+/// The naive persona's reply and the reply to `tuned` with `input` in its persona block's
+/// place (greedy decoding), watching the probability of the tokens `watch` in the tuned one.
+fn replies(
+    model: &Model,
+    settings: EvalSettings,
+    region: &crate::regions::Region,
+    request: &Request,
+    tuned: &ChatPrompt,
+    input: PersonaInput<'_>,
+    watch: Option<std::ops::Range<i32>>,
+) -> Result<Reply, TuneError> {
     let chat = ChatPrompt::build(model, &prompt::persona(region), &request.message)?;
-    let tuned_chat = crate::carried::chat_prompt(carried, model, &request.message)?;
     let mut ev = Evaluator::new(model, settings)?;
     let naive = ev.generate(&chat, PersonaInput::Text, request.max_tokens)?;
-    ev.watch_tokens(carried.first_id..carried.first_id + carried.k() as i32);
-    let tuned = ev.generate(&tuned_chat, PersonaInput::Text, request.max_tokens)?;
+    if let Some(ids) = watch {
+        ev.watch_tokens(ids);
+    }
+    let tuned = ev.generate(tuned, input, request.max_tokens)?;
     Ok(Reply {
         region: region.code.clone(),
         message: request.message.clone(),
@@ -143,22 +168,9 @@ pub fn answer(
     };
     let placement = PromptPlacement::from_card(&card)
         .map_err(|e| TuneError::Invalid(format!("the prompt's card: {e}")))?;
-    let chat = ChatPrompt::build(model, &prompt::persona(region), &request.message)?;
-    let tuned_chat = placement.chat_prompt(model, region, &request.message)?;
-    let mut ev = Evaluator::new(model, settings)?;
-    let naive = ev.generate(&chat, PersonaInput::Text, request.max_tokens)?;
-    let tuned = ev.generate(
-        &tuned_chat,
-        PersonaInput::Embeddings(&rows),
-        request.max_tokens,
-    )?;
-    Ok(Reply {
-        region: region.code.clone(),
-        message: request.message.clone(),
-        naive,
-        tuned,
-        carried_token_max_prob: None,
-    })
+    let tuned = placement.chat_prompt(model, region, &request.message)?;
+    let input = PersonaInput::Embeddings(&rows);
+    replies(model, settings, region, request, &tuned, input, None)
 }
 
 /// Run `run`'s tuned prompt from the database `db`: its rows and its card.

@@ -175,8 +175,7 @@ impl SurveyAsk<'_> {
     ) -> Result<SurveyReport, TuneError> {
         self.check(true)?;
         let mut ev = Evaluator::new(model, settings)?;
-        let first = carried.first_id;
-        ev.watch_tokens(first..first + carried.k() as i32);
+        ev.watch_tokens(carried.id_range());
         let answers = ev.evaluate(prompts, PersonaInput::Text)?;
         self.report(model, &ev, answers)
     }

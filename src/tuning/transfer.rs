@@ -172,9 +172,7 @@ pub fn export_gguf(
         chat_template: config.chat_template.as_deref(),
         quiet_token: quiet_token(&config, &evaluated)?,
     };
-    let gguf = crate::carried::write_gguf(&source, out, force)?;
-    let carried = crate::carried::read(out)?
-        .ok_or_else(|| TuneError::Invalid(format!("{} carries no prompt", out.display())))?;
+    let (gguf, carried) = crate::carried::write_gguf(&source, out, force)?;
     let card = crate::carried::export_card(&carried, &gguf, out);
     let text = serde_json::to_string_pretty(&card).map_err(|e| TuneError::Other(e.to_string()))?;
     let io = |path: &Path| {
@@ -226,10 +224,9 @@ fn quiet_token(config: &super::TuneConfig, evaluated: &Path) -> Result<u32, Tune
 /// Stores the tuned prompt a GGUF file exported by culturetune carries (read back from its
 /// embeddings) in the database `db`, under the model it was tuned on (the card's SHA-256).
 pub fn import_gguf(db: &Path, path: &Path) -> Result<Option<Imported>, TuneError> {
-    let Some(carried) = crate::carried::read(path)? else {
+    let Some((carried, rows)) = crate::carried::read_with_rows(path)? else {
         return Ok(None);
     };
-    let rows = crate::carried::rows(path, &carried)?;
     let k = carried.k();
     let n_embd = rows.len() / k;
     let sha = carried
