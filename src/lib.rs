@@ -19,6 +19,7 @@ pub mod events;
 pub mod export;
 pub mod fingerprint;
 pub mod input_file;
+pub mod item_fit;
 pub mod labels;
 pub mod optim;
 pub mod prompt;

@@ -1,5 +1,6 @@
 //! Human survey data: a CSV of respondents (one row each, a column per item id with codes 1..5)
-//! reduced to per-item mean answers.
+//! reduced to per-item mean answers and answer distributions, optionally only the rows of one
+//! group (`--group COLUMN=VALUE`) and weighted by a column (`--weight COLUMN`).
 
 use crate::survey::Survey;
 use std::io::Read;
@@ -64,6 +65,48 @@ pub enum ResponsesError {
         /// The file.
         origin: String,
     },
+    /// A column named by `--group` or `--weight` is not in the header.
+    #[error("{origin}: line 1 (header): no column {column:?} (named by {flag}); the header has: {header}")]
+    NoSuchColumn {
+        /// The file.
+        origin: String,
+        /// The column asked for.
+        column: String,
+        /// The option that named it (`--group`, `--weight`).
+        flag: String,
+        /// The header's columns.
+        header: String,
+    },
+    /// No row belongs to the group asked for.
+    #[error("{origin}: no row has {column} = {value:?}; values found: {found}")]
+    NoSuchGroup {
+        /// The file.
+        origin: String,
+        /// The group column.
+        column: String,
+        /// The value asked for.
+        value: String,
+        /// Some values the column holds.
+        found: String,
+    },
+    /// A weight cell is not a finite number >= 0.
+    #[error("{origin}: line {line}, column {column:?}: {value:?} is not a valid weight; expected a number >= 0")]
+    BadWeight {
+        /// The file.
+        origin: String,
+        /// 1-based line in the file.
+        line: u64,
+        /// The weight column.
+        column: String,
+        /// The cell's text.
+        value: String,
+    },
+    /// The weights of the rows used sum to zero.
+    #[error("{origin}: the weights of the rows used sum to 0; at least one respondent needs a weight > 0")]
+    ZeroWeight {
+        /// The file.
+        origin: String,
+    },
     /// An item has no answer from any respondent, so its mean is undefined.
     #[error(
         "{origin}: column {column:?} has no answers in any row; every item needs at least one"
@@ -83,36 +126,119 @@ impl ResponsesError {
     }
 }
 
-/// Per-item means computed from a responses file.
+/// Which rows of a responses file count, and how much: `group` keeps only the rows whose
+/// column holds the value (compared without regard to ASCII case), `weight` names a column of
+/// non-negative respondent weights. The default uses every row with weight 1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    /// `(column, value)`: only the rows of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<(String, String)>,
+    /// The weight column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
+}
+
+impl Selection {
+    /// Parses `--group COLUMN=VALUE` and `--weight COLUMN` (both optional).
+    pub fn parse(group: Option<&str>, weight: Option<&str>) -> Result<Selection, String> {
+        let group = match group {
+            None => None,
+            Some(g) => match g.split_once('=') {
+                Some((c, v)) if !c.trim().is_empty() && !v.trim().is_empty() => {
+                    Some((c.trim().to_string(), v.trim().to_string()))
+                }
+                _ => {
+                    return Err(format!(
+                        "--group {g:?}: expected COLUMN=VALUE, e.g. country=DEU"
+                    ))
+                }
+            },
+        };
+        let weight = match weight.map(str::trim) {
+            Some("") => return Err("--weight: expected a column name".into()),
+            w => w.map(str::to_string),
+        };
+        Ok(Selection { group, weight })
+    }
+
+    /// The selection as a user wrote it, e.g. `country=DEU, weighted by w`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((c, v)) = &self.group {
+            parts.push(format!("{c}={v}"));
+        }
+        if let Some(w) = &self.weight {
+            parts.push(format!("weighted by {w}"));
+        }
+        if parts.is_empty() {
+            "all rows, unweighted".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Per-item means and answer distributions computed from a responses file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Responses {
-    /// Number of respondent rows.
+    /// Number of respondent rows used (in the group, answering at least one item).
     pub respondents: usize,
-    /// Mean code per item, in survey item order.
+    /// Mean code per item (weighted), in survey item order.
     pub item_means: Vec<f64>,
     /// How many respondents answered each item, in survey item order.
     pub answered: Vec<usize>,
+    /// Share of each code 1..5 among each item's answers (weighted), in survey item order.
+    pub distributions: Vec<[f64; 5]>,
+}
+
+/// Running sums of one item's answers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    weight: [f64; 5],
+    answered: usize,
 }
 
 impl Responses {
-    /// Reads a responses CSV for `survey`.
+    /// Reads a responses CSV for `survey`, every row unweighted.
     pub fn from_path(path: &Path, survey: &Survey) -> Result<Responses, ResponsesError> {
+        Responses::from_path_with(path, survey, &Selection::default())
+    }
+
+    /// Reads a responses CSV for `survey`, the rows `selection` keeps with its weights.
+    pub fn from_path_with(
+        path: &Path,
+        survey: &Survey,
+        selection: &Selection,
+    ) -> Result<Responses, ResponsesError> {
         let bytes = crate::input_file::read_capped(path, crate::input_file::MAX_TABLE_BYTES)
             .map_err(|source| ResponsesError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Responses::from_reader(&bytes[..], &path.display().to_string(), survey)
+        Responses::from_reader_with(&bytes[..], &path.display().to_string(), survey, selection)
     }
 
-    /// Reads responses CSV text; `origin` names it in error messages.
-    ///
-    /// Columns not named after an item (respondent id, age, ...) are ignored. An empty cell is
-    /// an unanswered item: it is left out of that item's mean, as the VSM manual does.
+    /// Reads responses CSV text, every row unweighted; `origin` names it in error messages.
     pub fn from_reader(
         reader: impl Read,
         origin: &str,
         survey: &Survey,
+    ) -> Result<Responses, ResponsesError> {
+        Responses::from_reader_with(reader, origin, survey, &Selection::default())
+    }
+
+    /// Reads responses CSV text; `origin` names it in error messages.
+    ///
+    /// Columns not named after an item (respondent id, age, ...) are ignored unless the
+    /// selection names them. An empty cell is an unanswered item: it is left out of that
+    /// item's mean and distribution, as the VSM manual does. A row outside the group is
+    /// skipped before its cells are read.
+    pub fn from_reader_with(
+        reader: impl Read,
+        origin: &str,
+        survey: &Survey,
+        selection: &Selection,
     ) -> Result<Responses, ResponsesError> {
         let text = crate::csv_lines::CsvText::read(reader).map_err(|e| ResponsesError::Csv {
             origin: origin.to_string(),
@@ -129,13 +255,37 @@ impl Responses {
         };
         let header = csv.headers().map_err(csv_err)?.clone();
         let columns = item_columns(&header, origin, survey)?;
+        let named = |column: &str, flag: &str| named_column(&header, origin, column, flag);
+        let group = match &selection.group {
+            Some((c, v)) => Some((named(c, "--group")?, v.as_str())),
+            None => None,
+        };
+        let weight_col = match &selection.weight {
+            Some(c) => Some(named(c, "--weight")?),
+            None => None,
+        };
 
-        let mut sums = vec![0.0f64; survey.items.len()];
-        let mut answered = vec![0usize; survey.items.len()];
+        let mut tallies = vec![Tally::default(); survey.items.len()];
         let mut respondents = 0;
+        let mut found_groups = std::collections::BTreeSet::new();
         for record in csv.records() {
             let record = record.map_err(csv_err)?;
             let line = text.line_of(record.position());
+            if let Some((col, value)) = group {
+                let cell = record.get(col).unwrap_or("");
+                if !cell.eq_ignore_ascii_case(value) {
+                    if found_groups.len() < 10 {
+                        found_groups.insert(crate::csv_lines::cut(cell));
+                    }
+                    continue;
+                }
+            }
+            let weight = match weight_col {
+                Some(col) => {
+                    parse_weight(record.get(col).unwrap_or(""), origin, line, &header[col])?
+                }
+                None => 1.0,
+            };
             // A row that answers no item (all its item cells empty) is nobody's answers.
             if columns
                 .iter()
@@ -150,8 +300,8 @@ impl Responses {
                 }
                 match cell.parse::<u8>() {
                     Ok(code @ 1..=5) => {
-                        sums[k] += f64::from(code);
-                        answered[k] += 1;
+                        tallies[k].weight[usize::from(code) - 1] += weight;
+                        tallies[k].answered += 1;
                     }
                     _ => {
                         return Err(ResponsesError::BadCode {
@@ -165,27 +315,87 @@ impl Responses {
             }
         }
         if respondents == 0 {
+            if let Some((col, value)) = group {
+                return Err(ResponsesError::NoSuchGroup {
+                    origin: origin.to_string(),
+                    column: header.get(col).unwrap_or("").to_string(),
+                    value: value.to_string(),
+                    found: found_groups.into_iter().collect::<Vec<_>>().join(", "),
+                });
+            }
             return Err(ResponsesError::Empty {
                 origin: origin.to_string(),
             });
         }
-        if let Some(k) = answered.iter().position(|&n| n == 0) {
-            return Err(ResponsesError::NoAnswers {
+        summarize(&tallies, origin, survey, respondents)
+    }
+}
+
+/// The means and distributions of the tallies, refused when an item has no answer or the
+/// weights sum to zero.
+fn summarize(
+    tallies: &[Tally],
+    origin: &str,
+    survey: &Survey,
+    respondents: usize,
+) -> Result<Responses, ResponsesError> {
+    if let Some(k) = tallies.iter().position(|t| t.answered == 0) {
+        return Err(ResponsesError::NoAnswers {
+            origin: origin.to_string(),
+            column: survey.items[k].id.clone(),
+        });
+    }
+    let mut item_means = Vec::with_capacity(tallies.len());
+    let mut distributions = Vec::with_capacity(tallies.len());
+    for t in tallies {
+        let total: f64 = t.weight.iter().sum();
+        if total <= 0.0 {
+            return Err(ResponsesError::ZeroWeight {
                 origin: origin.to_string(),
-                column: survey.items[k].id.clone(),
             });
         }
-        let item_means = sums
-            .iter()
-            .zip(&answered)
-            .map(|(s, &n)| s / n as f64)
-            .collect();
-        Ok(Responses {
-            respondents,
-            item_means,
-            answered,
-        })
+        let dist = t.weight.map(|w| w / total);
+        let coded: f64 = (1..=5).zip(t.weight).map(|(c, w)| f64::from(c) * w).sum();
+        item_means.push(coded / total);
+        distributions.push(dist);
     }
+    Ok(Responses {
+        respondents,
+        item_means,
+        answered: tallies.iter().map(|t| t.answered).collect(),
+        distributions,
+    })
+}
+
+/// A weight cell: a finite number >= 0 (and below 1e12, so no sum can overflow).
+fn parse_weight(cell: &str, origin: &str, line: u64, column: &str) -> Result<f64, ResponsesError> {
+    match cell.parse::<f64>() {
+        Ok(w) if w.is_finite() && (0.0..1e12).contains(&w) => Ok(w),
+        _ => Err(ResponsesError::BadWeight {
+            origin: origin.to_string(),
+            line,
+            column: column.to_string(),
+            value: crate::csv_lines::cut(cell),
+        }),
+    }
+}
+
+/// The position of a column named by an option, matched without regard to case.
+fn named_column(
+    header: &csv::StringRecord,
+    origin: &str,
+    column: &str,
+    flag: &str,
+) -> Result<usize, ResponsesError> {
+    header
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case(column))
+        .ok_or_else(|| ResponsesError::NoSuchColumn {
+            origin: origin.to_string(),
+            column: column.to_string(),
+            flag: flag.to_string(),
+            header: crate::csv_lines::cut(&header.iter().collect::<Vec<_>>().join(",")),
+        })
 }
 /// The column of each survey item in a responses header (matched without regard to case):
 /// exactly one per item.

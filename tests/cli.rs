@@ -325,6 +325,7 @@ fn compare_names_each_rows_surveys_and_says_when_rows_were_trained_on_different_
                     loss_mean: l / 6.0,
                     dims_used: 6,
                     digit_mass: 0.98,
+                    items: None,
                 })
                 .unwrap();
         }

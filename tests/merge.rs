@@ -56,6 +56,11 @@ fn source(dir: &Path, name: &str, seeds: &[u64], c: f64) -> PathBuf {
             loss_mean: seed as f64 / 6.0,
             dims_used: 6,
             digit_mass: 0.9,
+            items: Some(culturetune::item_fit::ItemFit {
+                train: 0.5,
+                heldout: Some(0.75),
+                per_item: [("q01".to_string(), 0.5)].into_iter().collect(),
+            }),
         })
         .unwrap();
         s.set_status(id, RunStatus::Done, None).unwrap();

@@ -12,7 +12,7 @@ fn migrates_an_empty_file_and_round_trips_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/dir/ct.db");
     let mut s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     s.upsert_model(&common::model_record()).unwrap();
     let c = DimScores::full([1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
     s.save_calibration(
@@ -79,6 +79,11 @@ fn migrates_an_empty_file_and_round_trips_everything() {
         loss_mean: 0.25,
         dims_used: 6,
         digit_mass: 0.9,
+        items: Some(culturetune::item_fit::ItemFit {
+            train: 0.5,
+            heldout: Some(0.75),
+            per_item: [("q01".to_string(), 0.5)].into_iter().collect(),
+        }),
     };
     s.save_evaluation(&e).unwrap();
     assert_eq!(s.evaluations(Some(id)).unwrap(), vec![e]);

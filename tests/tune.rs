@@ -389,6 +389,7 @@ fn z_zero_reproduces_the_naive_prompt_exactly() {
         placement: Placement::Prefix,
         ..TuneConfig::new("IND", "m", "sha", 1)
     };
+    let target = culturetune::tuning::target::Target::region(&region);
     let mut tuner = Tuner::new(&model, &config, survey.clone(), region, Constants::Zero).unwrap();
     let rows = tuner.rows(&[0.0; 8]);
     let table = EmbeddingTable::load(&model).unwrap();
@@ -400,7 +401,7 @@ fn z_zero_reproduces_the_naive_prompt_exactly() {
     );
     let soft = tuner.evaluate_rows(&rows).unwrap();
     let naive = tuner
-        .evaluate_on(&survey, &Constants::Zero, Method::Naive, None)
+        .evaluate_on(&survey, &Constants::Zero, &target, Method::Naive, None)
         .unwrap();
     assert_eq!(soft, naive);
     let moved = tuner.evaluate_rows(&tuner.rows(&[0.5; 8])).unwrap();

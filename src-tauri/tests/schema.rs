@@ -233,6 +233,11 @@ fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
         loss_mean: 1.0,
         dims_used: 6,
         digit_mass: 1.0,
+        items: Some(culturetune::item_fit::ItemFit {
+            train: 1.0,
+            heldout: Some(1.0),
+            per_item: [("q01".to_string(), 1.0)].into_iter().collect(),
+        }),
     };
     let region = culturetune::regions::RegionTable::builtin()
         .find("USA")

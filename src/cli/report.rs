@@ -28,6 +28,9 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
         region.name,
         c.constants.describe()
     )?;
+    if let Some(p) = &c.population {
+        writeln!(out, "target: {p}; the region is the persona only")?;
+    }
     writeln!(
         out,
         "{:<16}{}{:>9}{:>7}{:>6}",
@@ -37,7 +40,15 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
         "mean",
         "mass"
     )?;
-    writeln!(out, "{:<16}{}", "target", dim_row(&region.scores, 7))?;
+    writeln!(out, "{:<16}{}", "target", dim_row(&c.targets[0], 7))?;
+    if c.targets[1] != c.targets[0] {
+        writeln!(
+            out,
+            "{:<16}{}",
+            "held-out target",
+            dim_row(&c.targets[1], 7)
+        )?;
+    }
     for r in &c.rows {
         writeln!(
             out,
@@ -49,6 +60,7 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
             r.digit_mass
         )?;
     }
+    print_item_fit(out, c)?;
     // Training before held-out, as the rows are.
     for label in ["train", "held-out"] {
         let Some(g) = c.gap_closed.get(label) else {
@@ -74,6 +86,33 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
     }
     if let Some(r) = c.rows.first() {
         writeln!(out, "losses over {} of 6 dimensions; held-out rows use the held-out survey's own calibrated constants", r.dims_used)?;
+    }
+    Ok(())
+}
+
+/// The per-item fit of each method (population runs with the items objective): mean earth
+/// mover's distance over the training items and over the held-out items.
+fn print_item_fit(out: &mut dyn Write, c: &Comparison) -> Result<()> {
+    if c.rows.iter().all(|r| r.items_train.is_none()) {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "item distance (mean earth mover's distance to the population's answers, in code steps):"
+    )?;
+    writeln!(
+        out,
+        "{:<16}{:>12}{:>16}",
+        "", "train items", "held-out items"
+    )?;
+    for r in c.rows.iter().filter(|r| r.items_train.is_some()) {
+        writeln!(
+            out,
+            "{:<16}{:>12}{:>16}",
+            r.label,
+            r.items_train.map_or("-".into(), |v| format!("{v:.3}")),
+            r.items_heldout.map_or("-".into(), |v| format!("{v:.3}"))
+        )?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::format::{cell, dim_header, dim_row};
 use crate::dimension::Dimension;
 use crate::regions::RegionTable;
-use crate::responses::{Responses, ScoreReport};
+use crate::responses::{Responses, ScoreReport, Selection};
 use crate::scoring::Constants;
 use crate::survey::Survey;
 use anyhow::{Context, Result};
@@ -20,6 +20,12 @@ pub struct Args {
     /// Responses CSV: one row per respondent, one column per item id with codes 1..5.
     #[arg(long, value_name = "CSV")]
     responses: PathBuf,
+    /// Only the rows of one group, e.g. `country=DEU`.
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    group: Option<String>,
+    /// The column of respondent weights (numbers >= 0).
+    #[arg(long, value_name = "COLUMN")]
+    weight: Option<String>,
     /// Region (code or name) whose published scores to compare with.
     #[arg(long, value_name = "CODE")]
     region: Option<String>,
@@ -36,7 +42,9 @@ pub struct Args {
 pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> {
     let survey = Survey::from_id_or_path(&args.survey).context("loading the survey")?;
     let constants = Constants::parse(&args.constants, &survey)?;
-    let responses = Responses::from_path(&args.responses, &survey)?;
+    let selection = Selection::parse(args.group.as_deref(), args.weight.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let responses = Responses::from_path_with(&args.responses, &survey, &selection)?;
     let region = args.region.as_deref().map(|q| table.find(q)).transpose()?;
     let r = ScoreReport::new(&survey, &args.responses, &responses, constants, region)?;
     if super::format::json(out, args.json, &r)? {

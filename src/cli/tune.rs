@@ -55,16 +55,47 @@ pub struct SearchArgs {
     /// Stop after this many generations without improvement.
     #[arg(long)]
     patience: Option<usize>,
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+/// A population of respondents as the target (surveys/README.md, "Population targets").
+#[derive(Debug, clap::Args)]
+pub struct PopulationArgs {
+    /// Tune toward these respondents (a responses CSV, one row each) instead of the region's
+    /// published scores; --region then names the persona only.
+    #[arg(long, value_name = "CSV", help_heading = "Population target")]
+    responses: Option<String>,
+    /// Only the rows of one group, e.g. `country=DEU`.
+    #[arg(long, value_name = "COLUMN=VALUE", help_heading = "Population target")]
+    group: Option<String>,
+    /// The column of respondent weights (numbers >= 0).
+    #[arg(long, value_name = "COLUMN", help_heading = "Population target")]
+    weight: Option<String>,
+    /// What to minimize: the population's `indices` (L1) or each item's answer distribution
+    /// (`items`: mean earth mover's distance in code steps) [default: indices].
+    #[arg(long, value_enum, help_heading = "Population target")]
+    objective: Option<crate::tuning::target::Objective>,
+    /// Items left out of the items objective and reported apart: a count chosen with the
+    /// seed (`6`) or item ids (`q03,q11`).
+    #[arg(long, value_name = "N|IDS", help_heading = "Population target")]
+    holdout_items: Option<String>,
 }
 
 impl SearchArgs {
     /// The request these options state.
     pub fn request(&self) -> TuneRequest {
+        let p = &self.population;
         TuneRequest {
             budget: Some(self.budget),
             strategy: Some(self.strategy),
             patience: self.patience,
             candidates_per_decode: self.candidates_per_decode,
+            responses: p.responses.clone(),
+            group: p.group.clone(),
+            weight: p.weight.clone(),
+            objective: p.objective,
+            holdout_items: p.holdout_items.clone(),
             ..self.space.request()
         }
     }
@@ -197,6 +228,7 @@ pub(super) fn print_outcome(o: &JobOutcome, json: bool, out: &mut dyn Write) -> 
         &train.id,
         &heldout.id,
         Some(timing),
-    );
+    )
+    .with_population(o.population.as_ref());
     print_comparison(out, &c, json)
 }

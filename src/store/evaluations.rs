@@ -32,6 +32,10 @@ pub struct EvaluationRecord {
     pub dims_used: usize,
     /// Mean digit mass over the items.
     pub digit_mass: f64,
+    /// The per-item fit to a population's answer distributions (runs with the items
+    /// objective; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<crate::item_fit::ItemFit>,
 }
 
 impl EvaluationRecord {
@@ -62,6 +66,15 @@ impl Store {
                 return Err(self.not_finite(what(name), v));
             }
         }
+        if let Some(f) = &e.items {
+            let all = [Some(f.train), f.heldout].into_iter().flatten();
+            if let Some(v) = all
+                .chain(f.per_item.values().copied())
+                .find(|v| !v.is_finite())
+            {
+                return Err(self.not_finite(what("item distance"), v));
+            }
+        }
         for d in crate::dimension::Dimension::ALL {
             if let Some(v) = e.indices.get(d).filter(|v| !v.is_finite()) {
                 return Err(self.not_finite(what(&format!("{d} index")), v));
@@ -69,9 +82,9 @@ impl Store {
         }
         self.conn
             .execute(
-                "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![e.run_id, e.model_sha256, e.method.as_str(), e.survey, e.region, e.constants.to_string(), json(&e.indices), e.loss, e.loss_mean, e.dims_used as i64, e.digit_mass],
+                "INSERT INTO evaluations (run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, items)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![e.run_id, e.model_sha256, e.method.as_str(), e.survey, e.region, e.constants.to_string(), json(&e.indices), e.loss, e.loss_mean, e.dims_used as i64, e.digit_mass, e.items.as_ref().map(json)],
             )
             .map_err(self.sql())?;
         Ok(())
@@ -82,12 +95,12 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass
+                "SELECT run_id, model_sha256, method, survey, region, constants, indices, loss, loss_mean, dims_used, digit_mass, items
                  FROM evaluations WHERE (?1 IS NULL OR run_id = ?1) ORDER BY id",
             )
             .map_err(self.sql())?;
         // The record with its JSON columns and method name still as stored text.
-        let rows: Vec<(EvaluationRecord, [String; 3])> = stmt
+        let rows: Vec<(EvaluationRecord, [String; 3], Option<String>)> = stmt
             .query_map([run_id], |r| {
                 Ok((
                     EvaluationRecord {
@@ -102,15 +115,17 @@ impl Store {
                         loss_mean: r.get("loss_mean")?,
                         dims_used: r.get::<_, i64>("dims_used")? as usize,
                         digit_mass: r.get("digit_mass")?,
+                        items: None,
                     },
                     [r.get("method")?, r.get("constants")?, r.get("indices")?],
+                    r.get("items")?,
                 ))
             })
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
         rows.into_iter()
-            .map(|(mut e, [method, constants, indices])| {
+            .map(|(mut e, [method, constants, indices], items)| {
                 e.method = MethodLabel::parse(&method).ok_or_else(|| StoreError::Corrupt {
                     path: self.path.clone(),
                     what: "evaluation method".into(),
@@ -118,6 +133,9 @@ impl Store {
                 })?;
                 e.constants = self.parse(&constants, "evaluation constants")?;
                 e.indices = self.parse(&indices, "evaluation indices")?;
+                if let Some(items) = items {
+                    e.items = Some(self.parse(&items, "evaluation item fit")?);
+                }
                 Ok(e)
             })
             .collect()

@@ -233,6 +233,7 @@ const EVALUATION_COLUMNS: &[&str] = &[
     "loss_mean",
     "dims_used",
     "digit_mass",
+    "items",
     "created_at",
 ];
 

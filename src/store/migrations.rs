@@ -77,4 +77,8 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX evaluations_by_region ON evaluations(region, survey, method);
     "#,
+    // 2: the per-item fit of a population run's evaluations (JSON; NULL for region runs).
+    r#"
+    ALTER TABLE evaluations ADD COLUMN items TEXT;
+    "#,
 ];

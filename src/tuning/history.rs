@@ -115,7 +115,8 @@ pub fn run_detail(store: &Store, table: &RegionTable, id: i64) -> Result<RunDeta
     let [train, heldout] = survey_ids(&config)?;
     let constants = train_constants(&evaluations, &train);
     let comparison =
-        Comparison::from_evaluations(region, &constants, &evaluations, &train, &heldout, None);
+        Comparison::from_evaluations(region, &constants, &evaluations, &train, &heldout, None)
+            .with_population(config.population.as_ref());
     Ok(RunDetail {
         run,
         trajectory,

@@ -7,6 +7,7 @@
 //! table); tests drive it in-process and assert on the events.
 
 use super::calibration::constants_for;
+use super::target::Target;
 use super::{MethodResult, TuneConfig, TuneError, Tuner};
 use crate::dimension::DimScores;
 use crate::engine::{self, EngineError, Model};
@@ -64,6 +65,8 @@ pub struct JobOutcome {
     pub train_constants: Constants,
     /// Every evaluation stored for the run (baselines and tuned, both surveys).
     pub evaluations: Vec<EvaluationRecord>,
+    /// The population the run was scored against (absent for a region run).
+    pub population: Option<super::target::Population>,
 }
 
 use MethodLabel::{Icl as ICL, Naive as NAIVE, Tuned as TUNED};
@@ -217,21 +220,23 @@ fn already_done(id: i64) -> TuneError {
     ))
 }
 
-/// What a run is measured against: its region, both surveys and their constants.
+/// What a run is measured against: its region (the persona), both surveys, their constants
+/// and their targets.
 struct RunSetting {
     region: Region,
     train: Survey,
     heldout: Survey,
     c_train: Constants,
     c_heldout: Constants,
+    targets: [Target; 2],
 }
 
 impl RunSetting {
-    /// The training and the held-out survey with their constants.
-    fn surveys(&self) -> [(&Survey, &Constants); 2] {
+    /// The training and the held-out survey with their constants and targets.
+    fn surveys(&self) -> [(&Survey, &Constants, &Target); 2] {
         [
-            (&self.train, &self.c_train),
-            (&self.heldout, &self.c_heldout),
+            (&self.train, &self.c_train, &self.targets[0]),
+            (&self.heldout, &self.c_heldout, &self.targets[1]),
         ]
     }
 }
@@ -393,13 +398,17 @@ impl Job<'_> {
         Ok(model)
     }
 
-    /// The calibrated constants of a survey (stored, or calibrated now with progress events).
+    /// The calibrated constants of a survey (stored, or calibrated now with progress events);
+    /// zero for a population run.
     fn constants(
         &mut self,
         model: &Model,
         survey: &Survey,
         config: &TuneConfig,
     ) -> Result<Constants, TuneError> {
+        if !config.calibrates() {
+            return Ok(Constants::Zero);
+        }
         let total = config.calibration_regions.len();
         let run = self.run;
         let mut announced = false;
@@ -448,12 +457,17 @@ impl Job<'_> {
         let c_train = self.constants(&model, &train, config)?;
         let c_heldout = self.constants(&model, &heldout, config)?;
         self.check_cancel()?;
+        let targets = [
+            config.target(&train, &region)?,
+            config.target(&heldout, &region)?,
+        ];
         let run = RunSetting {
             region,
             train,
             heldout,
             c_train,
             c_heldout,
+            targets,
         };
         // The search space is built (and every size it implies checked) before a new run
         // exists, so a setting the model cannot take leaves no run behind.
@@ -512,12 +526,20 @@ impl Job<'_> {
             .into_iter()
             .map(|e| (e.method, e.survey))
             .collect();
-        for (survey, constants) in run.surveys() {
+        for (survey, constants, target) in run.surveys() {
             for (method, label) in [(Method::Naive, NAIVE), (Method::Icl, ICL)] {
                 if !done_before.contains(&(label, survey.id.clone())) {
                     self.check_cancel()?;
-                    let r = tuner.evaluate_on(survey, constants, method, None)?;
-                    self.record(id, config, &run.region, label, survey, constants, &r)?;
+                    let r = tuner.evaluate_on(survey, constants, target, method, None)?;
+                    self.record(
+                        id,
+                        config,
+                        (&run.region, target),
+                        label,
+                        survey,
+                        constants,
+                        &r,
+                    )?;
                 }
             }
         }
@@ -536,9 +558,9 @@ impl Job<'_> {
     ) -> Result<JobOutcome, TuneError> {
         let rows = tuner.rows(&outcome.best);
         let mut tuned = Vec::new();
-        for (survey, c) in run.surveys() {
-            let r = tuner.evaluate_on(survey, c, Method::Naive, Some(&rows))?;
-            self.record(id, config, &run.region, TUNED, survey, c, &r)?;
+        for (survey, c, target) in run.surveys() {
+            let r = tuner.evaluate_on(survey, c, target, Method::Naive, Some(&rows))?;
+            self.record(id, config, (&run.region, target), TUNED, survey, c, &r)?;
             tuned.push(r.loss.l1);
         }
         let evaluations = self.store.evaluations(Some(id))?;
@@ -580,6 +602,7 @@ impl Job<'_> {
             surveys: [run.train, run.heldout],
             train_constants: run.c_train,
             evaluations,
+            population: config.population.clone(),
         })
     }
 
@@ -662,7 +685,7 @@ impl Job<'_> {
         &mut self,
         id: i64,
         config: &TuneConfig,
-        region: &Region,
+        (region, target): (&Region, &Target),
         method: MethodLabel,
         survey: &Survey,
         constants: &Constants,
@@ -671,7 +694,7 @@ impl Job<'_> {
         let gap_closed: Option<DimScores> = if method == TUNED {
             let evals = self.store.evaluations(Some(id))?;
             EvaluationRecord::latest(&evals, NAIVE, &survey.id)
-                .map(|n| gap_closed(&region.scores, &n.indices, &r.indices))
+                .map(|n| gap_closed(&target.scores, &n.indices, &r.indices))
         } else {
             None
         };

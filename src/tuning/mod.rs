@@ -38,6 +38,7 @@ pub mod reeval;
 pub mod report;
 pub mod request;
 pub mod survey_run;
+pub mod target;
 pub mod transfer;
 
 /// The store's record of a model loaded from `given` (its SHA-256 `sha`); the size is the
@@ -133,6 +134,11 @@ pub struct TuneConfig {
     pub de: DeOptions,
     /// Regions used to calibrate the constants.
     pub calibration_regions: Vec<String>,
+    /// A population of respondents as the target instead of the region's published scores
+    /// (the region is then the persona only); absent for region runs, and then not stored,
+    /// so that runs from before this setting keep their job key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<target::Population>,
 }
 
 impl TuneConfig {
@@ -180,7 +186,23 @@ impl TuneConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            population: None,
         }
+    }
+
+    /// What `survey`'s answers are scored against: the population's targets, or `region`'s
+    /// published scores.
+    pub fn target(&self, survey: &Survey, region: &Region) -> Result<target::Target, TuneError> {
+        match &self.population {
+            Some(p) => p.target(survey),
+            None => Ok(target::Target::region(region)),
+        }
+    }
+
+    /// Whether the run's constants are calibrated (region runs) or zero (population runs:
+    /// the model and the population are scored by the same formulas).
+    pub fn calibrates(&self) -> bool {
+        self.population.is_none()
     }
 
     /// A stored run's configuration, typed: refused with the run's id when it cannot be read
@@ -359,9 +381,17 @@ pub struct MethodResult {
     pub loss: Loss,
     /// Mean digit mass.
     pub digit_mass: f64,
+    /// The fit of each item's answer distribution (population runs with the items objective).
+    pub items: Option<crate::item_fit::ItemFit>,
 }
 
 impl MethodResult {
+    /// What the search minimizes: the mean item distance over the training items when the
+    /// target has items, else the index L1.
+    pub fn objective(&self) -> f64 {
+        self.items.as_ref().map_or(self.loss.l1, |f| f.train)
+    }
+
     /// The store record of this result.
     pub fn record(
         &self,
@@ -384,30 +414,44 @@ impl MethodResult {
             loss_mean: self.loss.mean,
             dims_used: self.loss.dims_used,
             digit_mass: self.digit_mass,
+            items: self.items.clone(),
         }
     }
 }
 
-/// Scores survey answers against a region under given constants.
+/// Scores survey answers against a target under given constants.
 pub fn score(
     survey: &Survey,
     answers: &SurveyAnswers,
     constants: &Constants,
-    region: &Region,
+    target: &target::Target,
 ) -> Result<MethodResult, TuneError> {
     let idx = indices(survey, &answers.item_means(), constants)?;
-    let loss = Loss::between(&idx, &region.scores).ok_or_else(|| {
+    let loss = Loss::between(&idx, &target.scores).ok_or_else(|| {
         TuneError::Invalid(format!(
-            "{} shares no dimension with the survey",
-            region.code
+            "the target shares no dimension with survey {}",
+            survey.id
         ))
     })?;
+    let items = match &target.items {
+        Some(t) => {
+            let probs: Vec<[f64; 5]> = answers.items.iter().map(|i| i.probs).collect();
+            Some(crate::item_fit::ItemFit::of(&probs, t).ok_or_else(|| {
+                TuneError::Invalid(format!(
+                    "the item targets do not match survey {}'s items",
+                    survey.id
+                ))
+            })?)
+        }
+        None => None,
+    };
     let digit_mass =
         answers.items.iter().map(|i| i.digit_mass).sum::<f64>() / answers.items.len().max(1) as f64;
     Ok(MethodResult {
         indices: idx,
         loss,
         digit_mass,
+        items,
     })
 }
 
@@ -417,6 +461,7 @@ pub struct Tuner<'m> {
     evaluator: Evaluator<'m>,
     survey: Survey,
     region: Region,
+    target: target::Target,
     panel: Vec<Respondent>,
     counterbalance: bool,
     placement: PromptPlacement,
@@ -429,7 +474,8 @@ pub struct Tuner<'m> {
 impl<'m> Tuner<'m> {
     /// Sets up the search: the training prompts in the configured placement, P0 = the anchor
     /// text's rows (the persona sentence, or the answer reminder) plus extra rows, and the
-    /// projection A from the configured seed.
+    /// projection A from the configured seed. The training survey's target is the
+    /// configuration's ([`TuneConfig::target`]).
     pub fn new(
         model: &'m Model,
         config: &TuneConfig,
@@ -437,6 +483,7 @@ impl<'m> Tuner<'m> {
         region: Region,
         constants: Constants,
     ) -> Result<Tuner<'m>, TuneError> {
+        let target = config.target(&survey, &region)?;
         let evaluator = Evaluator::new(model, config.settings)?;
         let panel = prompt::panel(config.panel);
         let placement = PromptPlacement::new(config.placement, config.anchor);
@@ -463,6 +510,7 @@ impl<'m> Tuner<'m> {
             evaluator,
             survey,
             region,
+            target,
             panel,
             counterbalance: config.counterbalance,
             placement,
@@ -511,16 +559,17 @@ impl<'m> Tuner<'m> {
     /// Evaluates a soft prompt (rows) on the training survey.
     pub fn evaluate_rows(&mut self, rows: &[f32]) -> Result<MethodResult, TuneError> {
         let a = self.evaluate_many(&[rows.to_vec()])?.remove(0);
-        score(&self.survey, &a, &self.constants, &self.region)
+        score(&self.survey, &a, &self.constants, &self.target)
     }
 
     /// Evaluates a method (naive or ICL hard prompt, or soft-prompt rows in this tuner's
-    /// placement) on any survey with given constants, through this tuner's evaluator (same
-    /// procedure).
+    /// placement) on any survey with given constants and target, through this tuner's
+    /// evaluator (same procedure).
     pub fn evaluate_on(
         &mut self,
         survey: &Survey,
         constants: &Constants,
+        target: &target::Target,
         method: Method,
         rows: Option<&[f32]>,
     ) -> Result<MethodResult, TuneError> {
@@ -547,7 +596,7 @@ impl<'m> Tuner<'m> {
                 self.evaluator.evaluate(&p, PersonaInput::Text)?
             }
         };
-        score(survey, &a, constants, &self.region)
+        score(survey, &a, constants, target)
     }
 
     /// Runs (or continues) the search. After every generation the state is checkpointed to
@@ -574,9 +623,9 @@ impl<'m> Tuner<'m> {
                 }
                 let rows: Vec<Vec<f32>> = group.iter().map(|z| self.space.rows(z)).collect();
                 for (z, a) in group.iter().zip(self.evaluate_many(&rows)?) {
-                    let r = score(&self.survey, &a, &self.constants, &self.region)?;
+                    let r = score(&self.survey, &a, &self.constants, &self.target)?;
                     best_scores.borrow_mut().push((z.clone(), r.indices));
-                    out.push(r.loss.l1);
+                    out.push(r.objective());
                 }
             }
             Ok(out)

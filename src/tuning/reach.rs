@@ -51,7 +51,7 @@ impl Tuner<'_> {
                     }
                     let rows: Vec<Vec<f32>> = group.iter().map(|z| self.space.rows(z)).collect();
                     for a in self.evaluate_many(&rows)? {
-                        let r = score(&self.survey, &a, &self.constants, &self.region)?;
+                        let r = score(&self.survey, &a, &self.constants, &self.target)?;
                         seen(&r.indices);
                         let v = r.indices.get(dimension).ok_or_else(|| {
                             TuneError::Invalid(format!(

@@ -60,7 +60,14 @@ pub fn reevaluate(
             },
         )
     };
-    let (c_train, c_heldout) = (constants(&train)?, constants(&heldout)?);
+    let (c_train, c_heldout) = if config.calibrates() {
+        (constants(&train)?, constants(&heldout)?)
+    } else {
+        (
+            crate::scoring::Constants::Zero,
+            crate::scoring::Constants::Zero,
+        )
+    };
     let mut tuner = Tuner::new(
         &model,
         &config,
@@ -69,18 +76,15 @@ pub fn reevaluate(
         c_train.clone(),
     )?;
     for (survey, c) in [(&train, &c_train), (&heldout, &c_heldout)] {
+        let target = config.target(survey, &region)?;
         let ctx = (run.id, config.model_sha256.as_str(), region.code.as_str());
-        measure(store, &mut tuner, ctx, survey, c, &prompt.rows)?;
+        measure(store, &mut tuner, ctx, (survey, c, &target), &prompt.rows)?;
     }
     let evals = store.evaluations(Some(run.id))?;
-    Ok(Comparison::from_evaluations(
-        &region,
-        &c_train,
-        &evals,
-        &train.id,
-        &heldout.id,
-        None,
-    ))
+    Ok(
+        Comparison::from_evaluations(&region, &c_train, &evals, &train.id, &heldout.id, None)
+            .with_population(config.population.as_ref()),
+    )
 }
 
 /// The naive, ICL and tuned prompts on one survey, each stored as an evaluation of the run;
@@ -89,8 +93,7 @@ fn measure(
     store: &Store,
     tuner: &mut Tuner<'_>,
     (run, sha, region): (i64, &str, &str),
-    survey: &Survey,
-    c: &crate::scoring::Constants,
+    (survey, c, target): (&Survey, &crate::scoring::Constants, &super::target::Target),
     tuned: &[f32],
 ) -> Result<(), TuneError> {
     for (label, method, rows) in [
@@ -98,7 +101,7 @@ fn measure(
         (MethodLabel::Icl, Method::Icl, None),
         (MethodLabel::Tuned, Method::Naive, Some(tuned)),
     ] {
-        let r = tuner.evaluate_on(survey, c, method, rows)?;
+        let r = tuner.evaluate_on(survey, c, target, method, rows)?;
         store.save_evaluation(&r.record(Some(run), sha, label, &survey.id, region, c))?;
     }
     Ok(())

@@ -7,6 +7,7 @@ use crate::dimension::DimScores;
 use crate::regions::Region;
 use crate::scoring::{gap_closed, Constants};
 use crate::store::{EvaluationRecord, MethodLabel};
+use crate::tuning::target::Population;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -25,6 +26,12 @@ pub struct MethodRow {
     pub dims_used: usize,
     /// Mean digit mass.
     pub digit_mass: f64,
+    /// Mean item distance over the training items (items objective only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_train: Option<f64>,
+    /// Mean item distance over the held-out items (items objective with held-out items).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_heldout: Option<f64>,
 }
 
 /// Whether the tuned prompt carries over to the held-out survey: its held-out L1 against the
@@ -53,8 +60,14 @@ pub struct RunTiming {
 /// The comparison table of one run (the JSON of `tune --json`, `show` and `eval --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
-    /// The target region.
+    /// The target region (the persona of a population run).
     pub region: Region,
+    /// The index targets on the training and the held-out survey: the region's published
+    /// scores, or the population's indices.
+    pub targets: [DimScores; 2],
+    /// The population a run was scored against, described (absent for a region run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<String>,
     /// The training survey's constants.
     pub constants: Constants,
     /// Every method on both surveys that has an evaluation.
@@ -80,14 +93,32 @@ impl Comparison {
         run: Option<RunTiming>,
     ) -> Comparison {
         let rows = method_rows(evals, train, heldout);
+        let targets = [region.scores; 2];
         Comparison {
             region: region.clone(),
+            targets,
+            population: None,
             constants: constants.clone(),
-            gap_closed: gap_rows(region, &rows),
+            gap_closed: gap_rows(&targets, &rows),
             transfer: transfer(&rows),
             rows,
             run,
         }
+    }
+
+    /// The comparison scored against a run's population (unchanged without one): its
+    /// indices on each survey as the targets, and the gaps closed toward them.
+    pub fn with_population(mut self, population: Option<&Population>) -> Comparison {
+        let Some(p) = population else {
+            return self;
+        };
+        // The population's targets are stored training survey first, as the rows are.
+        for (target, t) in self.targets.iter_mut().zip(&p.surveys) {
+            *target = t.indices;
+        }
+        self.gap_closed = gap_rows(&self.targets, &self.rows);
+        self.population = Some(p.describe());
+        self
     }
 
     /// One sentence for a user judging the run on the held-out survey.
@@ -109,6 +140,8 @@ fn method_rows(evals: &[EvaluationRecord], train: &str, heldout: &str) -> Vec<Me
                     loss_mean: e.loss_mean,
                     dims_used: e.dims_used,
                     digit_mass: e.digit_mass,
+                    items_train: e.items.as_ref().map(|f| f.train),
+                    items_heldout: e.items.as_ref().and_then(|f| f.heldout),
                 });
             }
         }
@@ -117,14 +150,15 @@ fn method_rows(evals: &[EvaluationRecord], train: &str, heldout: &str) -> Vec<Me
 }
 
 /// The gap closed per survey label that has both a naive and a tuned row.
-fn gap_rows(region: &Region, rows: &[MethodRow]) -> BTreeMap<String, DimScores> {
+fn gap_rows(targets: &[DimScores; 2], rows: &[MethodRow]) -> BTreeMap<String, DimScores> {
     let find = |label: String| rows.iter().find(|r| r.label == label).map(|r| r.indices);
     ["train", "held-out"]
         .iter()
-        .filter_map(|s| {
+        .zip(targets)
+        .filter_map(|(s, target)| {
             let naive = find(format!("{s} naive"))?;
             let tuned = find(format!("{s} tuned"))?;
-            Some((s.to_string(), gap_closed(&region.scores, &naive, &tuned)))
+            Some((s.to_string(), gap_closed(target, &naive, &tuned)))
         })
         .collect()
 }
@@ -166,6 +200,8 @@ mod tests {
             loss_mean: loss / 6.0,
             dims_used: 6,
             digit_mass: 1.0,
+            items_train: None,
+            items_heldout: None,
         }
     }
 

@@ -11,11 +11,13 @@ use crate::engine::evaluate::EvalSettings;
 use crate::engine::WeightType;
 use crate::optim::Strategy;
 use crate::regions::RegionTable;
+use crate::responses::Selection;
 use crate::soft_prompt::{AnswerAnchor, Placement};
 use crate::survey::Survey;
 use serde::{Deserialize, Serialize};
 
 pub use super::defaults;
+use super::target::{Holdout, PopulationRequest};
 
 /// A tuning run as a user asks for it: `None` means culturetune's default ([`defaults`]).
 /// The app sends it as JSON (the names below); the command line fills it from its flags.
@@ -55,6 +57,17 @@ pub struct TuneRequest {
     /// Candidates evaluated together (answer placement) [default: 8 with layers on a GPU,
     /// else 1].
     pub candidates_per_decode: Option<usize>,
+    /// A responses CSV whose respondents are the target instead of the region's published
+    /// scores (the region is then the persona only).
+    pub responses: Option<String>,
+    /// Only the respondents of one group: `COLUMN=VALUE`.
+    pub group: Option<String>,
+    /// The column of respondent weights.
+    pub weight: Option<String>,
+    /// What a population run minimizes [default: indices].
+    pub objective: Option<super::target::Objective>,
+    /// Items held out of the items objective: a count or item ids (`q03,q11`).
+    pub holdout_items: Option<String>,
 }
 
 impl TuneRequest {
@@ -79,7 +92,46 @@ impl TuneRequest {
             strategy: Some(defaults::STRATEGY),
             patience: None,
             candidates_per_decode: None,
+            responses: None,
+            group: None,
+            weight: None,
+            objective: None,
+            holdout_items: None,
         }
+    }
+
+    /// The population part of the request, parsed; `None` without `responses` (and then an
+    /// error if another population setting was given).
+    fn population(&self) -> Result<Option<PopulationRequest>, TuneError> {
+        let bad = |m: String| TuneError::Invalid(m);
+        let Some(responses) = self.responses.as_deref().filter(|r| !r.trim().is_empty()) else {
+            let given = [
+                ("--group", self.group.is_some()),
+                ("--weight", self.weight.is_some()),
+                ("--objective", self.objective.is_some()),
+                ("--holdout-items", self.holdout_items.is_some()),
+            ];
+            return match given.iter().find(|(_, g)| *g) {
+                Some((flag, _)) => Err(bad(format!(
+                    "{flag} needs --responses FILE.csv (a population to tune toward)"
+                ))),
+                None => Ok(None),
+            };
+        };
+        let selection =
+            Selection::parse(self.group.as_deref(), self.weight.as_deref()).map_err(bad)?;
+        let holdout = self
+            .holdout_items
+            .as_deref()
+            .map(Holdout::parse)
+            .transpose()
+            .map_err(bad)?;
+        Ok(Some(PopulationRequest {
+            responses: responses.to_string(),
+            selection,
+            objective: self.objective.unwrap_or_default(),
+            holdout,
+        }))
     }
 }
 
@@ -147,12 +199,8 @@ pub fn resolve(
     engine: &EngineChoice,
     facts: impl FnOnce() -> Result<ModelFacts, TuneError>,
 ) -> Result<TuneConfig, TuneError> {
-    let query = req
-        .region
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| TuneError::Invalid("choose a region to tune toward (--region)".into()))?;
-    let region = table.find(query)?;
+    let population = req.population()?;
+    let region = persona_region(req, population.as_ref(), table)?;
     let mut c = TuneConfig::new(
         &region.code,
         &engine.model_path,
@@ -166,7 +214,8 @@ pub fn resolve(
         .survey
         .clone()
         .unwrap_or_else(|| defaults::SURVEY.into());
-    let n_items = Survey::from_id_or_path(&c.survey)?.items.len();
+    let train = Survey::from_id_or_path(&c.survey)?;
+    let n_items = train.items.len();
     c.panel = pick(req.panel, defaults::PANEL);
     c.counterbalance = req.counterbalance.unwrap_or(false);
     c.extra_rows = pick(req.extra_rows, defaults::EXTRA_ROWS);
@@ -189,6 +238,10 @@ pub fn resolve(
     }
     c.de.max_evals = Some(budget);
     c.calibration_regions = resolve_calibration_regions(table, req.calibration_regions.as_deref())?;
+    if let Some(p) = &population {
+        let heldout = Survey::from_id_or_path(&c.heldout_survey)?;
+        c.population = Some(p.read([&train, &heldout], c.de.seed)?);
+    }
     if let Some(n) = req.candidates_per_decode {
         c.candidates_per_decode = n;
     }
@@ -202,6 +255,32 @@ pub fn resolve(
     }
     c.check()?;
     Ok(c)
+}
+
+/// The region a run's persona speaks for: `--region`, or for a population run without one,
+/// the group's value when it names a region.
+fn persona_region<'t>(
+    req: &TuneRequest,
+    population: Option<&PopulationRequest>,
+    table: &'t RegionTable,
+) -> Result<&'t crate::regions::Region, TuneError> {
+    if let Some(query) = req.region.as_deref().filter(|r| !r.trim().is_empty()) {
+        return Ok(table.find(query)?);
+    }
+    match population.and_then(|p| p.selection.group.as_ref()) {
+        Some((_, value)) => table.find(value).map_err(|_| {
+            TuneError::Invalid(format!(
+                "--group value {value:?} is not a region: choose the persona's region with --region"
+            ))
+        }),
+        None if population.is_some() => Err(TuneError::Invalid(
+            "choose the region the persona speaks for (--region); the population is the target"
+                .into(),
+        )),
+        None => Err(TuneError::Invalid(
+            "choose a region to tune toward (--region)".into(),
+        )),
+    }
 }
 
 fn pick<T>(given: Option<T>, default: T) -> T {
@@ -315,6 +394,56 @@ mod tests {
             let e = resolve(&req, &t, &eng, never).unwrap_err().to_string();
             assert!(e.contains(want), "{req:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_population_request_is_read_into_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("p.csv");
+        let header: Vec<String> = (1..=24).map(|k| format!("q{k:02}")).collect();
+        let row = |code: &str| vec![code; 24].join(",");
+        let text = format!(
+            "country,{}\nCHI,{}\nCHI,{}\nUSA,{}\n",
+            header.join(","),
+            row("1"),
+            row("2"),
+            row("5")
+        );
+        std::fs::write(&csv, text).unwrap();
+        let t = RegionTable::builtin();
+        let req = TuneRequest {
+            responses: Some(csv.display().to_string()),
+            group: Some("country=chi".into()),
+            objective: Some(super::super::target::Objective::Items),
+            holdout_items: Some("4".into()),
+            ..TuneRequest::default()
+        };
+        let c = resolve(&req, &t, &engine(), facts).unwrap();
+        // No --region: the group's value names the persona's region.
+        assert_eq!(c.region, "CHI");
+        let p = c.population.as_ref().unwrap();
+        assert_eq!((p.respondents, p.heldout_items.len()), (2, 4));
+        assert_eq!(p.surveys[0].survey, "vsm13");
+        assert_eq!(p.surveys[1].survey, "vsm13-alt");
+        assert_eq!(p.surveys[0].items[0].dist, [0.5, 0.5, 0.0, 0.0, 0.0]);
+        // Stored and read back unchanged; a region run stores no population key at all.
+        let back: TuneConfig = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let plain = resolve(&usa(), &t, &engine(), facts).unwrap();
+        assert!(!serde_json::to_string(&plain)
+            .unwrap()
+            .contains("population"));
+        let e = resolve(
+            &TuneRequest {
+                group: Some("country=XX".into()),
+                ..req.clone()
+            },
+            &t,
+            &engine(),
+            facts,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"XX\" is not a region"), "{e}");
     }
 
     #[test]

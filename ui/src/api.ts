@@ -53,6 +53,8 @@ export interface Checkpoint {
 export interface Evaluation {
   run_id: number | null; model_sha256: string; method: string; survey: string; region: string;
   constants: unknown; indices: Scores; loss: number; loss_mean: number; dims_used: number; digit_mass: number;
+  /** Population runs with the items objective: mean earth mover's distance per item (code steps). */
+  items?: { train: number; heldout: number | null; per_item: Record<string, number> };
 }
 /** `culturetune show --json` (culturetune::tuning::history::RunDetail). */
 export interface RunDetail { run: RunRecord; trajectory: Checkpoint[]; evaluations: Evaluation[] }
