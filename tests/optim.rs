@@ -278,3 +278,67 @@ fn patience_stops_early_and_bad_options_are_rejected() {
     })
     .is_err());
 }
+
+/// SHA-256 of every generation's (evals, best loss, mean loss) bits.
+fn fingerprint(strategy: Strategy, seed: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (evals, best, mean) in trajectory(strategy, seed) {
+        h.update((evals as u64).to_le_bytes());
+        h.update(best.to_bits().to_le_bytes());
+        h.update(mean.to_bits().to_le_bytes());
+    }
+    culturetune::fingerprint::hex(&h.finalize())[..16].to_string()
+}
+
+#[test]
+fn every_strategy_searches_as_it_did_before_the_ask_tell_interface() {
+    // Computed with the search loop that came before `Optimizer` (commit a1d4af1): the
+    // interface changed no random draw and no selection.
+    let pinned = [
+        (Strategy::Rand1Bin, "3480b180dcc75905"),
+        (Strategy::Best1Bin, "fd648fe030166a94"),
+        (Strategy::Shade, "2741b6945eb9f053"),
+        (Strategy::Cmaes, "670b9ab35fa87e05"),
+    ];
+    for (s, want) in pinned {
+        assert_eq!(fingerprint(s, 7), want, "{s:?}");
+    }
+}
+
+#[test]
+fn asking_and_telling_by_hand_is_the_same_search_as_run() {
+    use culturetune::optim::Optimizer;
+    for strategy in ALL {
+        let opts = DeOptions {
+            dim: 4,
+            pop_size: 8,
+            strategy,
+            max_evals: Some(40),
+            seed: 3,
+            ..DeOptions::default()
+        };
+        let mut by_run = DeState::new(opts.clone()).unwrap();
+        let run = by_run
+            .run(batch(sphere), |_, _| ControlFlow::Continue(()))
+            .unwrap();
+        let mut s = DeState::new(opts).unwrap();
+        let mut generations = 0;
+        loop {
+            let points = s.ask();
+            if points.is_empty() {
+                break;
+            }
+            assert_eq!(s.ask(), points, "asking again asks for the same batch");
+            assert!(s.tell(vec![0.0; points.len() + 1]).is_err());
+            let g = s.tell(points.iter().map(|x| sphere(x)).collect()).unwrap();
+            assert_eq!(g.index, generations);
+            generations += 1;
+            // The state between generations round-trips through JSON (a checkpoint).
+            s = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        }
+        assert!(s.tell(vec![1.0]).is_err(), "no batch was asked");
+        assert_eq!(s.outcome(), run, "{strategy:?}");
+        assert_eq!(s, by_run, "{strategy:?}");
+    }
+}

@@ -84,8 +84,19 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
     if let Some(t) = c.transfer_text() {
         writeln!(out, "{t}")?;
     }
+    if let Some(t) = c.item_holdout_text() {
+        writeln!(out, "{t}")?;
+    }
     if let Some(r) = c.rows.first() {
-        writeln!(out, "losses over {} of 6 dimensions; held-out rows use the held-out survey's own calibrated constants", r.dims_used)?;
+        let constants = match c.population {
+            Some(_) => "every row uses zero constants, as the population's indices do",
+            None => "held-out rows use the held-out survey's own calibrated constants",
+        };
+        writeln!(
+            out,
+            "losses over {} of 6 dimensions; {constants}",
+            r.dims_used
+        )?;
     }
     Ok(())
 }

@@ -132,6 +132,29 @@ pub struct DeState {
     /// population on; absent otherwise and then not stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cma: Option<CmaState>,
+    /// The batch asked and not yet told (never stored: a checkpoint is taken between
+    /// generations, and an interrupted generation is asked again from the checkpoint).
+    #[serde(skip)]
+    pending: Option<Pending>,
+}
+
+/// What `tell` needs of the batch `ask` drew.
+#[derive(Debug, Clone, PartialEq)]
+enum Pending {
+    /// The initial population's first `n` members.
+    Initial(usize),
+    /// DE trials with their F and CR, and the best loss before them.
+    Trials {
+        trials: Vec<Vec<f64>>,
+        params: Vec<(f64, f64)>,
+        prev_best: f64,
+    },
+    /// CMA-ES points from this distribution, and the best loss before them.
+    Cma {
+        points: Vec<Vec<f64>>,
+        cma: CmaState,
+        prev_best: f64,
+    },
 }
 
 /// The result of a finished (or stopped) search.
@@ -268,6 +291,7 @@ impl DeState {
             rng,
             stopped: None,
             cma: None,
+            pending: None,
             options,
         })
     }
@@ -317,64 +341,124 @@ impl DeState {
         None
     }
 
-    /// Runs until a limit is reached or `sink` breaks. `objective` gets a batch of points and
-    /// returns their losses (same order, same length). The state stays consistent after every
-    /// generation, so it can be serialized from inside the sink and resumed later.
+    /// Runs until a limit is reached or `sink` breaks: [`super::drive`] on this state.
+    /// `objective` gets a batch of points and returns their losses (same order, same length).
+    /// The state stays consistent after every generation, so it can be serialized from inside
+    /// the sink and resumed later.
     pub fn run<E>(
         &mut self,
-        mut objective: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
-        mut sink: impl FnMut(&Generation, &DeState) -> ControlFlow<()>,
+        objective: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
+        sink: impl FnMut(&Generation, &DeState) -> ControlFlow<()>,
     ) -> Result<Outcome, E> {
+        super::drive(self, objective, sink)
+    }
+
+    /// The next batch: the initial population (as much of it as the budget allows), then one
+    /// generation of DE trials or CMA-ES points; empty once a limit is reached or the search
+    /// was stopped. Asking again before telling asks for the same batch.
+    pub(super) fn next_batch(&mut self) -> Vec<Vec<f64>> {
+        if let Some(p) = &self.pending {
+            return match p {
+                Pending::Initial(n) => self.pop[..*n].to_vec(),
+                Pending::Trials { trials, .. } => trials.clone(),
+                Pending::Cma { points, .. } => points.clone(),
+            };
+        }
         if self.fitness.is_empty() {
             let n = self.pop.len().min(self.remaining());
-            let mut fit = objective(&self.pop[..n])?;
-            // A budget smaller than the population leaves the rest unevaluated: never best.
-            fit.resize(self.pop.len(), f64::INFINITY);
-            self.fitness = fit;
-            self.evals += n;
-            if sink(&self.report(), self).is_break() {
-                self.stopped = Some(StopReason::Stopped);
+            if n == 0 {
+                // No budget at all: nothing is evaluated, nothing is best.
+                self.fitness = vec![f64::INFINITY; self.pop.len()];
+                self.stopped = Some(StopReason::Budget);
+                return Vec::new();
+            }
+            self.pending = Some(Pending::Initial(n));
+            return self.pop[..n].to_vec();
+        }
+        if self.stopped.is_some() {
+            return Vec::new();
+        }
+        if let Some(r) = self.limit_reached() {
+            self.stopped = Some(r);
+            return Vec::new();
+        }
+        let pending = if self.options.strategy == Strategy::Cmaes {
+            self.cma_ask()
+        } else {
+            self.de_ask()
+        };
+        let batch = match &pending {
+            Pending::Trials { trials, .. } => trials.clone(),
+            Pending::Cma { points, .. } => points.clone(),
+            Pending::Initial(_) => unreachable!("asked above"),
+        };
+        self.pending = Some(pending);
+        batch
+    }
+
+    /// Takes the losses of the batch last asked (same order); the generation's report.
+    pub(super) fn take_losses(&mut self, losses: Vec<f64>) -> Result<Generation, String> {
+        let pending = self.pending.take().ok_or("tell without a batch asked")?;
+        let n = match &pending {
+            Pending::Initial(n) => *n,
+            Pending::Trials { trials, .. } => trials.len(),
+            Pending::Cma { points, .. } => points.len(),
+        };
+        if losses.len() != n {
+            self.pending = Some(pending);
+            return Err(format!("{} losses told for a batch of {n}", losses.len()));
+        }
+        self.evals += n;
+        match pending {
+            Pending::Initial(_) => {
+                let mut fit = losses;
+                // A budget smaller than the population leaves the rest unevaluated: never best.
+                fit.resize(self.pop.len(), f64::INFINITY);
+                self.fitness = fit;
+            }
+            Pending::Trials {
+                trials,
+                params,
+                prev_best,
+            } => {
+                self.select(trials, losses, &params);
+                self.end_generation(prev_best);
+            }
+            Pending::Cma {
+                points,
+                mut cma,
+                prev_best,
+            } => {
+                cma.tell(&points, &losses);
+                self.cma = Some(cma);
+                for (i, (x, loss)) in points.into_iter().zip(losses).enumerate() {
+                    let loss = if loss.is_nan() { f64::INFINITY } else { loss };
+                    if loss <= self.fitness[i] {
+                        self.pop[i] = x;
+                        self.fitness[i] = loss;
+                    }
+                }
+                self.end_generation(prev_best);
             }
         }
-        while self.stopped.is_none() {
-            if let Some(r) = self.limit_reached() {
-                self.stopped = Some(r);
-                break;
-            }
-            self.step(&mut objective)?;
-            if sink(&self.report(), self).is_break() {
-                self.stopped = Some(StopReason::Stopped);
-            }
-        }
+        Ok(self.report())
+    }
+
+    /// The outcome so far: the best member and why the search stopped.
+    pub(super) fn outcome_now(&self) -> Outcome {
         let b = self.best_index();
-        Ok(Outcome {
+        Outcome {
             best: self.pop[b].clone(),
-            best_loss: self.fitness[b],
+            best_loss: self.fitness.get(b).copied().unwrap_or(f64::INFINITY),
             evals: self.evals,
             generations: self.generation,
             reason: self.stopped.unwrap_or(StopReason::Stopped),
-        })
-    }
-
-    /// Draws an index in 0..n different from all of `not`.
-    fn pick(rng: &mut ChaCha8Rng, n: usize, not: &[usize]) -> usize {
-        loop {
-            let r = rng.random_range(0..n);
-            if !not.contains(&r) {
-                return r;
-            }
         }
     }
 
-    /// One generation: a trial per member (fewer when the budget ends first), evaluated as
-    /// one batch, each kept where it is no worse than its parent.
-    fn step<E>(
-        &mut self,
-        objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
-    ) -> Result<(), E> {
-        if self.options.strategy == Strategy::Cmaes {
-            return self.cma_step(objective);
-        }
+    /// One generation of DE trials: a trial per member (fewer when the budget ends first),
+    /// each to be kept where it is no worse than its parent.
+    fn de_ask(&mut self) -> Pending {
         let np = self.pop.len();
         let best = self.best_index();
         let n_trials = np.min(self.remaining());
@@ -389,46 +473,42 @@ impl DeState {
             trials.push(self.crossover(i, &mutant, cr));
             params.push((f, cr));
         }
-        let losses = objective(&trials)?;
-        self.evals += n_trials;
-        let prev_best = self.fitness[best];
-        self.select(trials, losses, &params);
-        self.end_generation(prev_best);
-        Ok(())
+        Pending::Trials {
+            trials,
+            params,
+            prev_best: self.fitness[best],
+        }
     }
 
-    /// One CMA-ES generation: lambda points drawn (fewer when the budget ends first), evaluated
-    /// as one batch, told to the distribution; slot i of the population keeps the better of
-    /// its point and the generation's i-th, so the best member is the best point seen. The
-    /// distribution starts at the initial population's best with step size 0.3 of the box's
-    /// half-width.
-    fn cma_step<E>(
-        &mut self,
-        objective: &mut impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
-    ) -> Result<(), E> {
+    /// One CMA-ES generation: lambda points drawn (fewer when the budget ends first), to be
+    /// told to the distribution; slot i of the population keeps the better of its point and
+    /// the generation's i-th, so the best member is the best point seen. The distribution
+    /// starts at the initial population's best with step size 0.3 of the box's half-width.
+    fn cma_ask(&mut self) -> Pending {
         let (lo, hi) = self.options.bounds;
         let np = self.pop.len();
         let best = self.best_index();
-        let mut cma = match self.cma.take() {
+        let cma = match self.cma.take() {
             Some(c) => c,
             None => CmaState::new(self.pop[best].clone(), 0.3 * (hi - lo) / 2.0, np),
         };
         let n_trials = np.min(self.remaining());
         let points = cma.ask(n_trials, (lo, hi), &mut self.rng);
-        let losses = objective(&points)?;
-        self.evals += n_trials;
-        cma.tell(&points, &losses);
-        self.cma = Some(cma);
-        let prev_best = self.fitness[best];
-        for (i, (x, loss)) in points.into_iter().zip(losses).enumerate() {
-            let loss = if loss.is_nan() { f64::INFINITY } else { loss };
-            if loss <= self.fitness[i] {
-                self.pop[i] = x;
-                self.fitness[i] = loss;
+        Pending::Cma {
+            points,
+            cma,
+            prev_best: self.fitness[best],
+        }
+    }
+
+    /// Draws an index in 0..n different from all of `not`.
+    fn pick(rng: &mut ChaCha8Rng, n: usize, not: &[usize]) -> usize {
+        loop {
+            let r = rng.random_range(0..n);
+            if !not.contains(&r) {
+                return r;
             }
         }
-        self.end_generation(prev_best);
-        Ok(())
     }
 
     /// Counts a finished generation and its stall (no strict improvement of `prev_best`).

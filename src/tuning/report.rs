@@ -34,14 +34,30 @@ pub struct MethodRow {
     pub items_heldout: Option<f64>,
 }
 
-/// Whether the tuned prompt carries over to the held-out survey: its held-out L1 against the
-/// naive prompt's.
+/// Whether the tuned prompt carries over to the held-out survey: its held-out loss against
+/// the naive prompt's, in the run's objective (index L1, or the item distance over the
+/// training items of a population run with the items objective).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Transfer {
-    /// Naive L1 on the held-out survey.
+    /// Naive loss on the held-out survey.
     pub heldout_naive: f64,
-    /// Tuned L1 on the held-out survey.
+    /// Tuned loss on the held-out survey.
     pub heldout_tuned: f64,
+    /// Tuned below naive.
+    pub carries_over: bool,
+    /// The losses are item distances, not index L1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub items: bool,
+}
+
+/// How the tuned prompt does on the items held out of a population run's objective, on the
+/// training wording: its mean item distance there against the naive prompt's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ItemHoldout {
+    /// Naive prompt's mean distance over the held-out items.
+    pub naive: f64,
+    /// Tuned prompt's.
+    pub tuned: f64,
     /// Tuned below naive.
     pub carries_over: bool,
 }
@@ -77,6 +93,9 @@ pub struct Comparison {
     pub gap_closed: BTreeMap<String, DimScores>,
     /// The held-out verdict (absent without both held-out rows).
     pub transfer: Option<Transfer>,
+    /// The held-out items' verdict (population runs with held-out items).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_holdout: Option<ItemHoldout>,
     /// The run, right after its search.
     pub run: Option<RunTiming>,
 }
@@ -101,6 +120,7 @@ impl Comparison {
             constants: constants.clone(),
             gap_closed: gap_rows(&targets, &rows),
             transfer: transfer(&rows),
+            item_holdout: item_holdout(&rows),
             rows,
             run,
         }
@@ -124,6 +144,23 @@ impl Comparison {
     /// One sentence for a user judging the run on the held-out survey.
     pub fn transfer_text(&self) -> Option<String> {
         self.transfer.as_ref().map(transfer_text)
+    }
+
+    /// One sentence on the items held out of a population run's objective.
+    pub fn item_holdout_text(&self) -> Option<String> {
+        self.item_holdout.map(|h| {
+            let verdict = if h.carries_over {
+                "the tuned prompt also fits the items it was not tuned on better"
+            } else {
+                "the tuned prompt fits the items it was tuned on, not the ones held out"
+            };
+            format!(
+                "held-out items: tuned {:.3} {} naive {:.3} on the training wording: {verdict}",
+                h.tuned,
+                if h.carries_over { "<" } else { ">=" },
+                h.naive
+            )
+        })
     }
 }
 
@@ -163,18 +200,43 @@ fn gap_rows(targets: &[DimScores; 2], rows: &[MethodRow]) -> BTreeMap<String, Di
         .collect()
 }
 
-/// The held-out verdict of a comparison's rows.
+/// The held-out verdict of a comparison's rows, in item distance when they have one.
 fn transfer(rows: &[MethodRow]) -> Option<Transfer> {
-    let loss = |label: &str| rows.iter().find(|r| r.label == label).map(|r| r.loss);
-    let (n, t) = (loss("held-out naive")?, loss("held-out tuned")?);
+    let row = |label: &str| rows.iter().find(|r| r.label == label);
+    let (n, t) = (row("held-out naive")?, row("held-out tuned")?);
+    let (n, t, items) = match (n.items_train, t.items_train) {
+        (Some(n), Some(t)) => (n, t, true),
+        _ => (n.loss, t.loss, false),
+    };
     Some(Transfer {
         heldout_naive: n,
         heldout_tuned: t,
         carries_over: t < n,
+        items,
+    })
+}
+
+/// The held-out items' verdict, on the training wording.
+fn item_holdout(rows: &[MethodRow]) -> Option<ItemHoldout> {
+    let held = |label: &str| rows.iter().find(|r| r.label == label)?.items_heldout;
+    let (naive, tuned) = (held("train naive")?, held("train tuned")?);
+    Some(ItemHoldout {
+        naive,
+        tuned,
+        carries_over: tuned < naive,
     })
 }
 
 fn transfer_text(t: &Transfer) -> String {
+    if t.items {
+        return format!(
+            "held-out: tuned item distance {:.3} {} naive {:.3} on the independently worded survey's training items: {}",
+            t.heldout_tuned,
+            if t.carries_over { "<" } else { ">=" },
+            t.heldout_naive,
+            if t.carries_over { "the tuned prompt carries over" } else { "the tuned prompt does not carry over" }
+        );
+    }
     if t.carries_over {
         format!(
             "held-out: tuned L1 {:.1} < naive {:.1}: the tuned prompt carries over to the independently worded survey",
@@ -220,5 +282,31 @@ mod tests {
         assert!(t.carries_over);
         assert!(transfer_text(&t)
             .starts_with("held-out: tuned L1 119.4 < naive 129.4: the tuned prompt carries over"));
+    }
+
+    #[test]
+    fn a_population_run_is_judged_by_its_item_distances() {
+        let with = |label: &str, train: f64, held: f64| MethodRow {
+            items_train: Some(train),
+            items_heldout: Some(held),
+            ..row(label, 400.0)
+        };
+        let rows = [
+            with("train naive", 1.2, 1.5),
+            with("train tuned", 1.0, 1.9),
+            with("held-out naive", 1.18, 1.6),
+            MethodRow {
+                loss: 500.0,
+                ..with("held-out tuned", 1.06, 2.0)
+            },
+        ];
+        let t = transfer(&rows).unwrap();
+        assert!(
+            t.items && t.carries_over,
+            "item distance, not index L1: {t:?}"
+        );
+        assert!(transfer_text(&t).contains("tuned item distance 1.060 < naive 1.180"));
+        let h = item_holdout(&rows).unwrap();
+        assert_eq!((h.naive, h.tuned, h.carries_over), (1.5, 1.9, false));
     }
 }
