@@ -1,4 +1,5 @@
-//! The six Hofstede dimensions and a small fixed-size map keyed by them.
+//! Scored dimensions (Hofstede's six built in, a survey file's own codes made known when it is
+//! loaded) and a small fixed-size map keyed by them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -9,27 +10,68 @@ use std::str::FromStr;
 /// 0..120): bounded so that no finite input can make an index or a loss overflow.
 pub const MAX_SCORE: f64 = 1000.0;
 
-/// One of Hofstede's six cultural dimensions, in the canonical order PDI, IDV, MAS, UAI, LTO, IVR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Dimension {
-    /// Power distance.
-    Pdi,
-    /// Individualism versus collectivism.
-    Idv,
-    /// Masculinity versus femininity (motivation towards achievement and success).
-    Mas,
-    /// Uncertainty avoidance.
-    Uai,
-    /// Long-term versus short-term orientation.
-    Lto,
-    /// Indulgence versus restraint.
-    Ivr,
+/// Most dimension codes one process knows (Hofstede's six and every survey's or stored
+/// result's own): a bound, so that a [`DimScores`] stays a small fixed-size value.
+pub const MAX_DIMS: usize = 32;
+
+/// A scored dimension, named by its code. Hofstede's six are built in, in the canonical
+/// order PDI, IDV, MAS, UAI, LTO, IVR; a survey file adds its own codes
+/// ([`Dimension::register`]), which then sort after them in the order they became known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dimension(u8);
+
+/// What the process knows about one dimension.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    code: &'static str,
+    name: &'static str,
+    /// What a high and a low score mean, in words (the ICL profile's wording).
+    meaning: Option<(&'static str, &'static str)>,
 }
 
+const BUILTIN: [(&str, &str); 6] = [
+    ("PDI", "Power Distance"),
+    ("IDV", "Individualism"),
+    ("MAS", "Masculinity"),
+    ("UAI", "Uncertainty Avoidance"),
+    ("LTO", "Long-Term Orientation"),
+    ("IVR", "Indulgence"),
+];
+
+fn registry() -> &'static std::sync::RwLock<Vec<Entry>> {
+    static R: std::sync::OnceLock<std::sync::RwLock<Vec<Entry>>> = std::sync::OnceLock::new();
+    R.get_or_init(|| {
+        let six = BUILTIN.map(|(code, name)| Entry {
+            code,
+            name,
+            meaning: None,
+        });
+        std::sync::RwLock::new(six.to_vec())
+    })
+}
+
+fn entry(d: Dimension) -> Entry {
+    let r = registry().read().unwrap_or_else(|e| e.into_inner());
+    r[usize::from(d.0)]
+}
+
+#[allow(non_upper_case_globals)]
 impl Dimension {
-    /// All six dimensions in canonical order.
-    pub const ALL: [Dimension; 6] = [
+    /// Power distance.
+    pub const Pdi: Dimension = Dimension(0);
+    /// Individualism versus collectivism.
+    pub const Idv: Dimension = Dimension(1);
+    /// Masculinity versus femininity (motivation towards achievement and success).
+    pub const Mas: Dimension = Dimension(2);
+    /// Uncertainty avoidance.
+    pub const Uai: Dimension = Dimension(3);
+    /// Long-term versus short-term orientation.
+    pub const Lto: Dimension = Dimension(4);
+    /// Indulgence versus restraint.
+    pub const Ivr: Dimension = Dimension(5);
+
+    /// Hofstede's six dimensions in canonical order.
+    pub const HOFSTEDE: [Dimension; 6] = [
         Dimension::Pdi,
         Dimension::Idv,
         Dimension::Mas,
@@ -38,33 +80,92 @@ impl Dimension {
         Dimension::Ivr,
     ];
 
-    /// The three-letter upper-case code, e.g. `"PDI"`.
+    /// The upper-case code, e.g. `"PDI"`.
     pub fn code(self) -> &'static str {
-        match self {
-            Dimension::Pdi => "PDI",
-            Dimension::Idv => "IDV",
-            Dimension::Mas => "MAS",
-            Dimension::Uai => "UAI",
-            Dimension::Lto => "LTO",
-            Dimension::Ivr => "IVR",
-        }
+        entry(self).code
     }
 
-    /// The dimension's full English name.
+    /// The dimension's full English name (the code itself when no survey named it).
     pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Pdi => "Power Distance",
-            Dimension::Idv => "Individualism",
-            Dimension::Mas => "Masculinity",
-            Dimension::Uai => "Uncertainty Avoidance",
-            Dimension::Lto => "Long-Term Orientation",
-            Dimension::Ivr => "Indulgence",
-        }
+        entry(self).name
     }
 
-    /// Position of this dimension in [`Dimension::ALL`].
+    /// What a high and a low score mean in words, when a survey file said so.
+    pub fn meaning(self) -> Option<(&'static str, &'static str)> {
+        entry(self).meaning
+    }
+
+    /// Whether this is one of Hofstede's six.
+    pub fn is_hofstede(self) -> bool {
+        usize::from(self.0) < BUILTIN.len()
+    }
+
+    /// The position of this dimension among every known one (Hofstede's six first): the
+    /// index into a [`DimScores`].
     pub fn index(self) -> usize {
-        self as usize
+        usize::from(self.0)
+    }
+
+    /// The known dimension with this code (matched without regard to ASCII case).
+    pub fn lookup(code: &str) -> Option<Dimension> {
+        let code = code.trim();
+        let r = registry().read().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .position(|e| e.code.eq_ignore_ascii_case(code))
+            .map(|i| Dimension(i as u8))
+    }
+
+    /// Every known dimension, in order.
+    pub fn known() -> Vec<Dimension> {
+        let n = registry().read().unwrap_or_else(|e| e.into_inner()).len();
+        (0..n).map(|i| Dimension(i as u8)).collect()
+    }
+
+    /// The dimension with this code, made known if it is new: 1 to 16 ASCII letters, digits
+    /// or `_`, starting with a letter, stored upper-case. `name` and `meaning` (what a high
+    /// and a low score mean) are kept for a new code, and fill in a code known only by name
+    /// so far; Hofstede's six keep theirs. Refused past [`MAX_DIMS`] codes.
+    pub fn register(
+        code: &str,
+        name: Option<&str>,
+        meaning: Option<(&str, &str)>,
+    ) -> Result<Dimension, String> {
+        let code = code.trim();
+        let valid = (1..=16).contains(&code.len())
+            && code.starts_with(|c: char| c.is_ascii_alphabetic())
+            && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "{:?} is not a dimension code; expected 1 to 16 letters, digits or '_', starting with a letter (e.g. PDI)",
+                crate::csv_lines::cut(code)
+            ));
+        }
+        let leak = |s: &str| -> &'static str { Box::leak(s.trim().to_string().into_boxed_str()) };
+        let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = r.iter().position(|e| e.code.eq_ignore_ascii_case(code)) {
+            let e = &mut r[i];
+            if i >= BUILTIN.len() {
+                if let Some(n) = name.filter(|_| e.name == e.code) {
+                    e.name = leak(n);
+                }
+                if let (None, Some((h, l))) = (e.meaning, meaning) {
+                    e.meaning = Some((leak(h), leak(l)));
+                }
+            }
+            return Ok(Dimension(i as u8));
+        }
+        if r.len() >= MAX_DIMS {
+            return Err(format!(
+                "too many dimension codes: at most {MAX_DIMS} in one run of culturetune"
+            ));
+        }
+        let upper = leak(&code.to_ascii_uppercase());
+        r.push(Entry {
+            code: upper,
+            name: name.map_or(upper, leak),
+            meaning: meaning.map(|(h, l)| (leak(h), leak(l))),
+        });
+        Ok(Dimension((r.len() - 1) as u8))
     }
 }
 
@@ -77,14 +178,30 @@ impl fmt::Display for Dimension {
 impl FromStr for Dimension {
     type Err = String;
 
-    /// Parses a dimension code case-insensitively (`"pdi"`, `"PDI"`).
+    /// Parses a known dimension code case-insensitively (`"pdi"`, `"PDI"`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Dimension::ALL
-            .into_iter()
-            .find(|d| d.code().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!("unknown dimension {s:?}; expected one of PDI, IDV, MAS, UAI, LTO, IVR")
-            })
+        Dimension::lookup(s).ok_or_else(|| {
+            let known: Vec<&str> = Dimension::known().iter().map(|d| d.code()).collect();
+            format!(
+                "unknown dimension {:?}; expected one of {}",
+                crate::csv_lines::cut(s),
+                known.join(", ")
+            )
+        })
+    }
+}
+
+impl Serialize for Dimension {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dimension {
+    /// A stored code: known, or made known (a result of a survey not loaded in this process).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Dimension::register(&code, None, None).map_err(serde::de::Error::custom)
     }
 }
 
@@ -93,7 +210,7 @@ impl FromStr for Dimension {
 /// present values in canonical order.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(into = "BTreeMap<Dimension, f64>", from = "BTreeMap<Dimension, f64>")]
-pub struct DimScores(pub [Option<f64>; 6]);
+pub struct DimScores([Option<f64>; MAX_DIMS]);
 
 impl From<DimScores> for BTreeMap<Dimension, f64> {
     fn from(s: DimScores) -> Self {
@@ -112,9 +229,13 @@ impl From<BTreeMap<Dimension, f64>> for DimScores {
 }
 
 impl DimScores {
-    /// Builds a map with all six values present, in canonical order.
+    /// Builds a map with Hofstede's six values present, in canonical order.
     pub fn full(values: [f64; 6]) -> Self {
-        DimScores(values.map(Some))
+        let mut s = DimScores::default();
+        for (d, v) in Dimension::HOFSTEDE.into_iter().zip(values) {
+            s.set(d, Some(v));
+        }
+        s
     }
 
     /// The value for `d`, if present.
@@ -129,9 +250,15 @@ impl DimScores {
 
     /// The present values, in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = (Dimension, f64)> + '_ {
-        Dimension::ALL
-            .into_iter()
-            .filter_map(|d| self.get(d).map(|v| (d, v)))
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (Dimension(i as u8), v)))
+    }
+
+    /// The dimensions with a value, in canonical order.
+    pub fn dims(&self) -> Vec<Dimension> {
+        self.iter().map(|(d, _)| d).collect()
     }
 
     /// How many dimensions have a value.
@@ -150,6 +277,36 @@ mod tests {
         assert_eq!(" IVR ".parse::<Dimension>().unwrap(), Dimension::Ivr);
         let err = "XYZ".parse::<Dimension>().unwrap_err();
         assert!(err.contains("XYZ") && err.contains("PDI"), "{err}");
+    }
+
+    #[test]
+    fn a_survey_s_own_codes_are_made_known_once() {
+        let a = Dimension::register("tst_a", Some("Test A"), Some(("high", "low"))).unwrap();
+        assert_eq!((a.code(), a.name()), ("TST_A", "Test A"));
+        assert!(!a.is_hofstede() && a > Dimension::Ivr);
+        assert_eq!(
+            Dimension::register("TST_A", Some("Other"), None).unwrap(),
+            a
+        );
+        assert_eq!(a.name(), "Test A", "the first name stays");
+        assert_eq!("tst_a".parse::<Dimension>().unwrap(), a);
+        assert_eq!(
+            Dimension::register("pdi", Some("x"), None).unwrap(),
+            Dimension::Pdi
+        );
+        assert_eq!(Dimension::Pdi.name(), "Power Distance");
+        for bad in ["", "1ab", "a b", "abcdefghijklmnopq"] {
+            assert!(Dimension::register(bad, None, None).is_err(), "{bad:?}");
+        }
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, r#""TST_A""#);
+        let mut s = DimScores::default();
+        s.set(a, Some(2.0));
+        s.set(Dimension::Idv, Some(1.0));
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"IDV":1.0,"TST_A":2.0}"#
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub const EVENTS_VERSION: u32 = 1;
 
 /// One event of a tuning run.
+// A few events carry index maps (a fixed-size `DimScores` of half a kilobyte); events are sent
+// a few times per generation, so their size does not matter and boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

@@ -78,7 +78,11 @@ pub fn persona(region: &Region) -> String {
 /// The ICL persona block: the persona plus the region's published profile in words.
 pub fn icl_persona(region: &Region) -> String {
     let mut s = persona(region);
-    s.push_str(" On Hofstede's cultural dimensions (0 to 100), your society scores:");
+    if region.scores.iter().all(|(d, _)| d.is_hofstede()) {
+        s.push_str(" On Hofstede's cultural dimensions (0 to 100), your society scores:");
+    } else {
+        s.push_str(" On the survey's cultural dimensions, your society scores:");
+    }
     for (d, v) in region.scores.iter() {
         let level = if v < 35.0 {
             "low"
@@ -98,9 +102,18 @@ pub fn icl_persona(region: &Region) -> String {
     s
 }
 
+/// What a level of a dimension means: Hofstede's six in culturetune's words, another
+/// dimension in its survey file's (`high`, `low`), "in between" for a moderate score.
 fn meaning(d: Dimension, level: &str) -> &'static str {
     let high = level == "high";
     let low = level == "low";
+    if let Some((h, l)) = d.meaning() {
+        return match level {
+            "high" => h,
+            "low" => l,
+            _ => "in between",
+        };
+    }
     match d {
         Dimension::Pdi if high => "people accept hierarchy and unequal power",
         Dimension::Pdi if low => "people expect power to be shared and question authority",

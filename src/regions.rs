@@ -81,7 +81,41 @@ pub struct RegionTable {
     regions: Vec<Region>,
 }
 
+/// The columns of the shipped table (any table: `country,code`, then dimension codes).
 const COLUMNS: [&str; 8] = ["country", "code", "pdi", "idv", "mas", "uai", "lto", "ivr"];
+
+/// The dimension of each score column of a targets header (`country,code,` then one column per
+/// dimension code, each code once), made known; the message says what was expected.
+fn score_columns(header: &csv::StringRecord) -> Result<Vec<Dimension>, String> {
+    let shown = || header.iter().collect::<Vec<_>>().join(",");
+    let expected = || {
+        format!(
+            "expected {} (country, code, then one column per dimension code)",
+            COLUMNS.join(",")
+        )
+    };
+    let lead: Vec<String> = header
+        .iter()
+        .take(2)
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    if lead != ["country", "code"] || header.len() < 3 {
+        return Err(format!("header is {:?}; {}", shown(), expected()));
+    }
+    let mut dims: Vec<Dimension> = Vec::new();
+    for h in header.iter().skip(2) {
+        let d = Dimension::register(h, None, None)
+            .map_err(|m| format!("header is {:?}: column {h:?}: {m}", shown()))?;
+        if dims.contains(&d) {
+            return Err(format!(
+                "header is {:?}: column {h:?} appears twice",
+                shown()
+            ));
+        }
+        dims.push(d);
+    }
+    Ok(dims)
+}
 
 impl RegionTable {
     /// The table shipped inside the binary.
@@ -93,7 +127,8 @@ impl RegionTable {
         .expect("the shipped targets table is valid (checked by tests)")
     }
 
-    /// Loads a targets CSV with columns `country,code,pdi,idv,mas,uai,lto,ivr`.
+    /// Loads a targets CSV with columns `country,code`, then one per dimension code (the
+    /// shipped table: `pdi,idv,mas,uai,lto,ivr`).
     pub fn from_path(path: &Path) -> Result<RegionTable, RegionError> {
         let bytes = crate::input_file::read_capped(path, crate::input_file::MAX_TABLE_BYTES)
             .map_err(|source| RegionError::Io {
@@ -115,17 +150,7 @@ impl RegionTable {
             .trim(csv::Trim::All)
             .from_reader(&text.data[..]);
         let header = csv.headers().map_err(|e| fmt(1, e.to_string()))?.clone();
-        let got: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
-        if got != COLUMNS {
-            return Err(fmt(
-                1,
-                format!(
-                    "header is {:?}; expected {}",
-                    header.iter().collect::<Vec<_>>().join(","),
-                    COLUMNS.join(",")
-                ),
-            ));
-        }
+        let dims = score_columns(&header).map_err(|m| fmt(1, m))?;
         let mut regions: Vec<Region> = Vec::new();
         // Code -> index of its region: the duplicate check stays linear in the rows (with a
         // scan per row, a million-row table had not loaded after 14 minutes).
@@ -147,7 +172,7 @@ impl RegionTable {
             }
             seen.insert(code.clone(), regions.len());
             let mut scores = DimScores::default();
-            for (i, d) in Dimension::ALL.into_iter().enumerate() {
+            for (i, &d) in dims.iter().enumerate() {
                 let cell = &rec[i + 2];
                 if cell.is_empty() {
                     continue;
@@ -155,7 +180,7 @@ impl RegionTable {
                 let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
                     fmt(
                         line,
-                        format!("column {}: {:?} is not a number (leave the cell empty when no score is published)", COLUMNS[i + 2], crate::csv_lines::cut(cell)),
+                        format!("column {}: {:?} is not a number (leave the cell empty when no score is published)", &header[i + 2], crate::csv_lines::cut(cell)),
                     )
                 })?;
                 if v.abs() > crate::dimension::MAX_SCORE {
@@ -163,7 +188,7 @@ impl RegionTable {
                         line,
                         format!(
                             "column {}: {v:e} is out of range; expected a score from -{m} to {m}",
-                            COLUMNS[i + 2],
+                            &header[i + 2],
                             m = crate::dimension::MAX_SCORE
                         ),
                     ));

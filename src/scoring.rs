@@ -41,9 +41,12 @@ impl Constants {
     /// A one-line description of the convention, printed with every loss.
     pub fn describe(&self) -> String {
         let list = |v: &DimScores| {
-            Dimension::ALL
-                .iter()
-                .map(|&d| format!("{d}={}", round1(v.get(d).unwrap_or(0.0))))
+            let mut dims = v.dims();
+            if dims.iter().all(|d| d.is_hofstede()) {
+                dims = Dimension::HOFSTEDE.to_vec();
+            }
+            dims.into_iter()
+                .map(|d| format!("{d}={}", round1(v.get(d).unwrap_or(0.0))))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -195,8 +198,8 @@ impl Loss {
     /// Compares scores with targets over the dimensions both have; `None` if they share none.
     pub fn between(scores: &DimScores, targets: &DimScores) -> Option<Loss> {
         let mut errors = DimScores::default();
-        for d in Dimension::ALL {
-            if let (Some(s), Some(t)) = (scores.get(d), targets.get(d)) {
+        for (d, s) in scores.iter() {
+            if let Some(t) = targets.get(d) {
                 errors.set(d, Some(s - t));
             }
         }
@@ -221,8 +224,8 @@ impl Loss {
 /// a gap that small says nothing).
 pub fn gap_closed(targets: &DimScores, naive: &DimScores, method: &DimScores) -> DimScores {
     let mut out = DimScores::default();
-    for d in Dimension::ALL {
-        if let (Some(t), Some(n), Some(m)) = (targets.get(d), naive.get(d), method.get(d)) {
+    for (d, t) in targets.iter() {
+        if let (Some(n), Some(m)) = (naive.get(d), method.get(d)) {
             let gap = (n - t).abs();
             if gap >= 0.5 {
                 out.set(d, Some((gap - (m - t).abs()) / gap));
@@ -317,7 +320,7 @@ mod tests {
             40.0 * (1.9 - 2.2) + 25.0 * (1.9 - 2.0) + 40.0,
             35.0 * (2.9 - 2.0) + 40.0 * (3.0 - 2.2) + 30.0,
         ];
-        for (d, w) in Dimension::ALL.iter().zip(want) {
+        for (d, w) in Dimension::HOFSTEDE.iter().zip(want) {
             assert!(
                 (got.get(*d).unwrap() - w).abs() < 1e-9,
                 "{d}: {:?} vs {w}",

@@ -29,7 +29,7 @@ fn every_shipped_survey_loads_with_its_items_and_six_formulas_and_is_built_in() 
         let ids: Vec<String> = s.items.iter().map(|i| i.id.clone()).collect();
         assert_eq!(&ids, expected, "{file}");
         let dims: Vec<_> = s.formulas.iter().map(|f| f.dimension).collect();
-        assert_eq!(dims, Dimension::ALL.to_vec(), "{file}");
+        assert_eq!(dims, Dimension::HOFSTEDE.to_vec(), "{file}");
         for f in &s.formulas {
             for t in &f.terms {
                 for i in [t.plus, t.minus].into_iter().flatten() {
@@ -220,9 +220,17 @@ fn unknown_scale_dimension_and_keys_are_rejected() {
         msg.contains("unknown scale \"agreement\"") && msg.contains("defined scales: agree"),
         "{msg}"
     );
+    // A survey's own dimension codes are allowed; a code that is not one is not, and a
+    // constant must belong to a dimension the survey scores.
+    let msg = load_broken(&GOOD.replace("[dimensions.PDI]", "[dimensions.9X]"));
+    assert!(
+        msg.contains("dimensions.9X") && msg.contains("not a dimension code"),
+        "{msg}"
+    );
     let msg = load_broken(&GOOD.replace("[dimensions.PDI]", "[dimensions.XYZ]"));
     assert!(
-        msg.contains("dimensions.XYZ") && msg.contains("expected one of PDI"),
+        msg.contains("constants.PDI")
+            && msg.contains("no formula for \"PDI\"; expected one of XYZ"),
         "{msg}"
     );
     let msg = load_broken(&GOOD.replace("text = \"First?\"", "text = \"First?\"\nwording = 3"));

@@ -11,18 +11,28 @@ pub fn cell(v: Option<f64>) -> String {
     }
 }
 
-/// The six dimension codes, right-aligned in `width`-wide columns.
-pub fn dim_header(width: usize) -> String {
-    Dimension::ALL
-        .iter()
+/// The columns of a table of `scores`: Hofstede's six when every value is one of them (so
+/// a region without a published score shows `-`), else every dimension any of them has.
+pub fn dims_of(scores: &[&DimScores]) -> Vec<Dimension> {
+    let mut dims: Vec<Dimension> = scores.iter().flat_map(|s| s.dims()).collect();
+    dims.sort();
+    dims.dedup();
+    if dims.iter().all(|d| d.is_hofstede()) {
+        return Dimension::HOFSTEDE.to_vec();
+    }
+    dims
+}
+
+/// The dimension codes, right-aligned in `width`-wide columns.
+pub fn dim_header(dims: &[Dimension], width: usize) -> String {
+    dims.iter()
         .map(|d| format!("{:>width$}", d.code()))
         .collect()
 }
 
-/// The six values of `s`, right-aligned in `width`-wide columns.
-pub fn dim_row(s: &DimScores, width: usize) -> String {
-    Dimension::ALL
-        .iter()
+/// The values of `s` on `dims`, right-aligned in `width`-wide columns.
+pub fn dim_row(s: &DimScores, dims: &[Dimension], width: usize) -> String {
+    dims.iter()
         .map(|&d| format!("{:>width$}", cell(s.get(d))))
         .collect()
 }

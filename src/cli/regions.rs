@@ -19,9 +19,23 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
         writeln!(out, "{}", serde_json::to_string_pretty(table.all())?)?;
         return Ok(());
     }
-    writeln!(out, "{:<5} {:<22}{}", "CODE", "REGION", dim_header(6))?;
+    let all: Vec<&crate::dimension::DimScores> = table.all().iter().map(|r| &r.scores).collect();
+    let dims = super::format::dims_of(&all);
+    writeln!(
+        out,
+        "{:<5} {:<22}{}",
+        "CODE",
+        "REGION",
+        dim_header(&dims, 6)
+    )?;
     for r in table.all() {
-        writeln!(out, "{:<5} {:<22}{}", r.code, r.name, dim_row(&r.scores, 6))?;
+        writeln!(
+            out,
+            "{:<5} {:<22}{}",
+            r.code,
+            r.name,
+            dim_row(&r.scores, &dims, 6)
+        )?;
     }
     writeln!(
         out,

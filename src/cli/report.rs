@@ -2,7 +2,6 @@
 //! `tuning::report::Comparison`.
 
 use super::format::{cell, dim_header, dim_row};
-use crate::dimension::Dimension;
 use crate::tuning::report::Comparison;
 use anyhow::Result;
 use std::io::Write;
@@ -31,22 +30,25 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
     if let Some(p) = &c.population {
         writeln!(out, "target: {p}; the region is the persona only")?;
     }
+    let mut all: Vec<&crate::dimension::DimScores> = c.rows.iter().map(|r| &r.indices).collect();
+    all.extend(&c.targets);
+    let dims = super::format::dims_of(&all);
     writeln!(
         out,
         "{:<16}{}{:>9}{:>7}{:>6}",
         "",
-        dim_header(7),
+        dim_header(&dims, 7),
         "L1",
         "mean",
         "mass"
     )?;
-    writeln!(out, "{:<16}{}", "target", dim_row(&c.targets[0], 7))?;
+    writeln!(out, "{:<16}{}", "target", dim_row(&c.targets[0], &dims, 7))?;
     if c.targets[1] != c.targets[0] {
         writeln!(
             out,
             "{:<16}{}",
             "held-out target",
-            dim_row(&c.targets[1], 7)
+            dim_row(&c.targets[1], &dims, 7)
         )?;
     }
     for r in &c.rows {
@@ -54,7 +56,7 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
             out,
             "{:<16}{}{:>9}{:>7}{:>6.2}",
             r.label,
-            dim_row(&r.indices, 7),
+            dim_row(&r.indices, &dims, 7),
             cell(Some(r.loss)),
             cell(Some(r.loss_mean)),
             r.digit_mass
@@ -66,7 +68,7 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
         let Some(g) = c.gap_closed.get(label) else {
             continue;
         };
-        let pct: String = Dimension::ALL
+        let pct: String = dims
             .iter()
             .map(|&d| match g.get(d) {
                 Some(v) => format!("{:>7}", format!("{:.0}%", v * 100.0)),
@@ -94,8 +96,9 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
         };
         writeln!(
             out,
-            "losses over {} of 6 dimensions; {constants}",
-            r.dims_used
+            "losses over {} of {} dimensions; {constants}",
+            r.dims_used,
+            r.indices.count()
         )?;
     }
     Ok(())

@@ -1,7 +1,6 @@
 //! `culturetune score`: score human survey responses.
 
 use super::format::{cell, dim_header, dim_row};
-use crate::dimension::Dimension;
 use crate::regions::RegionTable;
 use crate::responses::{Responses, ScoreReport, Selection};
 use crate::scoring::Constants;
@@ -61,21 +60,26 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
     )?;
     writeln!(out, "constants: {}", constants.describe())?;
     writeln!(out)?;
-    writeln!(out, "{:<10}{}", "", dim_header(8))?;
-    writeln!(out, "{:<10}{}", "index", dim_row(scores, 8))?;
+    let dims = match region {
+        Some(r) => super::format::dims_of(&[scores, &r.scores]),
+        None => super::format::dims_of(&[scores]),
+    };
+    writeln!(out, "{:<10}{}", "", dim_header(&dims, 8))?;
+    writeln!(out, "{:<10}{}", "index", dim_row(scores, &dims, 8))?;
     if let Some(r) = region {
-        writeln!(out, "{:<10}{}", r.code, dim_row(&r.scores, 8))?;
+        writeln!(out, "{:<10}{}", r.code, dim_row(&r.scores, &dims, 8))?;
         match &loss {
             Some(l) => {
-                writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, 8))?;
+                writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, &dims, 8))?;
                 writeln!(out)?;
                 writeln!(
                     out,
-                    "loss vs {} ({}): L1 = {} over {} of 6 dimensions (mean {})",
+                    "loss vs {} ({}): L1 = {} over {} of {} dimensions (mean {})",
                     r.code,
                     r.name,
                     cell(Some(l.l1)),
                     l.dims_used,
+                    survey.formulas.len(),
                     cell(Some(l.mean))
                 )?;
             }
@@ -86,7 +90,7 @@ pub fn run(args: &Args, table: &RegionTable, out: &mut dyn Write) -> Result<()> 
             )?,
         }
     }
-    let undefined: Vec<_> = Dimension::ALL
+    let undefined: Vec<_> = dims
         .iter()
         .filter(|d| scores.get(**d).is_none())
         .map(|d| d.code())

@@ -178,19 +178,26 @@ fn print_answers(out: &mut dyn Write, r: &SurveyReport) -> Result<()> {
     let region = &r.region;
     writeln!(out)?;
     writeln!(out, "constants: {}", r.constants.describe())?;
-    writeln!(out, "{:<10}{}", "", dim_header(8))?;
-    writeln!(out, "{:<10}{}", "model", dim_row(&r.indices, 8))?;
-    writeln!(out, "{:<10}{}", region.code, dim_row(&region.scores, 8))?;
+    let dims = super::format::dims_of(&[&r.indices, &region.scores]);
+    writeln!(out, "{:<10}{}", "", dim_header(&dims, 8))?;
+    writeln!(out, "{:<10}{}", "model", dim_row(&r.indices, &dims, 8))?;
+    writeln!(
+        out,
+        "{:<10}{}",
+        region.code,
+        dim_row(&region.scores, &dims, 8)
+    )?;
     if let Some(l) = &r.loss {
-        writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, 8))?;
+        writeln!(out, "{:<10}{}", "error", dim_row(&l.errors, &dims, 8))?;
         writeln!(out)?;
         writeln!(
             out,
-            "loss vs {} ({}): L1 = {} over {} of 6 dimensions (mean {})",
+            "loss vs {} ({}): L1 = {} over {} of {} dimensions (mean {})",
             region.code,
             region.name,
             cell(Some(l.l1)),
             l.dims_used,
+            r.indices.count(),
             cell(Some(l.mean))
         )?;
     }

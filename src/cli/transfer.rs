@@ -1,7 +1,6 @@
 //! `culturetune export`, `import` and `calibrate`.
 
 use super::engine_args::EngineArgs;
-use crate::dimension::Dimension;
 use crate::fingerprint::sha256_file;
 use crate::regions::RegionTable;
 use crate::store::Store;
@@ -184,7 +183,7 @@ pub fn calibrate_model(
         return Ok(());
     }
     for c in &report.calibrations {
-        let parts: Vec<String> = Dimension::ALL
+        let parts: Vec<String> = super::format::dims_of(&[&c.constants])
             .iter()
             .map(|d| format!("{d}={:.1}", c.constants.get(*d).unwrap_or(0.0)))
             .collect();

@@ -14,8 +14,8 @@ impl Store {
         regions: &[String],
         constants: &DimScores,
     ) -> Result<(), StoreError> {
-        for d in crate::dimension::Dimension::ALL {
-            if let Some(v) = constants.get(d).filter(|v| !v.is_finite()) {
+        for (d, v) in constants.iter() {
+            if !v.is_finite() {
                 return Err(self.not_finite(format!("the calibrated constant {d} of {survey}"), v));
             }
         }

@@ -75,8 +75,8 @@ impl Store {
                 return Err(self.not_finite(what("item distance"), v));
             }
         }
-        for d in crate::dimension::Dimension::ALL {
-            if let Some(v) = e.indices.get(d).filter(|v| !v.is_finite()) {
+        for (d, v) in e.indices.iter() {
+            if !v.is_finite() {
                 return Err(self.not_finite(what(&format!("{d} index")), v));
             }
         }

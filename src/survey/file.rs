@@ -47,6 +47,12 @@ struct RawItem {
 #[serde(deny_unknown_fields)]
 struct RawDimension {
     terms: Spanned<Vec<RawTerm>>,
+    /// The dimension's name (a new code; Hofstede's six keep theirs).
+    name: Option<Spanned<String>>,
+    /// What a high score means, in a few words (the ICL profile's wording).
+    high: Option<Spanned<String>>,
+    /// What a low score means.
+    low: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -123,7 +129,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
     let scales = scales(&cx, &raw)?;
     let items = items(&cx, &raw, &scales)?;
     let formulas = formulas(&cx, &raw, &items)?;
-    let given_constants = constants(&cx, &raw)?;
+    let given_constants = constants(&cx, &raw, &formulas)?;
     Ok(Survey {
         id,
         name: raw.survey.name.trim().to_string(),
@@ -266,9 +272,7 @@ fn formulas(cx: &Ctx<'_>, raw: &RawSurvey, items: &[Item]) -> Result<Vec<Formula
         });
     }
     for (key, dim) in &raw.dimensions {
-        let dimension: Dimension = key
-            .parse()
-            .map_err(|m: String| cx.err(dim.terms.span(), format!("dimensions.{key}"), m))?;
+        let dimension = dimension(cx, key, dim)?;
         let field = format!("dimensions.{}.terms", dimension.code());
         if dim.terms.get_ref().is_empty() {
             return Err(cx.err(
@@ -300,6 +304,42 @@ fn formulas(cx: &Ctx<'_>, raw: &RawSurvey, items: &[Item]) -> Result<Vec<Formula
     }
 
     Ok(formulas)
+}
+
+/// The dimension a `[dimensions.CODE]` table defines, made known with its name and meaning.
+fn dimension(cx: &Ctx<'_>, key: &str, dim: &RawDimension) -> Result<Dimension, SurveyError> {
+    let text = |v: &Option<Spanned<String>>, what: &str| -> Result<Option<String>, SurveyError> {
+        let Some(v) = v else { return Ok(None) };
+        let field = format!("dimensions.{key}.{what}");
+        if v.get_ref().trim().is_empty() {
+            return Err(cx.err(v.span(), field, "must not be empty".into()));
+        }
+        no_control(cx, v.span(), &field, v.get_ref())?;
+        Ok(Some(v.get_ref().trim().to_string()))
+    };
+    let name = text(&dim.name, "name")?;
+    let meaning = match (text(&dim.high, "high")?, text(&dim.low, "low")?) {
+        (Some(h), Some(l)) => Some((h, l)),
+        (None, None) => None,
+        (h, _) => {
+            let (given, missing) = if h.is_some() {
+                ("high", "low")
+            } else {
+                ("low", "high")
+            };
+            return Err(cx.err(
+                dim.terms.span(),
+                format!("dimensions.{key}.{missing}"),
+                format!("is missing; `{given}` needs `{missing}` beside it (what a high and a low score mean)"),
+            ));
+        }
+    };
+    Dimension::register(
+        key,
+        name.as_deref(),
+        meaning.as_ref().map(|(h, l)| (h.as_str(), l.as_str())),
+    )
+    .map_err(|m| cx.err(dim.terms.span(), format!("dimensions.{key}"), m))
 }
 
 /// One term of a formula (`tfield` names it in errors).
@@ -352,12 +392,26 @@ fn term(cx: &Ctx<'_>, tfield: &str, term: &RawTerm, items: &[Item]) -> Result<Te
 }
 
 /// The survey's own constants (`[constants]`), each finite and bounded.
-fn constants(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<DimScores, SurveyError> {
+fn constants(
+    cx: &Ctx<'_>,
+    raw: &RawSurvey,
+    formulas: &[Formula],
+) -> Result<DimScores, SurveyError> {
     let mut given_constants = DimScores::default();
     for (key, value) in &raw.constants {
-        let d: Dimension = key
-            .parse()
-            .map_err(|m: String| cx.err(value.span(), format!("constants.{key}"), m))?;
+        let d = Dimension::lookup(key)
+            .filter(|d| formulas.iter().any(|f| f.dimension == *d))
+            .ok_or_else(|| {
+                let defined: Vec<&str> = formulas.iter().map(|f| f.dimension.code()).collect();
+                cx.err(
+                    value.span(),
+                    format!("constants.{key}"),
+                    format!(
+                        "the survey has no formula for {key:?}; expected one of {}",
+                        defined.join(", ")
+                    ),
+                )
+            })?;
         let v = *value.get_ref();
         if !(v.is_finite() && v.abs() <= crate::dimension::MAX_SCORE) {
             return Err(cx.err(

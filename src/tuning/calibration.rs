@@ -5,7 +5,7 @@
 
 use super::defaults::CALIBRATION_REGIONS as DEFAULT_CALIBRATION_REGIONS;
 use super::{TuneConfig, TuneError};
-use crate::dimension::{DimScores, Dimension};
+use crate::dimension::{DimScores, MAX_DIMS};
 use crate::engine::evaluate::{EvalSettings, Evaluator, PersonaInput, SurveyPrompts};
 use crate::engine::{Model, WeightType};
 use crate::prompt;
@@ -124,10 +124,17 @@ pub fn calibration_regions(table: &RegionTable) -> Result<Vec<String>, TuneError
     if known.len() >= MIN_CALIBRATION_REGIONS {
         return Ok(known);
     }
+    // Regions with every dimension the table publishes (Hofstede's six for the shipped one).
+    let most = table
+        .all()
+        .iter()
+        .map(|r| r.scores.count())
+        .max()
+        .unwrap_or(0);
     let full: Vec<String> = table
         .all()
         .iter()
-        .filter(|r| r.scores.count() == Dimension::ALL.len())
+        .filter(|r| r.scores.count() == most)
         .take(DEFAULT_CALIBRATION_REGIONS.len())
         .map(|r| r.code.clone())
         .collect();
@@ -158,8 +165,8 @@ pub fn calibrate(
         procedure.panel,
         procedure.counterbalance,
     );
-    let mut sums = [0.0f64; 6];
-    let mut counts = [0usize; 6];
+    let mut sums = [0.0f64; MAX_DIMS];
+    let mut counts = [0usize; MAX_DIMS];
     for (i, code) in regions.iter().enumerate() {
         let region = table.find(code)?;
         let p = SurveyPrompts::build(
@@ -180,7 +187,7 @@ pub fn calibrate(
         progress(i + 1, code);
     }
     let mut c = DimScores::default();
-    for d in crate::dimension::Dimension::ALL {
+    for d in crate::dimension::Dimension::known() {
         if counts[d.index()] > 0 {
             c.set(d, Some(sums[d.index()] / counts[d.index()] as f64));
         }

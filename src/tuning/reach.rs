@@ -4,7 +4,7 @@
 //! the range seen of every index. Nothing is stored but the calibration (shared with `tune`).
 
 use super::{score, TuneConfig, TuneError, Tuner};
-use crate::dimension::{DimScores, Dimension};
+use crate::dimension::{DimScores, Dimension, MAX_DIMS};
 use crate::optim::{DeOptions, DeState};
 use crate::soft_prompt::{AnswerAnchor, Placement};
 use serde::Serialize;
@@ -139,10 +139,12 @@ pub fn reach_all(
     let start = tuner
         .evaluate_rows(&tuner.rows(&vec![0.0; config.d]))?
         .indices;
-    let (mut lo, mut hi) = ([f64::INFINITY; 6], [f64::NEG_INFINITY; 6]);
+    let (mut lo, mut hi) = ([f64::INFINITY; MAX_DIMS], [f64::NEG_INFINITY; MAX_DIMS]);
     let mut all: Vec<Reach> = Vec::new();
     let seed = config.de.seed;
-    for d in Dimension::ALL {
+    // Every index the survey scores, in canonical order.
+    let dims = start.dims();
+    for &d in &dims {
         for maximize in [false, true] {
             let mut options = config.de.clone();
             // Each search its own stream, all from the one stored seed.
@@ -162,7 +164,7 @@ pub fn reach_all(
             .find(|r| r.dimension == d && r.maximize == max)
             .map(|r| r.value)
     };
-    let dimensions = Dimension::ALL
+    let dimensions = dims
         .iter()
         .map(|&d| ReachRow {
             dimension: d,

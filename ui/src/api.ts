@@ -3,13 +3,24 @@
 import { invoke } from "@tauri-apps/api/core";
 import type { WorkerEvent } from "./events";
 
+/** Hofstede's six, in canonical order: the columns whenever every score is one of them. */
 export const DIMS = ["PDI", "IDV", "MAS", "UAI", "LTO", "IVR"] as const;
-/** Scores by dimension; a dimension without a value is absent. */
-export type Scores = Partial<Record<(typeof DIMS)[number], number>>;
+/** Scores by dimension code (Hofstede's six or a survey file's own); absent = no value. */
+export type Scores = Partial<Record<string, number>>;
 
-/** The six values in canonical order (PDI, IDV, MAS, UAI, LTO, IVR), null where absent. */
-export function scoreList(s: Scores | null | undefined): (number | null)[] {
-  return DIMS.map((d) => s?.[d] ?? null);
+/** The dimensions to draw for some score maps: Hofstede's six when every code is one of
+ * them (a missing one is a gap), else every code any map has, in the order first seen (the
+ * library sends each map in canonical order). */
+export function dimsOf(...maps: (Scores | null | undefined)[]): string[] {
+  const seen: string[] = [];
+  for (const m of maps) for (const k of Object.keys(m ?? {})) if (!seen.includes(k)) seen.push(k);
+  const six: readonly string[] = DIMS;
+  return seen.every((k) => six.includes(k)) ? [...DIMS] : seen;
+}
+
+/** The values of `s` on `dims` (default: Hofstede's six), null where absent. */
+export function scoreList(s: Scores | null | undefined, dims: readonly string[] = DIMS): (number | null)[] {
+  return dims.map((d) => s?.[d] ?? null);
 }
 
 export interface AppError { code: string; message: string }

@@ -5,7 +5,7 @@ import {
   BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController,
   LineElement, PointElement, Tooltip,
 } from "chart.js";
-import { DIMS, Scores, scoreList } from "./api";
+import { DIMS, Scores, dimsOf, scoreList } from "./api";
 
 Chart.register(BarController, BarElement, CategoryScale, Legend, LinearScale, LineController,
   LineElement, PointElement, Tooltip);
@@ -53,7 +53,7 @@ function setLoss(c: Chart<"line">, gens: { generation: number; best_loss: number
   c.update();
 }
 
-/** A grouped bar chart of the six dimensions. */
+/** A grouped bar chart of the dimensions (Hofstede's six until scores say otherwise). */
 export function dimsChart(id: string): Chart<"bar"> {
   return new Chart(canvas(id), {
     type: "bar",
@@ -65,11 +65,14 @@ export function dimsChart(id: string): Chart<"bar"> {
   });
 }
 
-/** Replaces the score sets shown (label → six scores; missing ones are gaps). */
+/** Replaces the score sets shown (label → scores; missing ones are gaps); the columns are the
+ * survey's own dimensions, as the scores name them. */
 function setDims(c: Chart<"bar">, sets: { label: string; key: string; scores: Scores | null }[]): void {
+  const dims = dimsOf(...sets.map((s) => s.scores));
+  c.data.labels = dims;
   c.data.datasets = sets.filter((s) => s.scores).map((s) => ({
     label: s.label,
-    data: scoreList(s.scores),
+    data: scoreList(s.scores, dims),
     backgroundColor: COLORS[s.key] ?? "#718096",
   }));
   c.update();

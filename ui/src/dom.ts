@@ -33,3 +33,15 @@ export function duration(s: number | null | undefined): string {
   const t = Math.max(0, Math.round(s));
   return t >= 60 ? `${Math.floor(t / 60)} min ${String(t % 60).padStart(2, "0")} s` : `${t} s`;
 }
+
+/** Replaces a table's header row with these column titles (the survey's own dimensions
+ * decide some of them). */
+export function setHeader(table: HTMLElement, titles: string[]): void {
+  const row = document.createElement("tr");
+  for (const t of titles) {
+    const th = document.createElement("th");
+    th.textContent = t;
+    row.append(th);
+  }
+  table.querySelector("thead")!.replaceChildren(row);
+}

@@ -1,7 +1,7 @@
 // Runs screen: the history from SQLite; open a run to see its charts; resume the resumable.
-import { api, errorText, RunDetail, scoreList } from "../api";
+import { api, dimsOf, errorText, RunDetail, scoreList } from "../api";
 import { dimsChart, drawRun, lossChart } from "../charts";
-import { $, fmt, show, td } from "../dom";
+import { $, fmt, setHeader, show, td } from "../dom";
 import { changed, on, region, state } from "../state";
 import { banner } from "../banner";
 import { resume } from "./tune";
@@ -56,12 +56,14 @@ function render(d: RunDetail): void {
   show("run-detail-error", d.run.error);
   drawRun(loss, dims, "target", region(d.run.region)?.scores ?? null, d.trajectory,
     (m) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === c.survey));
+  const cols = dimsOf(...d.evaluations.map((e) => e.indices));
+  setHeader($("run-evals"), ["Method", "Survey", "L1", ...cols, "Digit mass"]);
   const body = $("run-evals").querySelector("tbody")!;
   body.replaceChildren();
   for (const e of d.evaluations) {
     const tr = document.createElement("tr");
     tr.append(td(e.method), td(e.survey === c.survey ? `${e.survey} (training)` : `${e.survey} (held-out)`), td(fmt(e.loss), "num"));
-    for (const v of scoreList(e.indices)) tr.append(td(fmt(v), "num"));
+    for (const v of scoreList(e.indices, cols)) tr.append(td(fmt(v), "num"));
     tr.append(td(fmt(e.digit_mass, 2), "num"));
     body.append(tr);
   }

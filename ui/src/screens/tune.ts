@@ -2,9 +2,9 @@
 // view of the job: loss curve, six-dimension chart, evaluations, ETA, final scores. Several
 // selected regions are tuned one after another.
 import { listen } from "@tauri-apps/api/event";
-import { api, DIMS, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
+import { api, dimsOf, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
 import { dimsChart, drawRun, lossChart } from "../charts";
-import { $, duration, fmt, show, td } from "../dom";
+import { $, duration, fmt, setHeader, show, td } from "../dom";
 import { changed, on, region, state } from "../state";
 
 interface Gen { generation: number; best_loss: number; mean_loss: number; best_scores: Scores }
@@ -90,8 +90,8 @@ function drawDims(): void {
   const target = region(live.region)?.scores ?? null;
   const naive = live.evals[`naive/${live.train}`];
   const tuned = live.evals[`tuned/${live.train}`];
-  type Dim = (typeof DIMS)[number];
-  const rows: [string, (d: Dim) => string][] = [
+  const dims = dimsOf(target, naive?.indices, tuned?.indices);
+  const rows: [string, (d: string) => string][] = [
     ["target", (d) => fmt(target?.[d])],
     ["naive", (d) => fmt(naive?.indices[d])],
     ["tuned", (d) => fmt(tuned?.indices[d])],
@@ -100,12 +100,13 @@ function drawDims(): void {
       return g === undefined ? "–" : `${Math.round(g * 100)}%`;
     }],
   ];
+  setHeader($("final-dims"), ["", ...dims]);
   const body = $("final-dims").querySelector("tbody")!;
   body.replaceChildren(...rows.map(([label, value]) => {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
     th.textContent = label;
-    tr.append(th, ...DIMS.map((d) => {
+    tr.append(th, ...dims.map((d) => {
       const cell = td(value(d));
       cell.dataset.dim = d;
       return cell;
