@@ -2,18 +2,20 @@
 //! per-item objective of a population run (`--objective items`).
 //!
 //! The distance is the earth mover's distance on the ordinal scale: the least mass times
-//! code steps that turns one distribution over codes 1..5 into the other, i.e. the sum over
-//! the four cut points of |CDF_a - CDF_b|. It is in answer-code steps (0 = the same
-//! distribution, 4 = all mass on code 1 against all on code 5) and, unlike Jensen-Shannon
-//! divergence, it knows that answering 2 instead of 1 is a smaller miss than answering 5.
+//! code steps that turns one distribution over an item's codes into the other, i.e. the sum
+//! over the cut points between neighbouring codes of |CDF_a - CDF_b|. It is in answer-code
+//! steps (0 = the same distribution; on a 1..5 scale 4 = all mass on code 1 against all on
+//! code 5) and, unlike Jensen-Shannon divergence, it knows that answering 2 instead of 1 is a
+//! smaller miss than answering 5.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The earth mover's distance between two distributions over codes 1..5, in code steps.
-pub fn ordinal_emd(a: &[f64; 5], b: &[f64; 5]) -> f64 {
+/// The earth mover's distance between two distributions over the same ordered codes (the
+/// shorter length counts), in code steps.
+pub fn ordinal_emd(a: &[f64], b: &[f64]) -> f64 {
     let (mut ca, mut cb, mut d) = (0.0, 0.0, 0.0);
-    for k in 0..4 {
+    for k in 0..a.len().min(b.len()).saturating_sub(1) {
         ca += a[k];
         cb += b[k];
         d += (ca - cb).abs();
@@ -27,8 +29,8 @@ pub fn ordinal_emd(a: &[f64; 5], b: &[f64; 5]) -> f64 {
 pub struct ItemTarget {
     /// The item's id.
     pub id: String,
-    /// Share of codes 1..5.
-    pub dist: [f64; 5],
+    /// Share of each code, in code order.
+    pub dist: Vec<f64>,
     /// Held out: reported, never optimized.
     #[serde(default)]
     pub heldout: bool,
@@ -47,9 +49,14 @@ pub struct ItemFit {
 
 impl ItemFit {
     /// The fit of answer distributions (`probs`, in the targets' order) to `targets`; `None`
-    /// when the lengths differ or no item is for training.
-    pub fn of(probs: &[[f64; 5]], targets: &[ItemTarget]) -> Option<ItemFit> {
-        if probs.len() != targets.len() {
+    /// when the lengths differ (items or codes) or no item is for training.
+    pub fn of(probs: &[Vec<f64>], targets: &[ItemTarget]) -> Option<ItemFit> {
+        if probs.len() != targets.len()
+            || probs
+                .iter()
+                .zip(targets)
+                .any(|(p, t)| p.len() != t.dist.len())
+        {
             return None;
         }
         let dist: Vec<f64> = probs
@@ -81,7 +88,7 @@ mod tests {
     fn t(id: &str, dist: [f64; 5], heldout: bool) -> ItemTarget {
         ItemTarget {
             id: id.into(),
-            dist,
+            dist: dist.to_vec(),
             heldout,
         }
     }
@@ -105,12 +112,18 @@ mod tests {
         let one = [1.0, 0.0, 0.0, 0.0, 0.0];
         let three = [0.0, 0.0, 1.0, 0.0, 0.0];
         let targets = [t("a", one, false), t("b", three, false), t("c", one, true)];
-        let f = ItemFit::of(&[one, one, three], &targets).unwrap();
+        let f = ItemFit::of(&[one.to_vec(), one.to_vec(), three.to_vec()], &targets).unwrap();
         assert_eq!(f.train, 1.0); // (0 + 2) / 2
         assert_eq!(f.heldout, Some(2.0));
         assert_eq!(f.per_item["b"], 2.0);
-        assert!(ItemFit::of(&[one], &targets).is_none());
+        assert!(ItemFit::of(&[one.to_vec()], &targets).is_none());
         let all_held = [t("a", one, true)];
-        assert!(ItemFit::of(&[one], &all_held).is_none());
+        assert!(ItemFit::of(&[one.to_vec()], &all_held).is_none());
+        assert!(ItemFit::of(&[vec![1.0, 0.0]], &[t("a", one, false)]).is_none());
+        // Four codes: all on the first against all on the last is 3 steps.
+        assert_eq!(
+            ordinal_emd(&[1.0, 0.0, 0.0, 0.0], &[0.0, 0.0, 0.0, 1.0]),
+            3.0
+        );
     }
 }

@@ -39,8 +39,20 @@ pub enum Method {
 pub const INSTRUCTIONS: &str = "You are taking part in a survey. Answer each question honestly, \
 from your own point of view, by choosing one of the numbered options. Reply with the number only.";
 
-/// The request that closes each user message.
-pub const ANSWER_REQUEST: &str = "Reply with one number from 1 to 5.";
+/// The request that closes each user message, unless the survey words its own: `{first}` and
+/// `{last}` are the scale's lowest and highest code ("Reply with one number from 1 to 5.").
+pub const ANSWER_REQUEST: &str = "Reply with one number from {first} to {last}.";
+
+/// The request of an item: the survey's wording or [`ANSWER_REQUEST`], with its scale's codes.
+pub fn answer_request(survey: &Survey, item: &Item) -> String {
+    let (first, last) = survey.scale_of(item).range();
+    survey
+        .request
+        .as_deref()
+        .unwrap_or(ANSWER_REQUEST)
+        .replace("{first}", &first.to_string())
+        .replace("{last}", &last.to_string())
+}
 
 /// The natural name of a region for a sentence ("the United States"), from its table name.
 pub fn display_name(region: &Region) -> String {
@@ -207,18 +219,24 @@ pub fn system_message(persona_block: &str, respondent: &Respondent) -> String {
     format!("{persona_block} {INSTRUCTIONS}{}", respondent.sentence)
 }
 
-/// The user message of an item: the question and its numbered options. With `reversed`, the
-/// options are listed from code 5 down to code 1 (numbered 1..5 as shown), for
-/// counterbalancing; the answer digit d then means code 6 - d.
+/// The user message of an item: the question and its options, numbered by the scale's codes.
+/// With `reversed`, the labels are listed from the last code's down to the first's (numbered
+/// in ascending order as shown), for counterbalancing; the answer at shown position i then
+/// means the label at position n - 1 - i.
 pub fn user_message(survey: &Survey, item: &Item, reversed: bool) -> String {
-    let labels = &survey.scale_of(item).labels;
+    let scale = survey.scale_of(item);
+    let n = scale.len();
     let mut s = format!("{}\n", item.text);
-    for i in 0..5 {
-        let label = if reversed { &labels[4 - i] } else { &labels[i] };
-        s.push_str(&format!("\n{}. {label}", i + 1));
+    for i in 0..n {
+        let label = if reversed {
+            &scale.labels[n - 1 - i]
+        } else {
+            &scale.labels[i]
+        };
+        s.push_str(&format!("\n{}. {label}", scale.code(i)));
     }
     s.push_str("\n\n");
-    s.push_str(ANSWER_REQUEST);
+    s.push_str(&answer_request(survey, item));
     s
 }
 

@@ -1,4 +1,5 @@
-//! Human survey data: a CSV of respondents (one row each, a column per item id with codes 1..5)
+//! Human survey data: a CSV of respondents (one row each, a column per item id with its scale's
+//! codes, 1..5 for the VSM 2013)
 //! reduced to per-item mean answers and answer distributions, optionally only the rows of one
 //! group (`--group COLUMN=VALUE`) and weighted by a column (`--weight COLUMN`).
 
@@ -47,8 +48,8 @@ pub enum ResponsesError {
         /// The repeated column.
         column: String,
     },
-    /// A cell holds something other than a code 1..5 (or blank).
-    #[error("{origin}: line {line}, column {column:?}: {value:?} is not a valid answer; expected a whole number 1..5 (or an empty cell for no answer)")]
+    /// A cell holds something other than one of its item's codes (or blank).
+    #[error("{origin}: line {line}, column {column:?}: {value:?} is not a valid answer; expected a whole number {first}..{last} (or an empty cell for no answer)")]
     BadCode {
         /// The file.
         origin: String,
@@ -58,6 +59,10 @@ pub enum ResponsesError {
         column: String,
         /// The cell's text.
         value: String,
+        /// The item's lowest code.
+        first: u32,
+        /// Its highest code.
+        last: u32,
     },
     /// The file has a header but no respondent rows.
     #[error("{origin}: no respondents; expected a header line and at least one data row")]
@@ -188,15 +193,19 @@ pub struct Responses {
     pub item_means: Vec<f64>,
     /// How many respondents answered each item, in survey item order.
     pub answered: Vec<usize>,
-    /// Share of each code 1..5 among each item's answers (weighted), in survey item order.
-    pub distributions: Vec<[f64; 5]>,
+    /// Share of each of the item's codes among its answers (weighted, in code order), in
+    /// survey item order.
+    pub distributions: Vec<Vec<f64>>,
 }
 
 /// Running sums of one item's answers.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Tally {
-    weight: [f64; 5],
+    /// Weight per code, in code order.
+    weight: Vec<f64>,
     answered: usize,
+    /// The item's lowest code.
+    first: u32,
 }
 
 impl Responses {
@@ -265,7 +274,18 @@ impl Responses {
             None => None,
         };
 
-        let mut tallies = vec![Tally::default(); survey.items.len()];
+        let mut tallies: Vec<Tally> = survey
+            .items
+            .iter()
+            .map(|i| {
+                let scale = survey.scale_of(i);
+                Tally {
+                    weight: vec![0.0; scale.len()],
+                    answered: 0,
+                    first: scale.first_code,
+                }
+            })
+            .collect();
         let mut respondents = 0;
         let mut found_groups = std::collections::BTreeSet::new();
         for record in csv.records() {
@@ -298,18 +318,28 @@ impl Responses {
                 if cell.is_empty() {
                     continue;
                 }
-                match cell.parse::<u8>() {
-                    Ok(code @ 1..=5) => {
-                        tallies[k].weight[usize::from(code) - 1] += weight;
-                        tallies[k].answered += 1;
+                let t = &mut tallies[k];
+                let slot = cell
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|c| c.checked_sub(t.first))
+                    .map(|i| i as usize)
+                    .filter(|&i| i < t.weight.len());
+                match slot {
+                    Some(i) => {
+                        t.weight[i] += weight;
+                        t.answered += 1;
                     }
-                    _ => {
+                    None => {
+                        let (first, last) = survey.scale_of(&survey.items[k]).range();
                         return Err(ResponsesError::BadCode {
                             origin: origin.to_string(),
                             line,
                             column: survey.items[k].id.clone(),
                             value: crate::csv_lines::cut(cell),
-                        })
+                            first,
+                            last,
+                        });
                     }
                 }
             }
@@ -354,8 +384,11 @@ fn summarize(
                 origin: origin.to_string(),
             });
         }
-        let dist = t.weight.map(|w| w / total);
-        let coded: f64 = (1..=5).zip(t.weight).map(|(c, w)| f64::from(c) * w).sum();
+        let dist: Vec<f64> = t.weight.iter().map(|w| w / total).collect();
+        let coded: f64 = (t.first..)
+            .zip(&t.weight)
+            .map(|(c, w)| f64::from(c) * w)
+            .sum();
         item_means.push(coded / total);
         distributions.push(dist);
     }

@@ -82,7 +82,16 @@ fn model_info_is_what_the_file_holds() {
     assert_eq!(i.n_ctx_train, 8192);
     assert_eq!(i.file_size, 98_362_432);
     assert!(i.description.contains("Q4_1"), "{}", i.description);
-    assert_eq!(model().digit_tokens().unwrap(), [33, 34, 35, 36, 37]);
+    let codes: Vec<String> = (0..=10).map(|c| c.to_string()).collect();
+    let tokens = model().code_tokens(&codes, "s").unwrap();
+    assert_eq!(&tokens[1..6], [[33], [34], [35], [36], [37]]);
+    // SmolLM2 writes numbers digit by digit: "10" is "1" then "0".
+    assert_eq!(tokens[10], [33, 32]);
+    let e = model()
+        .code_tokens(&["100".to_string()], "wide")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"100\" of scale wide is 3 tokens"), "{e}");
     let table = EmbeddingTable::load(model()).unwrap();
     assert_eq!(table.type_name(), "q8_0");
     assert_eq!(table.row(33).unwrap().len(), 576);
@@ -518,4 +527,55 @@ fn control_tokens_in_chat_messages_and_item_texts_stay_text() {
     .unwrap();
     let counts: Vec<usize> = a.prefixes.iter().map(|t| control_tokens(t)).collect();
     assert!(counts.iter().all(|&n| n == counts[1]), "{counts:?}");
+}
+
+/// The VSM 2013 answers of the default model, as culturetune computed them before surveys
+/// owned their dimensions and scales (release binary at commit a1d4af1, `survey --json`):
+/// the naive USA persona, and the ICL CHI persona with two respondents in both option
+/// orders. Bit for bit: the generalised readout changed no arithmetic for 1..5 scales.
+#[test]
+fn vsm13_answers_are_the_ones_stored_before_scales_were_generalised() {
+    let _one = common::one_model_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let path = model_path();
+    let run = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["survey", "--model", path.to_str().unwrap(), "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&common::ok(common::run_in(
+            env!("CARGO_BIN_EXE_culturetune"),
+            dir.path(),
+            &all,
+        )))
+        .unwrap()
+    };
+    let naive = run(&["--region", "USA"]);
+    let want = serde_json::json!({
+        "PDI": 14.0849549118274, "IDV": 3.670401402284391, "MAS": 2.2535060580750543,
+        "UAI": 7.225601841530347, "LTO": 18.62600267152707, "IVR": 13.210421127660993
+    });
+    assert_eq!(naive["indices"], want);
+    assert_eq!(
+        naive["items"][0]["probs"],
+        serde_json::json!([
+            0.19482946223504616,
+            0.09368099968345651,
+            0.16642031246713027,
+            0.301049520082309,
+            0.24401970553205804
+        ])
+    );
+    let icl = run(&[
+        "--region",
+        "CHI",
+        "--method",
+        "icl",
+        "--counterbalance",
+        "--panel",
+        "2",
+    ]);
+    let want = serde_json::json!({
+        "PDI": 2.3059540289595404, "IDV": 0.5504175057494365, "MAS": -0.316373035986941,
+        "UAI": 0.6287640387077076, "LTO": 0.35130757558935244, "IVR": 3.757694879154805
+    });
+    assert_eq!(icl["indices"], want);
 }

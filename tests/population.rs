@@ -151,7 +151,7 @@ fn a_population_run_minimizes_the_item_distance_and_reports_held_out_items() {
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (k, item) in survey["items"].as_array().unwrap().iter().enumerate() {
         let probs: Vec<f64> = serde_json::from_value(item["probs"].clone()).unwrap();
-        let e = ordinal_emd(&probs.try_into().unwrap(), &b_distribution(k));
+        let e = ordinal_emd(&probs, &b_distribution(k));
         if k == 2 || k == 10 {
             held.push(e)
         } else {

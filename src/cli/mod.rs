@@ -38,8 +38,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "culturetune", version, about, long_about)]
 pub struct Cli {
-    /// Targets table to use instead of the built-in published 6-D scores
-    /// (CSV with columns country,code,pdi,idv,mas,uai,lto,ivr).
+    /// Targets table to use instead of the built-in published 6-D scores (CSV with columns
+    /// country,code, then one per dimension code, e.g. pdi,idv,mas,uai,lto,ivr).
     #[arg(long, global = true, value_name = "CSV")]
     targets: Option<PathBuf>,
 

@@ -40,10 +40,14 @@ pub struct SpaceArgs {
     pub anchor: AnswerAnchor,
     /// Training survey: a shipped survey's id or a survey file. The default `vsm13` is
     /// wording A; `vsm13-ac` asks wordings A and C together (48 items, twice the time per
-    /// candidate; docs/tuning.md measures what it does to the held-out loss). The held-out
-    /// survey stays `vsm13-alt`.
+    /// candidate; docs/tuning.md measures what it does to the held-out loss).
     #[arg(long, value_name = "ID|FILE", default_value = defaults::SURVEY)]
     pub survey: String,
+    /// The independently worded survey every method is also reported on (never searched)
+    /// [default: `vsm13-alt` for a survey that scores Hofstede's dimensions; another
+    /// instrument needs its own second wording].
+    #[arg(long, value_name = "ID|FILE")]
+    pub heldout_survey: Option<String>,
     /// Respondents in the panel.
     #[arg(long, default_value_t = defaults::PANEL)]
     pub panel: usize,
@@ -68,6 +72,7 @@ impl SpaceArgs {
         TuneRequest {
             region: Some(self.region.clone()),
             survey: Some(self.survey.clone()),
+            heldout_survey: self.heldout_survey.clone(),
             population: Some(self.population),
             dims: Some(self.dims),
             extra_rows: Some(self.extra_rows),

@@ -163,7 +163,11 @@ fn run_carried(
 /// to the region's, the loss, and the work done.
 fn print_answers(out: &mut dyn Write, r: &SurveyReport) -> Result<()> {
     writeln!(out)?;
-    writeln!(out, "{:<6}{:>9}{:>7}   P(1..5)", "item", "expected", "mass")?;
+    writeln!(
+        out,
+        "{:<6}{:>9}{:>7}   P(each code, lowest first)",
+        "item", "expected", "mass"
+    )?;
     for i in &r.items {
         let probs: Vec<String> = i.probs.iter().map(|p| format!("{p:.2}")).collect();
         writeln!(

@@ -15,7 +15,7 @@
 
 use super::error::EngineError;
 use super::evaluate::{
-    aggregate, read_answer, CachedPrefixes, Evaluator, KvLayout, LeafAnswer, SurveyAnswers, MAX_SEQ,
+    finish, read_answer, CachedPrefixes, Evaluator, KvLayout, LeafAnswer, SurveyAnswers, MAX_SEQ,
 };
 use super::ffi::{BatchInput, RawContext};
 pub use super::prompts::{group_limit, AnswerPrompts};
@@ -58,15 +58,26 @@ impl<'m> Evaluator<'m> {
         let answers = decoded?
             .iter()
             .enumerate()
-            .map(|(o, l)| read_answer(self.model, l, &self.digits, prompts.leaves[o % n].reversed))
+            .map(|(o, l)| {
+                let meta = &prompts.leaves[o % n];
+                read_answer(self.model, l, &prompts.readouts[meta.item], meta)
+            })
             .collect::<Result<Vec<LeafAnswer>, EngineError>>()?;
         let elapsed = start.elapsed();
         Ok(answers
             .chunks(n)
+            .map(|leaves| {
+                finish(
+                    &prompts.leaves,
+                    &prompts.readouts,
+                    prompts.n_items,
+                    leaves.to_vec(),
+                )
+            })
             .enumerate()
-            .map(|(c, leaves)| SurveyAnswers {
-                items: aggregate(&prompts.leaves, prompts.n_items, leaves),
-                leaves: leaves.to_vec(),
+            .map(|(c, (leaves, items))| SurveyAnswers {
+                items,
+                leaves,
                 tail_tokens_decoded: per_candidate,
                 tokens_decoded: per_candidate + if c == 0 && fresh { cells } else { 0 },
                 elapsed: elapsed / g as u32,
@@ -299,17 +310,19 @@ impl<'m> Evaluator<'m> {
                 &seq(suffix.len()),
                 &[suffix.len() - 1],
             )?;
+            let meta = &prompts.leaves[i];
             leaves.push(read_answer(
                 self.model,
                 &l[0],
-                &self.digits,
-                prompts.leaves[i].reversed,
+                &prompts.readouts[meta.item],
+                meta,
             )?);
             decoded += total;
         }
         self.ctx.clear();
+        let (leaves, items) = finish(&prompts.leaves, &prompts.readouts, prompts.n_items, leaves);
         Ok(SurveyAnswers {
-            items: aggregate(&prompts.leaves, prompts.n_items, &leaves),
+            items,
             leaves,
             tail_tokens_decoded: prompts.tokens_per_candidate(k),
             tokens_decoded: decoded,

@@ -13,7 +13,7 @@
 use super::error::EngineError;
 use super::ffi::{BatchInput, ContextParams, RawContext};
 use super::model::Model;
-pub use super::prompts::{ChatPrompt, Leaf, SurveyPrompts};
+pub use super::prompts::{ChatPrompt, Leaf, Readout, SurveyPrompts};
 pub use super::settings::{EvalSettings, KvLayout, MAX_CTX, MAX_SEQ, MAX_THREADS};
 use super::tree::PrefixTree;
 use serde::Serialize;
@@ -31,10 +31,11 @@ pub enum PersonaInput<'a> {
 /// The answer of one prompt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeafAnswer {
-    /// Probabilities of answer codes 1..5, renormalised over the five digits (mapped back to
-    /// codes for a reversed prompt).
-    pub probs: [f64; 5],
-    /// Probability mass (over the whole vocabulary) that fell on the five digits.
+    /// Probabilities of the scale's codes, in code order, renormalised over the codes (mapped
+    /// back to code order for a reversed prompt). For a continuation prompt, the second
+    /// tokens' probabilities of the codes it continues.
+    pub probs: Vec<f64>,
+    /// Probability mass (over the whole vocabulary) that fell on the codes.
     pub digit_mass: f64,
     /// Hash of the full logits vector at the answer position (bit-level comparisons).
     pub logits_hash: u64,
@@ -43,11 +44,11 @@ pub struct LeafAnswer {
 /// The answer to one survey item, averaged over the panel (and option orders).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemAnswer {
-    /// Mean probabilities of codes 1..5.
-    pub probs: [f64; 5],
+    /// Mean probabilities of the scale's codes, in code order.
+    pub probs: Vec<f64>,
     /// Mean digit mass.
     pub digit_mass: f64,
-    /// Expected answer code, in [1, 5].
+    /// Expected answer code, between the scale's lowest and highest code.
     pub expected: f64,
 }
 
@@ -87,7 +88,6 @@ pub(super) struct CachedPrefixes {
 pub struct Evaluator<'m> {
     pub(super) model: &'m Model,
     pub(super) ctx: RawContext<'m>,
-    pub(super) digits: [i32; 5],
     pub(super) settings: EvalSettings,
     /// Answer-side prefixes held in the KV cache (see [`super::answer`]); `None` whenever the
     /// cache was cleared or used for anything else.
@@ -105,7 +105,6 @@ pub struct Evaluator<'m> {
 impl<'m> Evaluator<'m> {
     /// Creates the context. Fails if the model cannot answer with single-digit tokens.
     pub fn new(model: &'m Model, settings: EvalSettings) -> Result<Evaluator<'m>, EngineError> {
-        let digits = model.digit_tokens()?;
         settings.check().map_err(EngineError::Prompt)?;
         let params = ContextParams {
             n_ctx: settings.n_ctx,
@@ -122,7 +121,6 @@ impl<'m> Evaluator<'m> {
         Ok(Evaluator {
             model,
             ctx,
-            digits,
             settings,
             cached: None,
             streams: None,
@@ -217,7 +215,7 @@ impl<'m> Evaluator<'m> {
             .into_iter()
             .map(|l| l.expect("every leaf has an output"))
             .collect();
-        let items = aggregate(&prompts.leaves, prompts.n_items, &leaves);
+        let (leaves, items) = finish(&prompts.leaves, &prompts.readouts, prompts.n_items, leaves);
         Ok(SurveyAnswers {
             leaves,
             items,
@@ -278,12 +276,9 @@ impl<'m> Evaluator<'m> {
                 })?;
                 self.note_logits(&logits);
                 let leaf = group.start + local;
-                leaves[leaf] = Some(read_answer(
-                    self.model,
-                    &logits,
-                    &self.digits,
-                    prompts.leaves[leaf].reversed,
-                )?);
+                let meta = &prompts.leaves[leaf];
+                let readout = &prompts.readouts[meta.item];
+                leaves[leaf] = Some(read_answer(self.model, &logits, readout, meta)?);
             }
         }
         Ok((tree.unique_tokens(), shared))
@@ -407,14 +402,18 @@ impl<'m> Evaluator<'m> {
     }
 }
 
-/// Softmax over the whole vocabulary, then the five digits renormalised. Logits that are NaN
-/// or infinite (a finite model never gives them; a file with damaged tensor data does) are
-/// an error naming the model file.
+/// Softmax over the whole vocabulary, then the probabilities of the tokens `leaf` reads.
+/// A prompt whose codes are all one token gets its answer here: the codes' probabilities
+/// renormalised, mapped back to code order for a reversed prompt. A prompt with two-token
+/// codes gets its first tokens' probabilities as they are, and a continuation prompt the
+/// second tokens' of the codes it continues (0 for the others), both completed by
+/// [`finish`]. Logits that are NaN or infinite (a finite model never gives them; a file with
+/// damaged tensor data does) are an error naming the model file.
 pub(super) fn read_answer(
     model: &Model,
     logits: &[f32],
-    digits: &[i32; 5],
-    reversed: bool,
+    readout: &Readout,
+    leaf: &Leaf,
 ) -> Result<LeafAnswer, EngineError> {
     if let Some(i) = logits.iter().position(|l| !l.is_finite()) {
         return Err(EngineError::Damaged {
@@ -424,13 +423,31 @@ pub(super) fn read_answer(
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    let shown: [f64; 5] =
-        std::array::from_fn(|i| (logits[digits[i] as usize] as f64 - max).exp() / z);
+    let p = |t: i32| (logits[t as usize] as f64 - max).exp() / z;
+    let shown: Vec<f64> = match leaf.cont {
+        None => readout.codes.iter().map(|c| p(c[0])).collect(),
+        Some(t) => readout
+            .codes
+            .iter()
+            .map(|c| {
+                if c.len() == 2 && c[0] == t {
+                    p(c[1])
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+    };
     let mass: f64 = shown.iter().sum();
-    let mut probs: [f64; 5] = std::array::from_fn(|i| shown[i] / mass);
-    if reversed {
-        probs.reverse();
-    }
+    let probs = if leaf.cont.is_none() && readout.continuations().is_empty() {
+        let mut probs: Vec<f64> = shown.iter().map(|s| s / mass).collect();
+        if leaf.reversed {
+            probs.reverse();
+        }
+        probs
+    } else {
+        shown
+    };
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for l in logits {
         h ^= u64::from(l.to_bits());
@@ -443,24 +460,82 @@ pub(super) fn read_answer(
     })
 }
 
-/// Averages leaf answers into item answers (over respondents and option orders).
-pub(super) fn aggregate(meta: &[Leaf], n_items: usize, leaves: &[LeafAnswer]) -> Vec<ItemAnswer> {
+/// Completes the answers of prompts with two-token codes from their continuation prompts
+/// (which follow each prompt, see [`Leaf::cont`]): a two-token code's probability is its first
+/// token's times its second token's after the first; a one-token code that starts a longer
+/// one keeps its first token's probability times the share that continued with none of them.
+/// Then the codes are renormalised and mapped back to code order, as one-token codes are by
+/// [`read_answer`]. The items' answers are the means over the prompts (continuations aside).
+pub(super) fn finish(
+    meta: &[Leaf],
+    readouts: &[Readout],
+    n_items: usize,
+    mut leaves: Vec<LeafAnswer>,
+) -> (Vec<LeafAnswer>, Vec<ItemAnswer>) {
+    for k in 0..meta.len() {
+        let readout = &readouts[meta[k].item];
+        let conts = readout.continuations();
+        if meta[k].cont.is_some() || conts.is_empty() {
+            continue;
+        }
+        let after = |t: i32| {
+            (k + 1..meta.len())
+                .take_while(|&j| meta[j].cont.is_some())
+                .find(|&j| meta[j].cont == Some(t))
+                .map(|j| &leaves[j].probs)
+        };
+        let first = &leaves[k].probs;
+        let mut p = Vec::with_capacity(first.len());
+        for (i, code) in readout.codes.iter().enumerate() {
+            let next = after(code[0]);
+            p.push(match (code.len(), next) {
+                (2, Some(next)) => first[i] * next[i],
+                (_, Some(next)) => {
+                    let longer: f64 = next.iter().sum();
+                    first[i] * (1.0f64 - longer).max(0.0)
+                }
+                _ => first[i],
+            });
+        }
+        let mass: f64 = p.iter().sum();
+        let mut probs: Vec<f64> = p.iter().map(|v| v / mass).collect();
+        if meta[k].reversed {
+            probs.reverse();
+        }
+        leaves[k].probs = probs;
+        leaves[k].digit_mass = mass;
+    }
+    let items = aggregate(meta, readouts, n_items, &leaves);
+    (leaves, items)
+}
+
+/// Averages leaf answers into item answers (over respondents and option orders;
+/// continuation prompts are part of their prompt's answer, not answers of their own).
+fn aggregate(
+    meta: &[Leaf],
+    readouts: &[Readout],
+    n_items: usize,
+    leaves: &[LeafAnswer],
+) -> Vec<ItemAnswer> {
     (0..n_items)
         .map(|item| {
             let mine: Vec<&LeafAnswer> = meta
                 .iter()
                 .zip(leaves)
-                .filter(|(l, _)| l.item == item)
+                .filter(|(l, _)| l.item == item && l.cont.is_none())
                 .map(|(_, a)| a)
                 .collect();
             let n = mine.len().max(1) as f64;
-            let probs: [f64; 5] =
-                std::array::from_fn(|c| mine.iter().map(|a| a.probs[c]).sum::<f64>() / n);
+            let codes = readouts[item].codes.len();
+            let probs: Vec<f64> = (0..codes)
+                .map(|c| mine.iter().map(|a| a.probs[c]).sum::<f64>() / n)
+                .collect();
             let digit_mass = mine.iter().map(|a| a.digit_mass).sum::<f64>() / n;
+            let first = f64::from(readouts[item].first_code);
             let expected = probs
                 .iter()
                 .enumerate()
-                .map(|(c, p)| (c + 1) as f64 * p)
+                .map(|(c, p)| (first + c as f64) * p)
                 .sum();
             ItemAnswer {
                 probs,
@@ -470,6 +545,7 @@ pub(super) fn aggregate(meta: &[Leaf], n_items: usize, leaves: &[LeafAnswer]) ->
         })
         .collect()
 }
+
 /// The index of the largest value (the first of equals): greedy decoding's next token.
 fn argmax(values: &[f32]) -> usize {
     values
@@ -483,4 +559,68 @@ fn argmax(values: &[f32]) -> usize {
             }
         })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(reversed: bool, cont: Option<i32>) -> Leaf {
+        Leaf {
+            item: 0,
+            respondent: 0,
+            reversed,
+            cont,
+        }
+    }
+
+    fn answer(probs: &[f64]) -> LeafAnswer {
+        LeafAnswer {
+            probs: probs.to_vec(),
+            digit_mass: probs.iter().sum(),
+            logits_hash: 0,
+        }
+    }
+
+    /// Three consecutive codes 0, 1, 2 whose third is spelled with two tokens [1, 0] (as "10"
+    /// is on a 0..10 scale): "1" is both a code and the start of a longer one.
+    fn readout() -> Readout {
+        Readout {
+            codes: vec![vec![0], vec![1], vec![1, 0]],
+            first_code: 0,
+        }
+    }
+
+    #[test]
+    fn a_two_token_code_is_its_first_token_times_its_second() {
+        assert_eq!(readout().continuations(), vec![1]);
+        // P("0") = 0.2, P("1") = 0.6; after "1", P("0") = 0.25: so P("10") = 0.15 and
+        // P(1) = 0.6 * 0.75 = 0.45 (the rest of "1" did not continue with "0").
+        let meta = [leaf(false, None), leaf(false, Some(1))];
+        let leaves = vec![answer(&[0.2, 0.6, 0.6]), answer(&[0.0, 0.0, 0.25])];
+        let (leaves, items) = finish(&meta, &[readout()], 1, leaves);
+        let mass = 0.2 + 0.45 + 0.15;
+        let want = [0.2 / mass, 0.45 / mass, 0.15 / mass];
+        for (got, want) in leaves[0].probs.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{:?}", leaves[0].probs);
+        }
+        assert!((leaves[0].digit_mass - mass).abs() < 1e-12);
+        // The item is the prompt's answer; the continuation is not an answer of its own.
+        assert_eq!(items[0].probs, leaves[0].probs);
+        let expected = want[1] + 2.0 * want[2];
+        assert!((items[0].expected - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_reversed_prompt_is_mapped_back_after_completion() {
+        // Shown reversed: position 0 holds the last code's label. Same readings as above.
+        let meta = [leaf(true, None), leaf(true, Some(1))];
+        let leaves = vec![answer(&[0.2, 0.6, 0.6]), answer(&[0.0, 0.0, 0.25])];
+        let (leaves, _) = finish(&meta, &[readout()], 1, leaves);
+        let mass = 0.8;
+        let want = [0.15 / mass, 0.45 / mass, 0.2 / mass];
+        for (got, want) in leaves[0].probs.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{:?}", leaves[0].probs);
+        }
+    }
 }

@@ -216,21 +216,22 @@ impl Model {
         self.raw.is_eog(token)
     }
 
-    /// The token ids of the answer digits "1".."5"; an error if any is not a single token.
-    pub fn digit_tokens(&self) -> Result<[i32; 5], EngineError> {
-        let mut out = [0; 5];
-        for (i, d) in ["1", "2", "3", "4", "5"].iter().enumerate() {
-            match self.raw.tokenize(d, false, false).as_deref() {
-                Some([t]) => out[i] = *t,
-                other => {
-                    return Err(EngineError::Unsupported {
-                        path: self.info.path.display().to_string(),
-                        detail: format!("the digit {d} is not a single token ({other:?}); answers are read from single-digit tokens"),
-                    })
-                }
-            }
-        }
-        Ok(out)
+    /// The tokens of each answer code text (`"1"`, `"10"`), as the model writes it after the
+    /// answer opening: one or two tokens each; `scale` names the scale in the error.
+    pub fn code_tokens(&self, codes: &[String], scale: &str) -> Result<Vec<Vec<i32>>, EngineError> {
+        codes
+            .iter()
+            .map(|c| match self.raw.tokenize(c, false, false) {
+                Some(t) if (1..=2).contains(&t.len()) => Ok(t),
+                other => Err(EngineError::Unsupported {
+                    path: self.info.path.display().to_string(),
+                    detail: format!(
+                        "answer code {c:?} of scale {scale} is {} tokens for this model ({other:?}); codes of one or two tokens can be read",
+                        other.as_ref().map_or(0, Vec::len)
+                    ),
+                }),
+            })
+            .collect()
     }
 }
 

@@ -21,14 +21,63 @@ pub struct Leaf {
     pub item: usize,
     /// Index into the panel.
     pub respondent: usize,
-    /// Options listed from code 5 down to code 1.
+    /// Options listed from the last code's label down to the first's.
     pub reversed: bool,
+    /// A continuation prompt: the same prompt with this first token of two-token codes
+    /// (`"1"` of `"10"`) appended, whose answer position reads their second tokens. `None`
+    /// for the prompt itself.
+    pub cont: Option<i32>,
+}
+
+/// How the answers of one item are read: the tokens of each option's code, in the order the
+/// options are shown (numbered by ascending code).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Readout {
+    /// One or two tokens per code.
+    pub codes: Vec<Vec<i32>>,
+    /// The value of the first code (the others follow it).
+    pub first_code: u32,
+}
+
+impl Readout {
+    /// The first tokens of the two-token codes, each once, in code order: the continuation
+    /// prompts an item needs.
+    pub fn continuations(&self) -> Vec<i32> {
+        let mut out: Vec<i32> = Vec::new();
+        for c in self.codes.iter().filter(|c| c.len() == 2) {
+            if !out.contains(&c[0]) {
+                out.push(c[0]);
+            }
+        }
+        out
+    }
+}
+
+/// The readout of every item of `survey` for `model`.
+pub fn readouts(model: &Model, survey: &Survey) -> Result<Vec<Readout>, EngineError> {
+    let per_scale: Vec<Readout> = survey
+        .scales
+        .iter()
+        .map(|s| {
+            Ok(Readout {
+                codes: model.code_tokens(&s.code_texts(), &s.name)?,
+                first_code: s.first_code,
+            })
+        })
+        .collect::<Result<_, EngineError>>()?;
+    Ok(survey
+        .items
+        .iter()
+        .map(|i| per_scale[i.scale].clone())
+        .collect())
 }
 
 /// Every prompt of a panel in the one order both layouts list them (respondent, then item,
 /// then option order): its leaf and its system and user messages.
+/// Each prompt's continuation prompts follow it (see [`Leaf::cont`]).
 fn each_leaf<'a>(
     survey: &'a Survey,
+    readouts: &'a [Readout],
     persona_block: &'a str,
     panel: &'a [Respondent],
     counterbalance: bool,
@@ -40,14 +89,22 @@ fn each_leaf<'a>(
     };
     panel.iter().enumerate().flat_map(move |(r, resp)| {
         survey.items.iter().enumerate().flat_map(move |(i, item)| {
-            orders.iter().map(move |&reversed| {
-                let leaf = Leaf {
-                    item: i,
-                    respondent: r,
-                    reversed,
-                };
+            orders.iter().flat_map(move |&reversed| {
                 let system = prompt::system_message(persona_block, resp);
-                (leaf, system, prompt::user_message(survey, item, reversed))
+                let user = prompt::user_message(survey, item, reversed);
+                let conts =
+                    std::iter::once(None).chain(readouts[i].continuations().into_iter().map(Some));
+                conts
+                    .map(|cont| {
+                        let leaf = Leaf {
+                            item: i,
+                            respondent: r,
+                            reversed,
+                            cont,
+                        };
+                        (leaf, system.clone(), user.clone())
+                    })
+                    .collect::<Vec<_>>()
             })
         })
     })
@@ -70,6 +127,8 @@ pub struct SurveyPrompts {
     pub texts: Vec<String>,
     /// Number of survey items.
     pub n_items: usize,
+    /// How each item's answer is read.
+    pub readouts: Vec<Readout>,
 }
 
 impl SurveyPrompts {
@@ -98,9 +157,11 @@ impl SurveyPrompts {
     ) -> Result<SurveyPrompts, EngineError> {
         let mut head_text: Option<String> = None;
         let (mut leaves, mut tails, mut texts) = (vec![], vec![], vec![]);
+        let readouts = readouts(model, survey)?;
         // The answer prefix is rendered text (tokenized with the tail); an opening is tokens.
         let prefix = if opening.is_none() { ANSWER_PREFIX } else { "" };
-        for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
+        let all = each_leaf(survey, &readouts, persona_block, panel, counterbalance);
+        for (leaf, system, user) in all {
             let mut text = model.render_chat(&[("system", &system), ("user", &user)])? + prefix;
             let at = text.find(persona_block).ok_or_else(|| {
                 EngineError::Prompt("the chat template altered the persona text".into())
@@ -121,6 +182,10 @@ impl SurveyPrompts {
                 tokens.extend_from_slice(open);
                 text.push_str(open_text);
             }
+            if let Some(t) = leaf.cont {
+                tokens.push(t);
+                text.push_str(&model.token_text(t));
+            }
             tails.push(tokens);
             leaves.push(leaf);
             texts.push(text);
@@ -135,6 +200,7 @@ impl SurveyPrompts {
             tails,
             texts,
             n_items: survey.items.len(),
+            readouts,
         })
     }
 
@@ -248,6 +314,8 @@ pub struct AnswerPrompts {
     pub texts: Vec<String>,
     /// Number of survey items.
     pub n_items: usize,
+    /// How each item's answer is read.
+    pub readouts: Vec<Readout>,
 }
 
 /// The most candidates one decode can hold for a survey of `n_items` items asked of `panel`
@@ -295,16 +363,28 @@ impl AnswerPrompts {
             suffixes: vec![],
             texts: vec![],
             n_items: survey.items.len(),
+            readouts: readouts(model, survey)?,
         };
         let suffix = model.tokenize_text(opening)?;
-        for (leaf, system, user) in each_leaf(survey, persona_block, panel, counterbalance) {
+        let all = each_leaf(survey, &out.readouts, persona_block, panel, counterbalance);
+        let mut built = Vec::new();
+        for (leaf, system, user) in all {
             let rendered = model.render_chat(&[("system", &system), ("user", &user)])?;
             let mut prefix = bos.clone();
             prefix.extend(model.tokenize_rendered(&rendered, &[&system, &user])?);
+            let mut suffix = suffix.clone();
+            let mut text = format!("{rendered}{anchor}{opening}");
+            if let Some(t) = leaf.cont {
+                suffix.push(t);
+                text.push_str(&model.token_text(t));
+            }
+            built.push((leaf, prefix, suffix, text));
+        }
+        for (leaf, prefix, suffix, text) in built {
             out.prefixes.push(prefix);
-            out.suffixes.push(suffix.clone());
+            out.suffixes.push(suffix);
             out.leaves.push(leaf);
-            out.texts.push(format!("{rendered}{anchor}{opening}"));
+            out.texts.push(text);
         }
         Ok(out)
     }

@@ -25,12 +25,16 @@ struct RawHeader {
     #[serde(default)]
     description: String,
     provenance: String,
+    /// The request that closes each question (`{first}` and `{last}`: the scale's codes).
+    request: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScale {
     labels: Spanned<Vec<Spanned<String>>>,
+    /// The code of the first label (default 1).
+    first_code: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +131,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         ));
     }
     let scales = scales(&cx, &raw)?;
+    let request = request(&cx, &raw)?;
     let items = items(&cx, &raw, &scales)?;
     let formulas = formulas(&cx, &raw, &items)?;
     let given_constants = constants(&cx, &raw, &formulas)?;
@@ -140,21 +145,65 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Survey, SurveyError> {
         formulas,
         given_constants,
         origin: origin.to_string(),
+        request,
     })
 }
 
-/// The answer scales, each with exactly five non-empty labels.
+/// The survey's own request wording, checked: plain text that names the codes it asks for.
+fn request(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<Option<String>, SurveyError> {
+    let Some(r) = &raw.survey.request else {
+        return Ok(None);
+    };
+    let text = r.get_ref().trim();
+    if text.is_empty() {
+        return Err(cx.err(
+            r.span(),
+            "survey.request".into(),
+            "must not be empty".into(),
+        ));
+    }
+    no_control(cx, r.span(), "survey.request", text)?;
+    let rest = text.replace("{first}", "").replace("{last}", "");
+    if rest.contains('{') || rest.contains('}') {
+        return Err(cx.err(
+            r.span(),
+            "survey.request".into(),
+            "has a placeholder other than {first} and {last} (the scale's lowest and highest code)"
+                .into(),
+        ));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The answer scales, each with 2..=11 non-empty labels and codes from `first_code`.
 fn scales(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<Vec<Scale>, SurveyError> {
+    use super::model::{MAX_OPTIONS, MIN_OPTIONS};
     let mut scales = Vec::new();
     for (name, scale) in &raw.scales {
         let field = format!("scales.{name}.labels");
         let labels = scale.labels.get_ref();
-        if labels.len() != 5 {
+        let first_code = match &scale.first_code {
+            None => 1,
+            Some(f) => match u32::try_from(*f.get_ref()) {
+                Ok(v) if v <= 1 => v,
+                _ => {
+                    return Err(cx.err(
+                        f.span(),
+                        format!("scales.{name}.first_code"),
+                        format!(
+                            "is {}; expected 0 or 1 (the code of the first label)",
+                            f.get_ref()
+                        ),
+                    ))
+                }
+            },
+        };
+        if !(MIN_OPTIONS..=MAX_OPTIONS).contains(&labels.len()) {
             return Err(cx.err(
                 scale.labels.span(),
                 field,
                 format!(
-                    "has {} labels; expected exactly 5 (for codes 1..5, in code order)",
+                    "has {} labels; expected {MIN_OPTIONS} to {MAX_OPTIONS} (one per code from {first_code}, in code order)",
                     labels.len()
                 ),
             ));
@@ -173,10 +222,13 @@ fn scales(cx: &Ctx<'_>, raw: &RawSurvey) -> Result<Vec<Scale>, SurveyError> {
         for (i, l) in labels.iter().enumerate() {
             no_control(cx, l.span(), &format!("{field}[{i}]"), l.get_ref())?;
         }
-        let labels: [String; 5] = std::array::from_fn(|i| labels[i].get_ref().trim().to_string());
         scales.push(Scale {
             name: name.clone(),
-            labels,
+            labels: labels
+                .iter()
+                .map(|l| l.get_ref().trim().to_string())
+                .collect(),
+            first_code,
         });
     }
     if scales.is_empty() {

@@ -51,13 +51,48 @@ impl SurveyError {
     }
 }
 
-/// An answer scale: the labels of codes 1..5, in code order.
+/// Fewest options an answer scale may have.
+pub const MIN_OPTIONS: usize = 2;
+/// Most options an answer scale may have (0..10 is eleven).
+pub const MAX_OPTIONS: usize = 11;
+
+/// An answer scale: consecutive whole-number codes from `first_code`, one label each, in code
+/// order (the VSM 2013's: codes 1..5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scale {
     /// The scale's name as written in the file (`importance`, `agreement`, ...).
     pub name: String,
-    /// Labels for codes 1, 2, 3, 4, 5.
-    pub labels: [String; 5],
+    /// Labels for codes `first_code`, `first_code + 1`, ...
+    pub labels: Vec<String>,
+    /// The code of the first label (1 unless the file says otherwise).
+    pub first_code: u32,
+}
+
+impl Scale {
+    /// How many options the scale has.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the scale has no option (never, for a validated survey).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The code of option `i` (0-based, in code order).
+    pub fn code(&self, i: usize) -> u32 {
+        self.first_code + i as u32
+    }
+
+    /// The code texts the model answers with, in code order (`"1"`..`"5"`).
+    pub fn code_texts(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.code(i).to_string()).collect()
+    }
+
+    /// The lowest and the highest code.
+    pub fn range(&self) -> (u32, u32) {
+        (self.first_code, self.code(self.len().saturating_sub(1)))
+    }
 }
 
 /// One survey question.
@@ -128,6 +163,10 @@ pub struct Survey {
     pub given_constants: DimScores,
     /// Where the survey came from: a file path or `builtin:<id>`.
     pub origin: String,
+    /// The request that closes each question, with `{first}` and `{last}` for the scale's
+    /// lowest and highest code (absent: culturetune's "Reply with one number from {first} to
+    /// {last}.").
+    pub request: Option<String>,
 }
 
 impl Survey {
@@ -144,9 +183,18 @@ impl Survey {
         };
         for item in &self.items {
             field(item.text.as_bytes());
-            for label in &self.scales[item.scale].labels {
+            let scale = &self.scales[item.scale];
+            for label in &scale.labels {
                 field(label.as_bytes());
             }
+            // Only a scale that does not start at 1 adds its start, so that the hashes of
+            // surveys from before scales could start elsewhere stay the same.
+            if scale.first_code != 1 {
+                field(&scale.first_code.to_le_bytes());
+            }
+        }
+        if let Some(r) = &self.request {
+            field(r.as_bytes());
         }
         for f in &self.formulas {
             field(f.dimension.code().as_bytes());

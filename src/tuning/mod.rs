@@ -435,7 +435,7 @@ pub fn score(
     })?;
     let items = match &target.items {
         Some(t) => {
-            let probs: Vec<[f64; 5]> = answers.items.iter().map(|i| i.probs).collect();
+            let probs: Vec<Vec<f64>> = answers.items.iter().map(|i| i.probs.clone()).collect();
             Some(crate::item_fit::ItemFit::of(&probs, t).ok_or_else(|| {
                 TuneError::Invalid(format!(
                     "the item targets do not match survey {}'s items",

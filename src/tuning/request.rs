@@ -28,6 +28,8 @@ pub struct TuneRequest {
     pub region: Option<String>,
     /// Training survey: a shipped survey's id or a survey file.
     pub survey: Option<String>,
+    /// Held-out survey [default: `vsm13-alt`, for a survey that scores Hofstede's dimensions].
+    pub heldout_survey: Option<String>,
     /// Candidates to evaluate.
     pub budget: Option<usize>,
     /// Candidates per DE generation.
@@ -78,6 +80,7 @@ impl TuneRequest {
         TuneRequest {
             region: None,
             survey: Some(defaults::SURVEY.into()),
+            heldout_survey: None,
             budget: Some(defaults::BUDGET),
             population: Some(defaults::POPULATION),
             dims: Some(defaults::DIMS),
@@ -216,6 +219,7 @@ pub fn resolve(
         .unwrap_or_else(|| defaults::SURVEY.into());
     let train = Survey::from_id_or_path(&c.survey)?;
     let n_items = train.items.len();
+    c.heldout_survey = heldout_survey(req, &train)?;
     c.panel = pick(req.panel, defaults::PANEL);
     c.counterbalance = req.counterbalance.unwrap_or(false);
     c.extra_rows = pick(req.extra_rows, defaults::EXTRA_ROWS);
@@ -240,6 +244,7 @@ pub fn resolve(
     c.calibration_regions = resolve_calibration_regions(table, req.calibration_regions.as_deref())?;
     if let Some(p) = &population {
         let heldout = Survey::from_id_or_path(&c.heldout_survey)?;
+        // (checked by `heldout_survey`: it loads and scores the training survey's dimensions)
         c.population = Some(p.read([&train, &heldout], c.de.seed)?);
     }
     if let Some(n) = req.candidates_per_decode {
@@ -255,6 +260,49 @@ pub fn resolve(
     }
     c.check()?;
     Ok(c)
+}
+
+/// The held-out survey: the one asked for, or `vsm13-alt` for a survey that scores only
+/// Hofstede's dimensions; checked to load, to differ from the training survey and to score
+/// every dimension the training survey scores.
+fn heldout_survey(req: &TuneRequest, train: &Survey) -> Result<String, TuneError> {
+    let dims = |s: &Survey| -> Vec<crate::dimension::Dimension> {
+        s.formulas.iter().map(|f| f.dimension).collect()
+    };
+    let given = req
+        .heldout_survey
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
+    let Some(id) = given else {
+        if dims(train).iter().all(|d| d.is_hofstede()) {
+            return Ok(crate::survey::HELDOUT_SURVEY_ID.into());
+        }
+        return Err(TuneError::Invalid(format!(
+            "survey {} scores its own dimensions: give an independently worded version of it to report on (--heldout-survey FILE)",
+            train.id
+        )));
+    };
+    let heldout = Survey::from_id_or_path(id)?;
+    if heldout.id == train.id {
+        return Err(TuneError::Invalid(format!(
+            "the held-out survey is the training survey ({}): give another wording (--heldout-survey)",
+            train.id
+        )));
+    }
+    let missing: Vec<&str> = dims(train)
+        .into_iter()
+        .filter(|d| !dims(&heldout).contains(d))
+        .map(|d| d.code())
+        .collect();
+    if !missing.is_empty() {
+        return Err(TuneError::Invalid(format!(
+            "held-out survey {} does not score {} of training survey {}",
+            heldout.id,
+            missing.join(", "),
+            train.id
+        )));
+    }
+    Ok(id.to_string())
 }
 
 /// The region a run's persona speaks for: `--region`, or for a population run without one,
@@ -425,7 +473,7 @@ mod tests {
         assert_eq!((p.respondents, p.heldout_items.len()), (2, 4));
         assert_eq!(p.surveys[0].survey, "vsm13");
         assert_eq!(p.surveys[1].survey, "vsm13-alt");
-        assert_eq!(p.surveys[0].items[0].dist, [0.5, 0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(p.surveys[0].items[0].dist, vec![0.5, 0.5, 0.0, 0.0, 0.0]);
         // Stored and read back unchanged; a region run stores no population key at all.
         let back: TuneConfig = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);

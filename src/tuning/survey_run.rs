@@ -44,8 +44,8 @@ pub struct ItemReport {
     pub expected: f64,
     /// The probability mass on the answer codes.
     pub digit_mass: f64,
-    /// The probabilities of codes 1..5.
-    pub probs: [f64; 5],
+    /// The probabilities of the scale's codes, in code order.
+    pub probs: Vec<f64>,
 }
 
 /// What `survey` found (the JSON of `survey --json`).
@@ -216,7 +216,7 @@ fn item_reports(survey: &Survey, answers: &SurveyAnswers) -> Vec<ItemReport> {
             id: i.id.clone(),
             expected: a.expected,
             digit_mass: a.digit_mass,
-            probs: a.probs,
+            probs: a.probs.clone(),
         })
         .collect()
 }

@@ -200,7 +200,7 @@ impl PopulationRequest {
                     .zip(&r.distributions)
                     .map(|(item, d)| ItemTarget {
                         id: item.id.clone(),
-                        dist: *d,
+                        dist: d.clone(),
                         heldout: heldout_items.contains(&item.id),
                     })
                     .collect(),
