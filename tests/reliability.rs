@@ -486,12 +486,12 @@ fn every_bad_input_ends_in_a_clear_error_and_the_table_in_the_docs_is_current() 
             }),
         ),
         (
-            "a scale with 4 labels",
+            "a scale with 1 label",
             Want::Error,
             survey_text(|s| {
                 s.replacen(
                     "labels = [\"always\", \"usually\", \"sometimes\", \"seldom\", \"never\"]",
-                    "labels = [\"always\", \"usually\", \"seldom\", \"never\"]",
+                    "labels = [\"always\"]",
                     1,
                 )
             }),

@@ -197,17 +197,41 @@ fn duplicate_item_ids_are_rejected() {
 }
 
 #[test]
-fn a_scale_without_five_labels_is_rejected() {
-    let msg = load_broken(&GOOD.replace(
-        "[\"a\", \"b\", \"c\", \"d\", \"e\"]",
-        "[\"a\", \"b\", \"c\", \"d\"]",
-    ));
+fn a_scale_with_too_few_or_too_many_labels_or_a_bad_first_code_is_rejected() {
+    let msg = load_broken(&GOOD.replace("[\"a\", \"b\", \"c\", \"d\", \"e\"]", "[\"a\"]"));
     assert!(
         msg.contains("scales.agree.labels")
-            && msg.contains("has 4 labels")
-            && msg.contains("exactly 5"),
+            && msg.contains("has 1 labels")
+            && msg.contains("expected 2 to 11"),
         "{msg}"
     );
+    let twelve = (0..12)
+        .map(|i| format!("\"l{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let msg = load_broken(&GOOD.replace(
+        "[\"a\", \"b\", \"c\", \"d\", \"e\"]",
+        &format!("[{twelve}]"),
+    ));
+    assert!(msg.contains("has 12 labels"), "{msg}");
+    let msg = load_broken(&GOOD.replace(
+        "[\"a\", \"b\", \"c\", \"d\", \"e\"]",
+        "[\"a\", \"b\", \"c\", \"d\"]\nfirst_code = 2",
+    ));
+    assert!(
+        msg.contains("scales.agree.first_code") && msg.contains("expected 0 or 1"),
+        "{msg}"
+    );
+    // Four labels from code 0 are a valid scale.
+    let four = GOOD.replace(
+        "[\"a\", \"b\", \"c\", \"d\", \"e\"]",
+        "[\"a\", \"b\", \"c\", \"d\"]\nfirst_code = 0",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("four.toml");
+    std::fs::write(&path, four).unwrap();
+    let s = Survey::from_path(&path).unwrap();
+    assert_eq!((s.scales[0].len(), s.scales[0].range()), (4, (0, 3)));
 }
 
 #[test]
