@@ -14,7 +14,7 @@ pub const SUGGEST_CHARS: usize = 48;
 pub const SUGGEST_REGIONS: usize = 100_000;
 
 /// A country or region with its published scores.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Region {
     /// Short code, e.g. `USA`.
     pub code: String,

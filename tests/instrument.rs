@@ -129,6 +129,13 @@ fn end_to_end(inst: &Instrument) {
     for r in rows {
         assert_eq!(r["dims_used"], inst.dims.len(), "{r}");
     }
+    // The region's row of the instrument's table is stored with the run: it shows without
+    // the targets file.
+    let shown = ok(ct(d, &["--db", "i.db", "show", "1"]));
+    assert!(shown.contains("region STH (Southland)"), "{shown}");
+    for dim in inst.dims {
+        assert!(shown.lines().any(|l| l.contains(dim) && l.contains("L1")), "{shown}");
+    }
     // compare and export read the stored run.
     let cmp = json(d, &with(&["compare", "--regions", "STH", "--json"]));
     assert_eq!(cmp[0]["region"], "STH", "{cmp}");

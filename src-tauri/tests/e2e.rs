@@ -585,3 +585,66 @@ async fn readme_screenshots() {
     save(&mut s, "export").await;
     s.c.clone().close().await.unwrap();
 }
+
+/// A screenshot of a run of an instrument that is not Hofstede's (surveys/examples: three
+/// dimensions on a 1..4 scale, and two on 0..10) in the Runs screen, whose table and chart
+/// draw the instrument's own dimensions. The runs are made with the CLI (a tiny budget) into
+/// the window's database first. Not part of the test suite; run it with
+/// `CULTURETUNE_SCREENSHOTS=docs/screenshots cargo test -p culturetune-app --test e2e instrument -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes the instrument screenshots"]
+async fn instrument_screenshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("culturetune.db");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cli = Path::new(env!("CARGO_BIN_EXE_culturetune-app")).with_file_name("culturetune");
+    let examples = root.join("surveys/examples");
+    let model = root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    for inst in ["work-values-4", "life-11"] {
+        let file = |suffix: &str| examples.join(format!("{inst}{suffix}"));
+        let status = Command::new(&cli)
+            .arg("--db")
+            .arg(&db)
+            .arg("--targets")
+            .arg(file("-targets.csv"))
+            .args([
+                "tune",
+                "--region",
+                "NRT",
+                "--budget",
+                "24",
+                "--population",
+                "4",
+            ])
+            .arg("--survey")
+            .arg(file(".toml"))
+            .arg("--heldout-survey")
+            .arg(file("-alt.toml"))
+            .arg("--model")
+            .arg(&model)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "tuning {inst}");
+    }
+    let mut s = session(&db).await;
+    if let Some(d) = std::env::var_os("CULTURETUNE_SCREENSHOTS") {
+        s.shots = root.join(d);
+        std::fs::create_dir_all(&s.shots).unwrap();
+    }
+    for (run, name, dims) in [(1, "instrument-4pt", "AUT"), (2, "instrument-11pt", "SAT")] {
+        s.click("#nav-runs").await;
+        s.click("#runs-refresh").await;
+        s.click(&format!("#runs-table tr[data-run='{run}'] button.open"))
+            .await;
+        s.wait(
+            &format!("document.querySelector('#run-evals thead').textContent.includes('{dims}') && document.querySelectorAll('#run-evals tbody tr').length >= 6"),
+            STEP,
+            "the instrument's run",
+        )
+        .await;
+        let png = s.c.screenshot().await.unwrap();
+        std::fs::write(s.shots.join(format!("{name}.png")), png).unwrap();
+    }
+    s.c.clone().close().await.unwrap();
+}

@@ -187,7 +187,11 @@ fn report_samples() -> Vec<(&'static str, BTreeSet<String>)> {
     use culturetune::tuning::report::Comparison;
     use culturetune::tuning::TuneConfig;
     let s = DimScores::full([1.0; 6]);
-    let config = TuneConfig::new("USA", "m.gguf", "ab", 1);
+    let mut config = TuneConfig::new("USA", "m.gguf", "ab", 1);
+    config.region_row = culturetune::regions::RegionTable::builtin()
+        .find("USA")
+        .ok()
+        .cloned();
     let run = RunRecord {
         id: 1,
         region: "USA".into(),

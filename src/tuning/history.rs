@@ -111,7 +111,7 @@ pub fn run_detail(store: &Store, table: &RegionTable, id: i64) -> Result<RunDeta
         })
         .collect();
     let evaluations = store.evaluations(Some(run.id))?;
-    let region = table.find(&run.region)?;
+    let region = &config.region(table)?;
     let [train, heldout] = survey_ids(&config)?;
     let constants = train_constants(&evaluations, &train);
     let comparison =

@@ -444,7 +444,7 @@ impl Job<'_> {
     }
 
     fn drive(&mut self, config: &TuneConfig) -> Result<JobOutcome, TuneError> {
-        let region = self.table.find(&config.region)?.clone();
+        let region = config.region(self.table)?;
         let train = Survey::from_id_or_path(&config.survey)?;
         let heldout = Survey::from_id_or_path(&config.heldout_survey)?;
         if train.id == heldout.id {

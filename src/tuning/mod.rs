@@ -139,6 +139,12 @@ pub struct TuneConfig {
     /// so that runs from before this setting keep their job key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub population: Option<target::Population>,
+    /// The region as the run's targets table had it, when that is not the shipped table's row
+    /// (a `--targets FILE` of another instrument, or edited scores): the run then shows,
+    /// resumes and re-evaluates without the file. Absent for a shipped region, and then not
+    /// stored, so that runs from before this setting keep their job key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_row: Option<Region>,
 }
 
 impl TuneConfig {
@@ -187,6 +193,15 @@ impl TuneConfig {
                 .map(|s| s.to_string())
                 .collect(),
             population: None,
+            region_row: None,
+        }
+    }
+
+    /// The run's region: the row stored with it, else `table`'s row for its code.
+    pub fn region(&self, table: &crate::regions::RegionTable) -> Result<Region, TuneError> {
+        match &self.region_row {
+            Some(r) => Ok(r.clone()),
+            None => Ok(table.find(&self.region)?.clone()),
         }
     }
 

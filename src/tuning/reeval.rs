@@ -32,7 +32,7 @@ pub fn reevaluate(
     })?;
     let train = Survey::from_id_or_path(&config.survey)?;
     let heldout = Survey::from_id_or_path(&config.heldout_survey)?;
-    let region = table.find(&run.region)?.clone();
+    let region = config.region(table)?;
     let model = engine::load_for_evaluation(
         Path::new(&config.model_path),
         config.weights,

@@ -210,6 +210,10 @@ pub fn resolve(
         "",
         pick(req.seed, defaults::SEED),
     );
+    let shipped = RegionTable::builtin();
+    if shipped.find(&region.code).ok() != Some(region) {
+        c.region_row = Some(region.clone());
+    }
     c.weights = engine.weights;
     c.chat_template = engine.chat_template.clone();
     c.settings = engine.settings;

@@ -48,8 +48,11 @@ export interface RunSummary {
   evals: number | null; best_loss: number | null; created_at: string; updated_at: string;
   error: string | null;
 }
-/** The fields of a run's stored configuration (culturetune::tuning::TuneConfig) the window reads. */
-export interface RunConfig { model_path: string; survey: string; heldout_survey: string; [k: string]: unknown }
+/** The fields of a run's stored configuration (culturetune::tuning::TuneConfig) the window reads;
+ * `region_row` is the region as another targets table had it (absent for a shipped region). */
+export interface RunConfig {
+  model_path: string; survey: string; heldout_survey: string; region_row?: Region; [k: string]: unknown;
+}
 /** A stored run (culturetune::store::RunRecord). */
 export interface RunRecord {
   id: number; region: string; survey: string; method: string; model_sha256: string; config: RunConfig;
@@ -60,13 +63,15 @@ export interface Checkpoint {
   generation: number; evals: number; best_loss: number; mean_loss: number;
   best_scores: Scores; elapsed_s: number;
 }
-/** A stored evaluation (culturetune::store::EvaluationRecord). */
+/** A stored evaluation (culturetune::store::EvaluationRecord); `items`, for population runs with
+ * the items objective, is the mean earth mover's distance per item in code steps. */
 export interface Evaluation {
   run_id: number | null; model_sha256: string; method: string; survey: string; region: string;
   constants: unknown; indices: Scores; loss: number; loss_mean: number; dims_used: number; digit_mass: number;
-  /** Population runs with the items objective: mean earth mover's distance per item (code steps). */
-  items?: { train: number; heldout: number | null; per_item: Record<string, number> };
+  items?: ItemFit;
 }
+/** How a method's answers fit a population's per item (culturetune::item_fit::ItemFit). */
+export interface ItemFit { train: number; heldout: number | null; per_item: Record<string, number> }
 /** `culturetune show --json` (culturetune::tuning::history::RunDetail). */
 export interface RunDetail { run: RunRecord; trajectory: Checkpoint[]; evaluations: Evaluation[] }
 /** The L1 loss of each method on one survey. */

@@ -51,18 +51,19 @@ export async function refreshRuns(): Promise<void> {
 }
 
 function render(d: RunDetail): void {
-  const c = d.run.config;
-  $("run-detail-title").textContent = `Run ${d.run.id}: ${d.run.region} (${region(d.run.region)?.name ?? ""}), ${d.run.status}, seed ${d.run.seed}`;
+  // A region of another targets table is stored with the run.
+  const name = region(d.run.region)?.name ?? d.run.config.region_row?.name ?? "";
+  $("run-detail-title").textContent = `Run ${d.run.id}: ${d.run.region} (${name}), ${d.run.status}, seed ${d.run.seed}`;
   show("run-detail-error", d.run.error);
-  drawRun(loss, dims, "target", region(d.run.region)?.scores ?? null, d.trajectory,
-    (m) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === c.survey));
+  drawRun(loss, dims, "target", region(d.run.region)?.scores ?? d.run.config.region_row?.scores ?? null, d.trajectory,
+    (m) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === d.run.survey));
   const cols = dimsOf(...d.evaluations.map((e) => e.indices));
   setHeader($("run-evals"), ["Method", "Survey", "L1", ...cols, "Digit mass"]);
   const body = $("run-evals").querySelector("tbody")!;
   body.replaceChildren();
   for (const e of d.evaluations) {
     const tr = document.createElement("tr");
-    tr.append(td(e.method), td(e.survey === c.survey ? `${e.survey} (training)` : `${e.survey} (held-out)`), td(fmt(e.loss), "num"));
+    tr.append(td(e.method), td(e.survey === d.run.survey ? `${e.survey} (training)` : `${e.survey} (held-out)`), td(fmt(e.loss), "num"));
     for (const v of scoreList(e.indices, cols)) tr.append(td(fmt(v), "num"));
     tr.append(td(fmt(e.digit_mass, 2), "num"));
     body.append(tr);
