@@ -274,18 +274,7 @@ impl Responses {
             None => None,
         };
 
-        let mut tallies: Vec<Tally> = survey
-            .items
-            .iter()
-            .map(|i| {
-                let scale = survey.scale_of(i);
-                Tally {
-                    weight: vec![0.0; scale.len()],
-                    answered: 0,
-                    first: scale.first_code,
-                }
-            })
-            .collect();
+        let mut tallies: Vec<Tally> = survey.items.iter().map(|i| Tally::of(survey, i)).collect();
         let mut respondents = 0;
         let mut found_groups = std::collections::BTreeSet::new();
         for record in csv.records() {
@@ -307,41 +296,13 @@ impl Responses {
                 None => 1.0,
             };
             // A row that answers no item (all its item cells empty) is nobody's answers.
-            if columns
-                .iter()
-                .any(|&col| !record.get(col).unwrap_or("").is_empty())
-            {
+            let at = Row {
+                origin,
+                line,
+                weight,
+            };
+            if tally_row(&record, &columns, &mut tallies, survey, at)? {
                 respondents += 1;
-            }
-            for (k, &col) in columns.iter().enumerate() {
-                let cell = record.get(col).unwrap_or("");
-                if cell.is_empty() {
-                    continue;
-                }
-                let t = &mut tallies[k];
-                let slot = cell
-                    .parse::<u32>()
-                    .ok()
-                    .and_then(|c| c.checked_sub(t.first))
-                    .map(|i| i as usize)
-                    .filter(|&i| i < t.weight.len());
-                match slot {
-                    Some(i) => {
-                        t.weight[i] += weight;
-                        t.answered += 1;
-                    }
-                    None => {
-                        let (first, last) = survey.scale_of(&survey.items[k]).range();
-                        return Err(ResponsesError::BadCode {
-                            origin: origin.to_string(),
-                            line,
-                            column: survey.items[k].id.clone(),
-                            value: crate::csv_lines::cut(cell),
-                            first,
-                            last,
-                        });
-                    }
-                }
             }
         }
         if respondents == 0 {
@@ -359,6 +320,66 @@ impl Responses {
         }
         summarize(&tallies, origin, survey, respondents)
     }
+}
+
+impl Tally {
+    /// No answers yet to `item`, on its scale.
+    fn of(survey: &Survey, item: &crate::survey::Item) -> Tally {
+        let scale = survey.scale_of(item);
+        Tally {
+            weight: vec![0.0; scale.len()],
+            answered: 0,
+            first: scale.first_code,
+        }
+    }
+}
+
+/// Where a row is and what it weighs.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    origin: &'a str,
+    line: u64,
+    weight: f64,
+}
+
+/// Adds one respondent's answers (`columns[k]` holds item k) to the tallies; says whether
+/// the row answered any item. A cell that is not one of its item's codes is an error.
+fn tally_row(
+    record: &csv::StringRecord,
+    columns: &[usize],
+    tallies: &mut [Tally],
+    survey: &Survey,
+    at: Row<'_>,
+) -> Result<bool, ResponsesError> {
+    let mut any = false;
+    for (k, &col) in columns.iter().enumerate() {
+        let cell = record.get(col).unwrap_or("");
+        if cell.is_empty() {
+            continue;
+        }
+        any = true;
+        let t = &mut tallies[k];
+        let slot = cell
+            .parse::<u32>()
+            .ok()
+            .and_then(|c| c.checked_sub(t.first))
+            .map(|i| i as usize)
+            .filter(|&i| i < t.weight.len());
+        let Some(i) = slot else {
+            let (first, last) = survey.scale_of(&survey.items[k]).range();
+            return Err(ResponsesError::BadCode {
+                origin: at.origin.to_string(),
+                line: at.line,
+                column: survey.items[k].id.clone(),
+                value: crate::csv_lines::cut(cell),
+                first,
+                last,
+            });
+        };
+        t.weight[i] += at.weight;
+        t.answered += 1;
+    }
+    Ok(any)
 }
 
 /// The means and distributions of the tallies, refused when an item has no answer or the

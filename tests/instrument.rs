@@ -134,7 +134,10 @@ fn end_to_end(inst: &Instrument) {
     let shown = ok(ct(d, &["--db", "i.db", "show", "1"]));
     assert!(shown.contains("region STH (Southland)"), "{shown}");
     for dim in inst.dims {
-        assert!(shown.lines().any(|l| l.contains(dim) && l.contains("L1")), "{shown}");
+        assert!(
+            shown.lines().any(|l| l.contains(dim) && l.contains("L1")),
+            "{shown}"
+        );
     }
     // compare and export read the stored run.
     let cmp = json(d, &with(&["compare", "--regions", "STH", "--json"]));

@@ -33,35 +33,7 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
     let mut all: Vec<&crate::dimension::DimScores> = c.rows.iter().map(|r| &r.indices).collect();
     all.extend(&c.targets);
     let dims = super::format::dims_of(&all);
-    writeln!(
-        out,
-        "{:<16}{}{:>9}{:>7}{:>6}",
-        "",
-        dim_header(&dims, 7),
-        "L1",
-        "mean",
-        "mass"
-    )?;
-    writeln!(out, "{:<16}{}", "target", dim_row(&c.targets[0], &dims, 7))?;
-    if c.targets[1] != c.targets[0] {
-        writeln!(
-            out,
-            "{:<16}{}",
-            "held-out target",
-            dim_row(&c.targets[1], &dims, 7)
-        )?;
-    }
-    for r in &c.rows {
-        writeln!(
-            out,
-            "{:<16}{}{:>9}{:>7}{:>6.2}",
-            r.label,
-            dim_row(&r.indices, &dims, 7),
-            cell(Some(r.loss)),
-            cell(Some(r.loss_mean)),
-            r.digit_mass
-        )?;
-    }
+    print_rows(out, c, &dims)?;
     print_item_fit(out, c)?;
     // Training before held-out, as the rows are.
     for label in ["train", "held-out"] {
@@ -99,6 +71,45 @@ pub fn print_comparison(out: &mut dyn Write, c: &Comparison, json_out: bool) -> 
             "losses over {} of {} dimensions; {constants}",
             r.dims_used,
             r.indices.count()
+        )?;
+    }
+    Ok(())
+}
+
+/// The table of a comparison: the targets, then a row per method and survey (indices on
+/// `dims`, loss, mean loss, digit mass).
+fn print_rows(
+    out: &mut dyn Write,
+    c: &Comparison,
+    dims: &[crate::dimension::Dimension],
+) -> Result<()> {
+    writeln!(
+        out,
+        "{:<16}{}{:>9}{:>7}{:>6}",
+        "",
+        dim_header(dims, 7),
+        "L1",
+        "mean",
+        "mass"
+    )?;
+    writeln!(out, "{:<16}{}", "target", dim_row(&c.targets[0], dims, 7))?;
+    if c.targets[1] != c.targets[0] {
+        writeln!(
+            out,
+            "{:<16}{}",
+            "held-out target",
+            dim_row(&c.targets[1], dims, 7)
+        )?;
+    }
+    for r in &c.rows {
+        writeln!(
+            out,
+            "{:<16}{}{:>9}{:>7}{:>6.2}",
+            r.label,
+            dim_row(&r.indices, dims, 7),
+            cell(Some(r.loss)),
+            cell(Some(r.loss_mean)),
+            r.digit_mass
         )?;
     }
     Ok(())
