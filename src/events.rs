@@ -65,6 +65,9 @@ pub enum Event {
         /// that this method closed on the same survey (see `scoring::gap_closed`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gap_closed: Option<DimScores>,
+        /// Population runs with the items objective: the fit of each item's answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items: Option<crate::item_fit::ItemFit>,
     },
     /// A generation of the search finished (and was checkpointed).
     Generation {

@@ -48,6 +48,20 @@ pub struct TuneSettings {
     pub n_ctx: Option<u32>,
     /// Chat template instead of the model file's (the command line's `--chat-template`).
     pub chat_template: Option<String>,
+    /// A survey file to train on instead of the VSM 2013 (`--survey`).
+    pub survey: Option<String>,
+    /// Its independently worded version (`--heldout-survey`).
+    pub heldout_survey: Option<String>,
+    /// Respondents to tune toward instead of the region's published scores (`--responses`).
+    pub responses: Option<String>,
+    /// Only one group's rows, `COLUMN=VALUE` (`--group`).
+    pub group: Option<String>,
+    /// The column of respondent weights (`--weight`).
+    pub weight: Option<String>,
+    /// `indices` or `items` (`--objective`).
+    pub objective: Option<String>,
+    /// Items held out of the items objective: a count or ids (`--holdout-items`).
+    pub holdout_items: Option<String>,
 }
 
 impl TuneSettings {
@@ -87,6 +101,20 @@ impl TuneSettings {
         opt("--gpu-layers", self.gpu_layers.map(|v| v.to_string()));
         opt("--n-ctx", self.n_ctx.map(|v| v.to_string()));
         opt("--chat-template", self.chat_template.clone());
+        let survey = self.survey.clone().filter(|s| !s.trim().is_empty());
+        if self.two_wordings == Some(true) && survey.is_some() {
+            return Err(AppError::new(
+                "invalid_input",
+                "choose either two wordings or a survey file, not both",
+            ));
+        }
+        opt("--survey", survey);
+        opt("--heldout-survey", self.heldout_survey.clone());
+        opt("--responses", self.responses.clone());
+        opt("--group", self.group.clone());
+        opt("--weight", self.weight.clone());
+        opt("--objective", self.objective.clone());
+        opt("--holdout-items", self.holdout_items.clone());
         if self.counterbalance == Some(true) {
             a.push("--counterbalance".into());
         }
@@ -296,5 +324,43 @@ mod tests {
         );
         let e = TuneSettings::default().args().unwrap_err();
         assert_eq!(e.code, "invalid_input");
+    }
+
+    #[test]
+    fn an_own_survey_and_respondents_become_flags() {
+        let s = TuneSettings {
+            region: "USA".into(),
+            survey: Some("mine.toml".into()),
+            heldout_survey: Some("mine-alt.toml".into()),
+            responses: Some(" staff.csv ".into()),
+            group: Some("site=Lyon".into()),
+            weight: Some("".into()),
+            objective: Some("items".into()),
+            holdout_items: Some("3".into()),
+            ..Default::default()
+        };
+        let a = s.args().unwrap();
+        assert_eq!(
+            &a[5..],
+            [
+                "--survey",
+                "mine.toml",
+                "--heldout-survey",
+                "mine-alt.toml",
+                "--responses",
+                "staff.csv",
+                "--group",
+                "site=Lyon",
+                "--objective",
+                "items",
+                "--holdout-items",
+                "3"
+            ]
+        );
+        let both = TuneSettings {
+            two_wordings: Some(true),
+            ..s
+        };
+        assert!(both.args().unwrap_err().message.contains("not both"));
     }
 }

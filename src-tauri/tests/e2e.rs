@@ -586,10 +586,10 @@ async fn readme_screenshots() {
     s.c.clone().close().await.unwrap();
 }
 
-/// A screenshot of a run of an instrument that is not Hofstede's (surveys/examples: three
+/// Screenshots of a run of an instrument that is not Hofstede's (surveys/examples: three
 /// dimensions on a 1..4 scale, and two on 0..10) in the Runs screen, whose table and chart
-/// draw the instrument's own dimensions. The runs are made with the CLI (a tiny budget) into
-/// the window's database first. Not part of the test suite; run it with
+/// draw the instrument's own dimensions (the runs are made with the CLI, a tiny budget, into
+/// the window's database first), and of a population run started from the Tune screen. Not part of the test suite; run it with
 /// `CULTURETUNE_SCREENSHOTS=docs/screenshots cargo test -p culturetune-app --test e2e instrument -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes the instrument screenshots"]
@@ -646,5 +646,33 @@ async fn instrument_screenshots() {
         let png = s.c.screenshot().await.unwrap();
         std::fs::write(s.shots.join(format!("{name}.png")), png).unwrap();
     }
+    // A population run from the Tune screen: respondents as the target, per item, two items
+    // held out; the report names the item distances.
+    let people = tmp.path().join("people.csv");
+    std::fs::copy(examples.join("example-responses.csv"), &people).unwrap();
+    s.click("#nav-regions").await;
+    s.type_into("region-search", "usa").await;
+    s.click("input.region-pick[value='USA']").await;
+    s.click("#nav-tune").await;
+    s.type_into("tune-budget", "24").await;
+    s.type_into("tune-population", "4").await;
+    s.type_into("tune-responses", people.to_str().unwrap())
+        .await;
+    s.js("document.getElementById('tune-objective').value = 'items'; return 0")
+        .await;
+    s.type_into("tune-holdout", "q03,q11").await;
+    s.click("#tune-start").await;
+    s.wait(
+        "document.getElementById('job-status').textContent === 'done' && document.getElementById('final-transfer').textContent.includes('Item distance')",
+        TUNING,
+        "the population run",
+    )
+    .await;
+    // Typing scrolled the form (taller than the window) down; back to the top of `main`,
+    // where the live panel shows the run's report.
+    s.js("document.querySelector('main').scrollTop = 0; return 0")
+        .await;
+    let png = s.c.screenshot().await.unwrap();
+    std::fs::write(s.shots.join("population-tune.png"), png).unwrap();
     s.c.clone().close().await.unwrap();
 }

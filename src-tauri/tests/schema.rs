@@ -36,6 +36,11 @@ fn samples() -> Vec<Event> {
             dims_used: 6,
             digit_mass: 1.0,
             gap_closed: Some(s),
+            items: Some(culturetune::item_fit::ItemFit {
+                train: 1.0,
+                heldout: Some(1.0),
+                per_item: [("q01".to_string(), 1.0)].into_iter().collect(),
+            }),
         },
         Event::Generation {
             run: 1,

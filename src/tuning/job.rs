@@ -716,6 +716,7 @@ impl Job<'_> {
             dims_used: r.loss.dims_used,
             digit_mass: r.digit_mass,
             gap_closed,
+            items: r.items.clone(),
         });
         Ok(())
     }

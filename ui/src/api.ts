@@ -92,6 +92,8 @@ export interface TuneSettings {
   region: string; model?: string; budget?: number; population?: number; dims?: number; seed?: number;
   strategy?: string; placement?: string; panel?: number; counterbalance?: boolean; twoWordings?: boolean; calibrationRegions?: string; weights?: string; threads?: number;
   gpuLayers?: number; nCtx?: number; chatTemplate?: string;
+  survey?: string; heldoutSurvey?: string; responses?: string; group?: string; weight?: string;
+  objective?: string; holdoutItems?: string;
 }
 
 export function isAppError(e: unknown): e is AppError {

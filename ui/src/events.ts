@@ -1,7 +1,7 @@
 // The worker's event stream (docs/events.md) exactly as Rust's `culturetune::events::Event`
 // serializes it, and the stable codes and labels inside it. src-tauri/tests/schema.rs checks
 // this file against the Rust types: every variant, every field, every code.
-import type { Scores } from "./api";
+import type { ItemFit, Scores } from "./api";
 
 /** Status of a tuning run (`RunStatus`). */
 export type RunStatus = "running" | "done" | "cancelled" | "interrupted" | "failed";
@@ -24,6 +24,7 @@ export interface ProgressEvent {
 export interface EvaluationEvent {
   event: "evaluation"; run: number; method: MethodLabel; survey: string; indices: Scores;
   loss: number; loss_mean: number; dims_used: number; digit_mass: number; gap_closed?: Scores;
+  items?: ItemFit;
 }
 export interface GenerationEvent {
   event: "generation"; run: number; generation: number; evals: number; max_evals: number | null;

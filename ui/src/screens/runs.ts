@@ -56,7 +56,11 @@ function render(d: RunDetail): void {
   $("run-detail-title").textContent = `Run ${d.run.id}: ${d.run.region} (${name}), ${d.run.status}, seed ${d.run.seed}`;
   show("run-detail-error", d.run.error);
   drawRun(loss, dims, "target", region(d.run.region)?.scores ?? d.run.config.region_row?.scores ?? null, d.trajectory,
-    (m) => [...d.evaluations].reverse().find((e) => e.method === m && e.survey === d.run.survey));
+    (m) => {
+      // In the search's objective: a population run's item distance, else the index L1.
+      const e = [...d.evaluations].reverse().find((e) => e.method === m && e.survey === d.run.survey);
+      return e && e.items ? { loss: e.items.train, indices: e.indices } : e;
+    });
   const cols = dimsOf(...d.evaluations.map((e) => e.indices));
   setHeader($("run-evals"), ["Method", "Survey", "L1", ...cols, "Digit mass"]);
   const body = $("run-evals").querySelector("tbody")!;

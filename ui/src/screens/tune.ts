@@ -2,7 +2,7 @@
 // view of the job: loss curve, six-dimension chart, evaluations, ETA, final scores. Several
 // selected regions are tuned one after another.
 import { listen } from "@tauri-apps/api/event";
-import { api, dimsOf, errorText, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
+import { api, dimsOf, errorText, ItemFit, JobEnd, JobEvent, JobInfo, Scores, TuneSettings } from "../api";
 import { dimsChart, drawRun, lossChart } from "../charts";
 import { $, duration, fmt, setHeader, show, td } from "../dom";
 import { changed, on, region, state } from "../state";
@@ -18,7 +18,9 @@ const live = {
   train: "",
   heldout: "",
   gens: [] as Gen[],
-  evals: {} as Record<string, { loss: number; indices: Scores; gap_closed?: Scores }>,
+  evals: {} as Record<string, { loss: number; indices: Scores; gap_closed?: Scores; items?: ItemFit }>,
+  /** The run tunes toward respondents: its target is theirs, not the region's published one. */
+  population: false,
 };
 
 let loss: ReturnType<typeof lossChart>;
@@ -27,6 +29,10 @@ let dims: ReturnType<typeof dimsChart>;
 function num(id: string): number | undefined {
   const v = $<HTMLInputElement>(id).value.trim();
   return v === "" ? undefined : Number(v);
+}
+
+function text(id: string): string | undefined {
+  return $<HTMLInputElement>(id).value.trim() || undefined;
 }
 
 function settings(code: string): TuneSettings {
@@ -43,6 +49,13 @@ function settings(code: string): TuneSettings {
     counterbalance: $<HTMLInputElement>("tune-counterbalance").checked || undefined,
     twoWordings: $<HTMLInputElement>("tune-two-wordings").checked || undefined,
     calibrationRegions: $<HTMLInputElement>("tune-calibration").value.trim() || undefined,
+    survey: text("tune-survey"),
+    heldoutSurvey: text("tune-heldout"),
+    responses: text("tune-responses"),
+    group: text("tune-group"),
+    weight: text("tune-weight"),
+    objective: $<HTMLSelectElement>("tune-objective").value || undefined,
+    holdoutItems: text("tune-holdout"),
     weights: $<HTMLSelectElement>("tune-weights").value,
     threads: num("tune-threads"),
     gpuLayers: state.gpuLayers ?? undefined,
@@ -62,37 +75,73 @@ function setStatus(s: string): void {
   $("side-job").textContent = running ? `tuning ${live.region || ""} (${s})` : `last job: ${s}`;
 }
 
+/** The target drawn: the region's published scores, or none for a population run (whose
+ * target, the respondents' indices, the run's report shows). */
+function target(): Scores | null {
+  return live.population ? null : region(live.region)?.scores ?? null;
+}
+
 function redraw(): void {
-  drawRun(loss, dims, `target (${live.region})`, region(live.region)?.scores ?? null, live.gens,
-    (m) => live.evals[`${m}/${live.train}`]);
+  drawRun(loss, dims, `target (${live.region})`, target(), live.gens,
+    (m) => inObjective(live.evals[`${m}/${live.train}`]));
+  $("final-title").textContent = live.population
+    ? "Final scores (L1 to the respondents' indices)"
+    : "Final scores (L1 to the published scores)";
   for (const [survey, key] of [[live.train, "train"], [live.heldout, "heldout"]]) {
     for (const m of ["naive", "icl", "tuned"]) {
       $(`final-${key}-${m}`).textContent = fmt(live.evals[`${m}/${survey}`]?.loss);
     }
   }
   $("gen-count").textContent = String(live.gens.length);
-  $("final-transfer").textContent = transferText(live.evals[`naive/${live.heldout}`]?.loss,
-    live.evals[`tuned/${live.heldout}`]?.loss);
+  const held = (m: string) => inObjective(live.evals[`${m}/${live.heldout}`])?.loss;
+  const items = live.evals[`tuned/${live.heldout}`]?.items !== undefined;
+  $("final-transfer").textContent = [
+    transferText(held("naive"), held("tuned"), items),
+    itemText(),
+  ].filter((t) => t).join(" ");
   drawDims();
 }
 
 /** Whether the tuned prompt carries over to the independently worded held-out survey (as the
  * command line's final report says it). */
-function transferText(naive: number | undefined, tuned: number | undefined): string {
+function transferText(naive: number | undefined, tuned: number | undefined, items = false): string {
   if (naive === undefined || tuned === undefined) return "";
+  if (items) {
+    const [a, b] = [fmt(tuned, 3), fmt(naive, 3)];
+    return tuned < naive
+      ? `Held-out wording: tuned item distance ${a} < naive ${b}: the tuned prompt carries over.`
+      : `Held-out wording: tuned item distance ${a} ≥ naive ${b}: the tuned prompt does not carry over.`;
+  }
   return tuned < naive
     ? `Held-out: tuned ${fmt(tuned)} < naive ${fmt(naive)}: the tuned prompt carries over to the independently worded survey.`
     : `Held-out: tuned ${fmt(tuned)} ≥ naive ${fmt(naive)}: the tuned prompt fits the training wording but does not carry over to the independently worded survey (docs/tuning.md, "What does not generalize": another seed, or training on two wordings, which carried over for USA and CHI but not for ARA).`;
 }
 
+/** A method's result in the search's objective: the item distance over the training items when
+ * the run matches answer distributions, else the index L1 (the loss chart's baselines). */
+function inObjective(e: { loss: number; indices: Scores; items?: ItemFit } | undefined) {
+  return e && e.items ? { loss: e.items.train, indices: e.indices } : e;
+}
+
+/** The item distances of a population run with the items objective (as the command line's
+ * report has them): training items and held-out items, naive against tuned. */
+function itemText(): string {
+  const naive = live.evals[`naive/${live.train}`]?.items;
+  const tuned = live.evals[`tuned/${live.train}`]?.items;
+  if (!naive || !tuned) return "";
+  const held = naive.heldout !== null && tuned.heldout !== null
+    ? `; held-out items: naive ${fmt(naive.heldout, 3)}, tuned ${fmt(tuned.heldout, 3)}` : "";
+  return `Item distance (code steps) on the training items: naive ${fmt(naive.train, 3)}, tuned ${fmt(tuned.train, 3)}${held}.`;
+}
+
 /** Target, naive and tuned per dimension on the training survey, and the share of the gap closed. */
 function drawDims(): void {
-  const target = region(live.region)?.scores ?? null;
+  const goal = target();
   const naive = live.evals[`naive/${live.train}`];
   const tuned = live.evals[`tuned/${live.train}`];
-  const dims = dimsOf(target, naive?.indices, tuned?.indices);
+  const dims = dimsOf(goal, naive?.indices, tuned?.indices);
   const rows: [string, (d: string) => string][] = [
-    ["target", (d) => fmt(target?.[d])],
+    ["target", (d) => fmt(goal?.[d])],
     ["naive", (d) => fmt(naive?.indices[d])],
     ["tuned", (d) => fmt(tuned?.indices[d])],
     ["gap closed", (d) => {
@@ -135,7 +184,9 @@ async function startNext(): Promise<void> {
   if (!code) return;
   reset(code);
   try {
-    live.job = await api.startTune(settings(code));
+    const s = settings(code);
+    live.population = s.responses !== undefined;
+    live.job = await api.startTune(s);
     $("job-pid").textContent = String(live.job.pid ?? "–");
     setStatus("running");
   } catch (e) {
@@ -167,6 +218,7 @@ async function onEvent(p: JobEvent): Promise<void> {
       if (e.resumed) {
         try {
           const d = await api.runDetail(e.run);
+          live.population = d.run.config.population !== undefined;
           live.gens = d.trajectory;
           for (const ev of d.evaluations) live.evals[`${ev.method}/${ev.survey}`] = ev;
         } catch { /* the live events fill the charts anyway */ }
@@ -178,7 +230,7 @@ async function onEvent(p: JobEvent): Promise<void> {
       $<HTMLProgressElement>("job-progress").value = e.total ? e.done / e.total : 0;
       break;
     case "evaluation":
-      live.evals[`${e.method}/${e.survey}`] = { loss: e.loss, indices: e.indices, gap_closed: e.gap_closed };
+      live.evals[`${e.method}/${e.survey}`] = { loss: e.loss, indices: e.indices, gap_closed: e.gap_closed, items: e.items };
       $("job-stage").textContent = `${e.method} on ${e.survey}: L1 ${fmt(e.loss)}`;
       break;
     case "generation":
@@ -187,10 +239,10 @@ async function onEvent(p: JobEvent): Promise<void> {
       $("job-evals").textContent = e.max_evals ? `${e.evals} / ${e.max_evals}` : String(e.evals);
       $("job-eta").textContent = duration(e.eta_s);
       $<HTMLProgressElement>("job-progress").value = e.max_evals ? e.evals / e.max_evals : 0;
-      $("job-stage").textContent = `generation ${e.generation}: best L1 ${fmt(e.best_loss)}, mean ${fmt(e.mean_loss)} (${duration(e.elapsed_s)} of search)`;
+      $("job-stage").textContent = `generation ${e.generation}: best loss ${fmt(e.best_loss, live.population ? 3 : 1)}, mean ${fmt(e.mean_loss, live.population ? 3 : 1)} (${duration(e.elapsed_s)} of search)`;
       break;
     case "finished":
-      $("job-stage").textContent = `finished: ${e.status}, best L1 ${fmt(e.best_loss)} after ${e.evals} evaluations`;
+      $("job-stage").textContent = `finished: ${e.status}, best loss ${fmt(e.best_loss, live.population ? 3 : 1)} after ${e.evals} evaluations`;
       if (e.status === "done") $("job-eta").textContent = "0 s";
       break;
     case "error":
