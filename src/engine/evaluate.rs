@@ -439,7 +439,7 @@ pub(super) fn read_answer(
             .collect(),
     };
     let mass: f64 = shown.iter().sum();
-    let probs = if leaf.cont.is_none() && readout.continuations().is_empty() {
+    let probs = if leaf.cont.is_none() && readout.is_single_token() {
         let mut probs: Vec<f64> = shown.iter().map(|s| s / mass).collect();
         if leaf.reversed {
             probs.reverse();
@@ -474,8 +474,7 @@ pub(super) fn finish(
 ) -> (Vec<LeafAnswer>, Vec<ItemAnswer>) {
     for k in 0..meta.len() {
         let readout = &readouts[meta[k].item];
-        let conts = readout.continuations();
-        if meta[k].cont.is_some() || conts.is_empty() {
+        if meta[k].cont.is_some() || readout.is_single_token() {
             continue;
         }
         let after = |t: i32| {

@@ -40,6 +40,12 @@ pub struct Readout {
 }
 
 impl Readout {
+    /// Whether every code is one token (the VSM 2013's): no continuation prompts, and each
+    /// prompt's answer is complete where it is read. Allocation-free, for the per-answer path.
+    pub fn is_single_token(&self) -> bool {
+        self.codes.iter().all(|c| c.len() == 1)
+    }
+
     /// The first tokens of the two-token codes, each once, in code order: the continuation
     /// prompts an item needs.
     pub fn continuations(&self) -> Vec<i32> {
