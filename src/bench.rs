@@ -12,6 +12,7 @@ use crate::prompt;
 use crate::regions::Region;
 use crate::soft_prompt::AnswerAnchor;
 use crate::survey::Survey;
+use crate::tuning::decode_group::{default_candidates_per_decode, GroupFacts};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ pub struct BenchOptions {
     pub counterbalance: bool,
     /// Repetitions of each measurement; the fastest is reported.
     pub reps: usize,
-    /// Largest group of candidates per decode to measure (1, 2, 4, ... up to this).
+    /// Largest group of candidates per decode to measure (of [`GROUP_SIZES`]).
     pub max_group: usize,
     /// What the answer placement's rows stand for.
     pub anchor: AnswerAnchor,
@@ -140,6 +141,13 @@ pub struct BenchReport {
     pub candidates_per_decode: Vec<GroupTime>,
     /// (e) the fastest group size.
     pub best_candidates_per_decode: usize,
+    /// (e) the group size `tune` takes by default with this model, layers and layout.
+    pub default_candidates_per_decode: usize,
+    /// (e) seconds per candidate at that size.
+    pub default_seconds_per_candidate: f64,
+    /// (e) a candidate's throughput at that size over raw throughput: the figure to hold
+    /// against llama.cpp's speed.
+    pub default_over_raw_throughput: f64,
     /// (f) the KV layout measured.
     pub answer_kv_layout: KvLayout,
     /// (d) answer-placement over raw throughput.
@@ -209,6 +217,11 @@ fn report(
     let survey_s = sv.seconds.as_secs_f64();
     let survey_tps = sv.decoded as f64 / survey_s;
     let answer_tps = ans.tokens as f64 / ans.seconds;
+    let at_default = ans
+        .groups
+        .iter()
+        .find(|g| g.0 == ans.default_group)
+        .map_or(ans.seconds, |g| g.1);
     BenchReport {
         model: model.info().description.clone(),
         settings,
@@ -249,6 +262,9 @@ fn report(
             })
             .collect(),
         best_candidates_per_decode: ans.best.0,
+        default_candidates_per_decode: ans.default_group,
+        default_seconds_per_candidate: at_default,
+        default_over_raw_throughput: ans.tokens as f64 / at_default / raw_tps,
         answer_kv_layout: settings.kv_layout,
         answer_over_raw_throughput: answer_tps / raw_tps,
         answer_short_prefix_seconds: ans.short_seconds,
@@ -333,6 +349,8 @@ struct AnswerTimes {
     groups: Vec<(usize, f64)>,
     /// The fastest of `groups`.
     best: (usize, f64),
+    /// `tune`'s default group size (one of `groups`).
+    default_group: usize,
     /// Seconds per candidate on prefixes cut to one token (one per decode).
     short_seconds: f64,
     /// The other KV layout and its seconds per candidate (one per decode).
@@ -342,7 +360,7 @@ struct AnswerTimes {
 }
 
 /// Times the answer placement: prefixes cached once (the first call, timed apart), then each
-/// candidate's rows and answer openings, with 1, 2, 4, 8 and 16 candidates per decode; then
+/// candidate's rows and answer openings, with each of [`GROUP_SIZES`] candidates per decode; then
 /// [`side_by_side`].
 fn time_answer<'m>(
     ev: &mut Evaluator<'m>,
@@ -365,16 +383,15 @@ fn time_answer<'m>(
     )?;
     let anchor_rows = table_e.rows(&answer.anchor_tokens)?;
     let first = ev.evaluate_answer(&answer, &[&anchor_rows])?.remove(0);
-    let mut groups = Vec::new();
-    for g in [1usize, 2, 4, 8, 16] {
-        if g > answer.max_group() || (g > 1 && g > args.max_group) {
-            continue;
-        }
-        let t = time_candidates(ev, &answer, &anchor_rows, g, args.reps).map_err(
-            BenchError::step(format!("answer-side evaluation, {g} candidates per decode")),
-        )?;
-        groups.push((g, t));
-    }
+    let default_group = default_group(model, ev.settings(), answer.leaves.len())?;
+    let mut sizes: Vec<usize> = GROUP_SIZES
+        .into_iter()
+        .filter(|&g| g == 1 || (g <= answer.max_group() && g <= args.max_group))
+        .chain([default_group])
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let groups = time_groups(ev, &answer, &anchor_rows, &sizes, args.reps)?;
     let best = groups
         .iter()
         .copied()
@@ -388,6 +405,7 @@ fn time_answer<'m>(
         seconds: groups[0].1.min(side.full),
         groups,
         best,
+        default_group,
         short_seconds: side.short,
         other: (side.other_layout, side.other),
         raw_alongside: side.raw,
@@ -465,21 +483,52 @@ fn side_by_side<'m>(
     })
 }
 
-/// Seconds per candidate with `g` copies of `rows` per decode, the fastest of `reps` (the
-/// prefixes decoded before the timing).
-fn time_candidates(
+/// The candidates per decode `tune` takes by default for this model, its layers and the
+/// layout, for `prompts` prompts of the answer placement.
+fn default_group(
+    model: &Model,
+    settings: EvalSettings,
+    prompts: usize,
+) -> Result<usize, BenchError> {
+    let info = crate::engine::inspect(&model.info().path)?;
+    Ok(default_candidates_per_decode(&GroupFacts {
+        gpu_layers: model.info().gpu_layers.max(0) as u32,
+        placement: crate::soft_prompt::Placement::Answer,
+        kv_layout: settings.kv_layout,
+        prompts,
+        kv_bytes_per_cell: crate::engine::offload::kv_bytes_per_cell(&info),
+    }))
+}
+
+/// The group sizes `bench` measures (up to `--max-group` and what one decode's sequences
+/// allow: 10 for the 24 prompts of VSM 2013): 1 to the default population of 12.
+const GROUP_SIZES: [usize; 8] = [1, 2, 3, 4, 6, 8, 10, 12];
+
+/// Seconds per candidate with `g` copies of `rows` per decode for each `g` of `sizes`, the
+/// fastest of `reps`, timed in turns (one of each size per repetition); the streams of the
+/// largest group are filled before the timing, so no size pays for copying prefixes.
+fn time_groups(
     ev: &mut Evaluator<'_>,
     answer: &AnswerPrompts,
     rows: &[f32],
-    g: usize,
+    sizes: &[usize],
     reps: usize,
-) -> Result<f64, EngineError> {
-    let cands: Vec<&[f32]> = vec![rows; g];
-    ev.evaluate_answer(answer, &cands)?;
-    let times = (0..reps)
-        .map(|_| time_once(ev, answer, &cands))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(times.into_iter().fold(f64::INFINITY, f64::min))
+) -> Result<Vec<(usize, f64)>, BenchError> {
+    let largest = sizes.iter().copied().max().unwrap_or(1);
+    ev.evaluate_answer(answer, &vec![rows; largest])
+        .map_err(BenchError::step(format!(
+            "answer-side evaluation, {largest} candidates per decode"
+        )))?;
+    let mut best = vec![f64::INFINITY; sizes.len()];
+    for _ in 0..reps {
+        for (b, &g) in best.iter_mut().zip(sizes) {
+            let t = time_once(ev, answer, &vec![rows; g]).map_err(BenchError::step(format!(
+                "answer-side evaluation, {g} candidates per decode"
+            )))?;
+            *b = b.min(t);
+        }
+    }
+    Ok(sizes.iter().copied().zip(best).collect())
 }
 
 /// Seconds per candidate of one evaluation of `cands`.

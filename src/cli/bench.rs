@@ -25,8 +25,9 @@ pub struct Args {
     /// work on the machine).
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Largest group of candidates per decode to measure (1, 2, 4, ... up to this).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Largest group of candidates per decode to measure (1, 2, 3, 4, 6, 8, 10, 12 up to
+    /// this and what one decode's sequences allow).
+    #[arg(long, default_value_t = 12, value_name = "N")]
     max_group: usize,
     /// What the answer placement's rows stand for (as for `tune`).
     #[arg(long, value_enum, default_value = "opening")]
@@ -124,6 +125,14 @@ fn print_answer_lines(out: &mut dyn Write, r: &BenchReport) -> Result<()> {
         "(e) candidates per decode, seconds per candidate: {} (fastest: {})",
         per.join(", "),
         r.best_candidates_per_decode
+    )?;
+    writeln!(
+        out,
+        "    at tune's default of {} per decode: {:.3} s per candidate, {:.0} tok/s = {:.2} of raw (goal >= 0.8)",
+        r.default_candidates_per_decode,
+        r.default_seconds_per_candidate,
+        r.answer_candidate_tokens as f64 / r.default_seconds_per_candidate,
+        r.default_over_raw_throughput
     )?;
     writeln!(
         out,

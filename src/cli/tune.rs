@@ -44,8 +44,9 @@ pub struct SearchArgs {
     /// cores about 0.45 s each with the default answer placement, 3 s with prefix).
     #[arg(long, default_value_t = defaults::BUDGET)]
     budget: usize,
-    /// Candidates evaluated together in one pass (answer placement) [default: 8 with layers on
-    /// a GPU, else 1; docs/performance.md].
+    /// Candidates evaluated together in one pass [default: 8 with layers on a GPU; on the CPU
+    /// 4 for the answer placement's streams layout (fewer when their KV copies would pass
+    /// 1 GiB, so 1 for an 8B model), else 1; docs/performance.md].
     #[arg(long, value_name = "N")]
     candidates_per_decode: Option<usize>,
     /// The optimizer: a DE strategy (`shade`, `rand1-bin`, `best1-bin`) or `cmaes` (CMA-ES);

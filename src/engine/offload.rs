@@ -143,6 +143,13 @@ fn kv_bytes_per_layer(info: &GgufInfo, n_ctx: u32) -> u64 {
     2 * u64::from(n_ctx) * kv_width * 2
 }
 
+/// Bytes of one KV cell in all of the model's layers (K and V in F16): what every cell of a
+/// context costs, on whichever device its layer is.
+pub fn kv_bytes_per_cell(info: &GgufInfo) -> u64 {
+    let n_layer = info.n_layer.map_or(info.layer_bytes.len() as u64, |n| n);
+    kv_bytes_per_layer(info, 1) * n_layer
+}
+
 /// The memory kept free: llama.cpp's compute buffers grow with the model's width and the
 /// vocabulary; 512 MiB or a twentieth of the budget, whichever is larger, covers the models we
 /// measured (docs/performance.md).

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 /// Most sequences one decode can carry (llama.cpp's LLAMA_MAX_SEQ).
 pub const MAX_SEQ: usize = 256;
 
+/// llama.cpp's granularity of a KV stream's cells (it pads `n_ctx / n_seq_max` to this): the
+/// least a prompt's stream takes in the streams layout.
+pub const STREAM_CELLS: usize = 256;
+
 /// Most CPU threads llama.cpp takes (GGML_MAX_N_THREADS).
 pub const MAX_THREADS: i32 = 512;
 

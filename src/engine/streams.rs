@@ -17,8 +17,7 @@ use super::model::Model;
 use super::prompts::AnswerPrompts;
 use super::settings::{EvalSettings, MAX_CTX};
 
-/// llama.cpp's granularity of a stream's cells (it pads `n_ctx / n_seq_max` to this).
-const STREAM_PAD: usize = 256;
+use super::settings::STREAM_CELLS as STREAM_PAD;
 
 /// KV cells the longest of these prompts needs with `k` rows.
 pub(super) fn longest_prompt(prompts: &AnswerPrompts, k: usize) -> usize {

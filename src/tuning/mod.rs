@@ -28,6 +28,7 @@ use std::time::Instant;
 
 pub mod calibration;
 pub mod chat;
+pub mod decode_group;
 pub mod defaults;
 pub mod history;
 pub mod job;
@@ -62,9 +63,7 @@ pub fn model_record(
 /// useful prompt, few enough that a typo cannot ask for gigabytes.
 pub const MAX_EXTRA_ROWS: usize = 1024;
 
-/// Candidates per decode when layers are on a GPU: measured on an H200 with an 8B-shaped
-/// model, 8 per decode evaluate 1.65x as many candidates per second as 1 (docs/performance.md).
-pub const GPU_CANDIDATES_PER_DECODE: usize = 8;
+pub use decode_group::GPU_CANDIDATES_PER_DECODE;
 
 /// The version of the stored configuration this build writes. 1: every configuration
 /// stored before versions existed (each setting added since reads as the value those runs

@@ -5,8 +5,8 @@
 //! refused with the same message wherever it came from and before anything is loaded.
 
 use super::calibration::resolve_calibration_regions;
-use super::{TuneConfig, TuneError, GPU_CANDIDATES_PER_DECODE};
-use crate::engine::answer::group_limit;
+use super::decode_group::{default_candidates_per_decode, prompt_bound, GroupFacts};
+use super::{TuneConfig, TuneError};
 use crate::engine::evaluate::EvalSettings;
 use crate::engine::WeightType;
 use crate::optim::Strategy;
@@ -179,17 +179,24 @@ pub fn model_facts(
         }
     })?;
     let gpu_layers = engine.resolve_layers(&given, note)?;
-    Ok(ModelFacts { sha256, gpu_layers })
+    let info = crate::engine::inspect(&given)?;
+    Ok(ModelFacts {
+        sha256,
+        gpu_layers,
+        kv_bytes_per_cell: crate::engine::offload::kv_bytes_per_cell(&info),
+    })
 }
 
-/// What is read from the model file, once every setting has been checked: its SHA-256 and the
-/// GPU layers the run will use.
+/// What is read from the model file, once every setting has been checked: its SHA-256, the
+/// GPU layers the run will use and what one KV cell costs.
 #[derive(Debug, Clone)]
 pub struct ModelFacts {
     /// SHA-256 of the file given.
     pub sha256: String,
     /// Layers on the GPU (0 = CPU).
     pub gpu_layers: u32,
+    /// Bytes of one KV cell in all layers (sizes the candidates' KV streams).
+    pub kv_bytes_per_cell: u64,
 }
 
 /// Turns a request into a checked configuration. Every default is applied and every check
@@ -222,7 +229,6 @@ pub fn resolve(
         .clone()
         .unwrap_or_else(|| defaults::SURVEY.into());
     let train = Survey::from_id_or_path(&c.survey)?;
-    let n_items = train.items.len();
     c.heldout_survey = heldout_survey(req, &train)?;
     c.panel = pick(req.panel, defaults::PANEL);
     c.counterbalance = req.counterbalance.unwrap_or(false);
@@ -258,9 +264,14 @@ pub fn resolve(
     let f = facts()?;
     c.model_sha256 = f.sha256;
     c.gpu_layers = f.gpu_layers;
-    if req.candidates_per_decode.is_none() && c.gpu_layers > 0 {
-        c.candidates_per_decode =
-            GPU_CANDIDATES_PER_DECODE.min(group_limit(n_items, c.panel, c.counterbalance));
+    if req.candidates_per_decode.is_none() {
+        c.candidates_per_decode = default_candidates_per_decode(&GroupFacts {
+            gpu_layers: c.gpu_layers,
+            placement: c.placement,
+            kv_layout: c.settings.kv_layout,
+            prompts: prompt_bound(&train, c.panel, c.counterbalance),
+            kv_bytes_per_cell: f.kv_bytes_per_cell,
+        });
     }
     c.check()?;
     Ok(c)
@@ -359,6 +370,7 @@ mod tests {
         Ok(ModelFacts {
             sha256: "ab".repeat(32),
             gpu_layers: 0,
+            kv_bytes_per_cell: 23_040,
         })
     }
 
@@ -379,9 +391,13 @@ mod tests {
             &"ab".repeat(32),
             defaults::SEED,
         );
+        // The model decides the candidates per decode: the default model's small KV cells
+        // on the CPU give the streams layout 4 (tuning::decode_group).
+        assert_eq!(c.candidates_per_decode, 4);
         let mut c2 = c.clone();
         c2.weights = want.weights;
         c2.settings = want.settings;
+        c2.candidates_per_decode = want.candidates_per_decode;
         assert_eq!(
             serde_json::to_value(&c2).unwrap(),
             serde_json::to_value(&want).unwrap()
