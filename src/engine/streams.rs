@@ -17,7 +17,7 @@ use super::model::Model;
 use super::prompts::AnswerPrompts;
 use super::settings::{EvalSettings, MAX_CTX};
 
-use super::settings::STREAM_CELLS as STREAM_PAD;
+use super::settings::STREAM_CELLS;
 
 /// KV cells the longest of these prompts needs with `k` rows.
 pub(super) fn longest_prompt(prompts: &AnswerPrompts, k: usize) -> usize {
@@ -44,7 +44,7 @@ fn common_head(prefixes: &[Vec<i32>]) -> usize {
 
 /// Cells one stream needs for these prompts with `k` rows: a multiple of 256.
 fn cells_per_stream(prompts: &AnswerPrompts, k: usize) -> usize {
-    longest_prompt(prompts, k).div_ceil(STREAM_PAD).max(1) * STREAM_PAD
+    longest_prompt(prompts, k).div_ceil(STREAM_CELLS).max(1) * STREAM_CELLS
 }
 
 /// A context holding the item prefixes of one set of answer prompts, one stream per

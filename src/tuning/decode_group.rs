@@ -12,9 +12,9 @@ use crate::survey::Survey;
 pub const GPU_CANDIDATES_PER_DECODE: usize = 8;
 
 /// Candidates per decode on the CPU for the answer placement in the streams layout: on the
-/// 2-core development machine, 4 per decode cost 5-10 % less per candidate than 1 in each of
-/// four `bench` runs and were within 0.01 s of the fastest size in all of them; 4 also divides
-/// the default population of 12.
+/// 2-core development machine, 4 per decode cost 5-9 % less per candidate than 1 in each of
+/// five `bench` runs and were within 0.01 s of the fastest size in four of them; 4 also
+/// divides the default population of 12.
 pub const CPU_STREAMS_CANDIDATES_PER_DECODE: usize = 4;
 
 /// Memory the candidates' KV streams may take by default on the CPU: each candidate slot
